@@ -1,0 +1,232 @@
+"""One residual unit, one network builder.
+
+A unit (He 2016, eq. 1-2) computes::
+
+    y_l     = h(x_l) (+) F(x_l, W_l)      # the shortcut combines, see ablation.shortcuts
+    x_{l+1} = f(y_l)                      # f: what follows the addition
+
+The *order* says where BN and ReLU sit inside F and in f (He 2016 Table 2 / Fig. 4).
+The *kind* says what F's convolutions are: ``basic`` (3x3, 3x3) or ``bottleneck``
+(1x1, 3x3, 1x1 with expansion 4). Every depth, order and shortcut is a parameter of
+the same two classes; ``shortcut="plain"`` gives the plain twin of any residual net.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, unknown_choice
+from .shortcuts import check_shortcut_args, create_shortcut
+
+# order -> (ops around each conv but the last, ops around the last conv, f after the addition)
+ORDERS = {
+    "original": ("conv bn relu", "conv bn", "relu"),
+    "bn-after-add": ("conv bn relu", "conv", "bn relu"),
+    "relu-before-add": ("conv bn relu", "conv bn relu", ""),
+    "relu-preact": ("relu conv bn", "relu conv bn", ""),
+    "full-preact": ("bn relu conv", "bn relu conv", ""),
+}
+# what the network adds after the last unit: pre-activation units leave the stream un-activated
+HEADS = {"relu-preact": "relu", "full-preact": "bn relu"}
+
+IMAGENET = {  # name -> (kind, units per stage), as torchvision
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+    "resnet152": ("bottleneck", (3, 8, 36, 3)),
+}
+CIFAR_BOTTLENECK = ("resnet164", "resnet1001")  # the pre-activation paper's names
+NAMED_CIFAR = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202")
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    family: str  # "cifar" | "imagenet"
+    kind: str  # "basic" | "bottleneck"
+    units: tuple  # units per stage
+    width: int  # default first-stage width
+
+    @property
+    def depth(self) -> int:
+        return 2 + sum(self.units) * (3 if self.kind == "bottleneck" else 2)
+
+
+def list_archs() -> list[str]:
+    """The named architectures. Any ``resnet{6n+2}`` (basic) or ``resnet{9n+2}b`` (bottleneck) works too."""
+    return [*NAMED_CIFAR, *CIFAR_BOTTLENECK, *IMAGENET]
+
+
+def arch_spec(arch: str) -> ArchSpec:
+    """Parse an architecture name; ImageNet names (resnet18/34/50/101/152) take precedence."""
+    if arch in IMAGENET:
+        kind, units = IMAGENET[arch]
+        return ArchSpec(arch, "imagenet", kind, units, 64)
+    m = re.fullmatch(r"resnet(\d+)(b?)", str(arch))
+    valid = "; or any resnet{6n+2} (basic) / resnet{9n+2}b (bottleneck)"
+    if not m:
+        raise ConfigError(f"unknown arch {arch!r}; valid: {', '.join(list_archs())}{valid}")
+    depth, bottleneck = int(m.group(1)), bool(m.group(2)) or arch in CIFAR_BOTTLENECK
+    per, rule = (9, "9n+2") if bottleneck else (6, "6n+2")
+    if depth < per + 2 or (depth - 2) % per:
+        raise ConfigError(f"depth {depth} of {arch!r} is not {rule} with n >= 1 "
+                          f"(e.g. {', '.join(str(per * n + 2) for n in (1, 2, 3, 9))})")
+    n = (depth - 2) // per
+    return ArchSpec(arch, "cifar", "bottleneck" if bottleneck else "basic", (n, n, n), 16)
+
+
+def _ops(pattern: str, conv: nn.Conv2d) -> list[nn.Module]:
+    """Turn 'bn relu conv' into modules; a BN before the conv normalises its input channels."""
+    mods, seen_conv = [], False
+    for op in pattern.split():
+        if op == "conv":
+            mods.append(conv)
+            seen_conv = True
+        elif op == "bn":
+            mods.append(nn.BatchNorm2d(conv.out_channels if seen_conv else conv.in_channels))
+        else:
+            # in place only where the input is not x itself, which the shortcut still needs
+            mods.append(nn.ReLU(inplace=bool(mods)))
+    return mods
+
+
+class ResidualUnit(nn.Module):
+    """``x_{l+1} = f(h(x) (+) F(x))`` with F, f laid out by ``order`` and h by ``shortcut``."""
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, kind: str = "basic",
+                 order: str = "original", shortcut: str = "identity", match: str = "zero-pad",
+                 stage: int = 0, **shortcut_args):
+        super().__init__()
+        out_channels = width * EXPANSION[kind]
+        if kind == "basic":
+            shapes = [(in_channels, width, 3, stride), (width, width, 3, 1)]
+        else:  # stride on the 3x3, as torchvision (ResNet v1.5) and the pre-activation code
+            shapes = [(in_channels, width, 1, 1), (width, width, 3, stride), (width, out_channels, 1, 1)]
+        each, last, post = ORDERS[order]
+        mods = []
+        for i, (cin, cout, k, s) in enumerate(shapes):
+            conv = nn.Conv2d(cin, cout, k, stride=s, padding=k // 2, bias=False)
+            mods += _ops(last if i == len(shapes) - 1 else each, conv)
+        self.residual = nn.Sequential(*mods)  # F
+        self.shortcut = create_shortcut(shortcut, in_channels, out_channels, stride, match, **shortcut_args)
+        self.post = nn.Sequential(*_post_ops(post, out_channels))  # f
+        self.stage, self.in_channels, self.out_channels, self.stride = stage, in_channels, out_channels, stride
+
+    def forward(self, x):
+        return self.post(self.shortcut(x, self.residual(x)))
+
+
+def _post_ops(pattern: str, channels: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(channels) if op == "bn" else nn.ReLU(inplace=True) for op in pattern.split()]
+
+
+class ResNet(nn.Module):
+    """Stem, stages of :class:`ResidualUnit`, head. Built only through :func:`build_model`."""
+
+    def __init__(self, spec: ArchSpec, shortcut: str, order: str, num_classes: int, in_channels: int,
+                 width: int, match: str, shortcut_args: dict):
+        super().__init__()
+        self.spec, self.shortcut_name, self.order = spec, shortcut, order
+        if spec.family == "imagenet":
+            stem = [nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
+        else:
+            stem = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*stem)
+        channels, stages = width, []
+        for i, n in enumerate(spec.units):
+            stage_width = width * 2**i
+            stages.append(self._make_stage(channels, stage_width, n, 1 if i == 0 else 2, i, spec.kind, order,
+                                           shortcut, match, shortcut_args))
+            channels = stage_width * EXPANSION[spec.kind]
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(*_post_ops(HEADS.get(order, ""), channels))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    @staticmethod
+    def _make_stage(in_channels, width, n, stride, stage, kind, order, shortcut, match, shortcut_args):
+        units = []
+        for j in range(n):
+            units.append(ResidualUnit(in_channels, width, stride if j == 0 else 1, kind, order, shortcut,
+                                      match, stage, **shortcut_args))
+            in_channels = width * EXPANSION[kind]
+        return nn.Sequential(*units)
+
+    def _init_weights(self):
+        """He-normal convolutions (He 2015 ref. [13]), BN weight 1 bias 0; gate biases keep their b."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def units(self) -> list[ResidualUnit]:
+        return [u for stage in self.stages for u in stage]
+
+    def forward(self, x):
+        x = self.head(self.stages(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
+                     in_channels: int = 3, width: int | None = None, match: str = "zero-pad",
+                     **shortcut_args) -> ArchSpec:
+    """Validate everything :func:`build_model` takes without building; returns the parsed arch."""
+    spec = arch_spec(arch)
+    if order not in ORDERS:
+        raise unknown_choice("order", order, ORDERS)
+    check_shortcut_args(shortcut, shortcut_args)
+    for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
+    # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance
+    create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+    return spec
+
+
+def build_model(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
+                in_channels: int = 3, width: int | None = None, match: str = "zero-pad",
+                **shortcut_args) -> ResNet:
+    """Build any network of the two papers.
+
+    arch: ``resnet{6n+2}`` (CIFAR, basic units, widths w/2w/4w), ``resnet164`` /
+    ``resnet1001`` / ``resnet{9n+2}b`` (CIFAR, bottleneck), ``resnet18/34/50/101/152``
+    (ImageNet layout: 7x7 stem, max-pool, w/2w/4w/8w). shortcut: a registered name
+    (see :func:`ablation.shortcuts.list_shortcuts`); ``plain`` gives the plain twin.
+    order: one of :data:`ORDERS`. width: first-stage width (default 16 CIFAR, 64 ImageNet).
+    match: what x becomes where a unit changes shape, ``zero-pad`` (option A) or
+    ``projection`` (option B), for shortcuts that do not fix it themselves.
+    shortcut_args: the shortcut's parameters, e.g. ``lam_s=0.5`` or ``b=-6``.
+    """
+    spec = check_model_args(arch, shortcut, order, num_classes, in_channels, width, match, **shortcut_args)
+    return ResNet(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_shape=(3, 32, 32)) -> int:
+    """Forward FLOPs of one sample (2 per multiply-add), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    param = next(model.parameters())
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+

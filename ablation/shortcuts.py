@@ -1,0 +1,293 @@
+"""The shortcut registry: every way a residual unit may carry x past its branch.
+
+A residual unit computes ``x_{l+1} = f(y_l)`` with ``y_l`` the combination of the
+residual branch ``F(x_l)`` and the shortcut ``h(x_l)``. A shortcut here is the
+module that does the combining: it is called as ``shortcut(x, fx)`` and returns
+``y``. That lets one interface express the plain sum (``F + x``), the scaled sum
+(``lam_f F + lam_s x``), gates that weigh both (``g F + (1 - g) x``) and no skip
+at all (``F``).
+
+Register a new shortcut with one decorator, timm-style::
+
+    from ablation.shortcuts import Shortcut, register_shortcut
+
+    @register_shortcut("half-skip", formula="y = F(x) + 0.5 x", paper="(mine)")
+    class HalfSkip(Shortcut):
+        def forward(self, x, fx):
+            return fx + 0.5 * self.match(x)
+
+Its keyword arguments (after the four every shortcut gets) become parameters that
+``describe_shortcuts()`` lists and ``build_model(..., **shortcut_args)`` sets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F_
+from torch import nn
+
+from .errors import ConfigError, unknown_choice
+
+MATCHES = ("zero-pad", "projection")
+_BASE_ARGS = ("in_channels", "out_channels", "stride", "match")
+
+
+@dataclass(frozen=True)
+class ShortcutEntry:
+    name: str
+    cls: type
+    formula: str
+    paper: str
+    params: dict = field(default_factory=dict)  # name -> default
+
+
+_REGISTRY: dict[str, ShortcutEntry] = {}
+
+
+def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
+    """Class decorator adding a :class:`Shortcut` subclass to the registry under ``name``."""
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Shortcut)):
+            raise TypeError(f"@register_shortcut({name!r}) needs a subclass of ablation.shortcuts.Shortcut")
+        if name in _REGISTRY and _REGISTRY[name].cls.__qualname__ != cls.__qualname__:
+            raise ConfigError(f"shortcut {name!r} is already registered by {_REGISTRY[name].cls.__qualname__}")
+        params = {}
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if p.name in _BASE_ARGS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.default is p.empty:
+                raise TypeError(f"shortcut {name!r}: parameter {p.name!r} needs a default")
+            params[p.name] = p.default
+        _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params)
+        cls.shortcut_name = name
+        return cls
+
+    return decorate
+
+
+def list_shortcuts() -> list[str]:
+    """Names of every registered shortcut, in registration order."""
+    return list(_REGISTRY)
+
+
+def describe_shortcuts() -> list[dict]:
+    """One record per shortcut: name, parameters with defaults, formula, paper row."""
+    return [
+        {"name": e.name, "params": dict(e.params), "formula": e.formula, "paper": e.paper}
+        for e in _REGISTRY.values()
+    ]
+
+
+def get_shortcut(name: str) -> ShortcutEntry:
+    if name not in _REGISTRY:
+        raise unknown_choice("shortcut", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def check_shortcut_args(name: str, args: dict) -> None:
+    """Raise ConfigError for arguments the shortcut ``name`` does not take."""
+    entry = get_shortcut(name)
+    for key in args:
+        if key not in entry.params:
+            takes = ", ".join(entry.params) or "no parameters"
+            raise ConfigError(f"shortcut {name!r} has no parameter {key!r}; it takes: {takes}")
+
+
+def create_shortcut(name: str, in_channels: int, out_channels: int, stride: int = 1,
+                    match: str = "zero-pad", **args) -> "Shortcut":
+    """Instantiate the registered shortcut ``name`` for one unit."""
+    check_shortcut_args(name, args)
+    if match not in MATCHES:
+        raise unknown_choice("match", match, MATCHES)
+    return get_shortcut(name).cls(in_channels, out_channels, stride, match, **args)
+
+
+def load_plugin(spec: str) -> None:
+    """Import a module (dotted name or path to a ``.py`` file) so that its shortcuts register."""
+    path = Path(spec)
+    try:
+        if spec.endswith(".py"):
+            if not path.is_file():
+                raise ConfigError(f"plugin file {spec!r} not found")
+            mod_name = f"ablation_plugin_{path.stem}"
+            loader = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[mod_name] = module
+            loader.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"cannot import plugin {spec!r}: {e}") from None
+
+
+# --- shape matching: what h(x) is where the unit changes shape ---------------
+
+
+class ZeroPad(nn.Module):
+    """He 2015 option A: subsample by the stride, append zero channels. No parameters."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.extra, self.stride = out_channels - in_channels, stride
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F_.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
+
+
+def projection(in_channels: int, out_channels: int, stride: int, bn: bool = True) -> nn.Module:
+    """He 2015 option B/C: ``W_s x`` as a 1x1 convolution (with BN, as in torchvision)."""
+    conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if bn else conv
+
+
+def matcher(in_channels: int, out_channels: int, stride: int, match: str) -> nn.Module:
+    """Identity where shapes agree; else zero-pad or projection as ``match`` says."""
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    if in_channels > out_channels:
+        return projection(in_channels, out_channels, stride)  # zero-padding cannot shrink channels
+    if match == "zero-pad":
+        return ZeroPad(in_channels, out_channels, stride)
+    return projection(in_channels, out_channels, stride)
+
+
+class Shortcut(nn.Module):
+    """Base class. ``self.match(x)`` is x brought to the branch's shape (option A or B)."""
+
+    shortcut_name = "?"
+    gate_mean = None  # gated shortcuts override this with the mean of g
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, match: str = "zero-pad"):
+        super().__init__()
+        self.match = matcher(in_channels, out_channels, stride, match)
+
+    def forward(self, x, fx):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self):
+        return self.shortcut_name
+
+
+# --- the papers' variants -----------------------------------------------------
+
+
+@register_shortcut("identity", formula="y = F(x) + x", paper="He 2016 Table 1: original (6.61)")
+class Identity(Shortcut):
+    def forward(self, x, fx):
+        return fx + self.match(x)
+
+
+@register_shortcut("zero-pad", formula="y = F(x) + [x, 0] (subsampled where shapes change)",
+                   paper="He 2015 option A (ImageNet-34 top-1 25.03)")
+class ZeroPadShortcut(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad"):
+        super().__init__(in_channels, out_channels, stride, "zero-pad")
+
+    def forward(self, x, fx):
+        return fx + self.match(x)
+
+
+@register_shortcut("projection", formula="y = F(x) + W_s x where shapes change, else + x",
+                   paper="He 2015 option B (24.52)")
+class Projection(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="projection"):
+        super().__init__(in_channels, out_channels, stride, "projection")
+
+    def forward(self, x, fx):
+        return fx + self.match(x)
+
+
+@register_shortcut("projection-all", formula="y = F(x) + W_s x on every unit",
+                   paper="He 2015 option C (24.19); He 2016 Table 1: 1x1 conv (12.22)")
+class ProjectionAll(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="projection", bn: bool = True):
+        super().__init__(in_channels, out_channels, stride, match)
+        self.match = projection(in_channels, out_channels, stride, bn=bn)
+
+    def forward(self, x, fx):
+        return fx + self.match(x)
+
+
+@register_shortcut("scale", formula="y = lam_f F(x) + lam_s x",
+                   paper="He 2016 Table 1: constant scaling (lam_s=0.5: fail; both 0.5: 12.35)")
+class Scale(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad",
+                 lam_s: float = 0.5, lam_f: float = 1.0):
+        super().__init__(in_channels, out_channels, stride, match)
+        for key, lam in (("lam_s", lam_s), ("lam_f", lam_f)):
+            if not lam >= 0:
+                raise ConfigError(f"shortcut 'scale': {key} must be >= 0, got {lam}")
+        self.lam_s, self.lam_f = float(lam_s), float(lam_f)
+
+    def forward(self, x, fx):
+        return self.lam_f * fx + self.lam_s * self.match(x)
+
+
+class _Gate(Shortcut):
+    """``g(x) = sigmoid(W_g x + b_g)`` from a 1x1 conv on the unit input, one gate per channel and pixel."""
+
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", b: float = 0.0):
+        super().__init__(in_channels, out_channels, stride, match)
+        self.gate = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
+        self.b = float(b)
+        nn.init.constant_(self.gate.bias, self.b)
+        self._gate_mean = None
+
+    @property
+    def gate_mean(self) -> float | None:
+        """Mean of g over the last batch (read lazily: converting each step would sync the GPU)."""
+        return None if self._gate_mean is None else float(self._gate_mean)
+
+    def g(self, x):
+        g = torch.sigmoid(self.gate(x))
+        self._gate_mean = g.detach().mean()
+        return g
+
+
+@register_shortcut("exclusive-gate", formula="y = g(x) F(x) + (1 - g(x)) x, g = sigmoid(W_g x + b)",
+                   paper="He 2016 Table 1: exclusive gating (b=0: fail, b=-6: 8.70, b=-7: 9.81)")
+class ExclusiveGate(_Gate):
+    def forward(self, x, fx):
+        g = self.g(x)
+        return g * fx + (1 - g) * self.match(x)
+
+
+@register_shortcut("shortcut-gate", formula="y = F(x) + (1 - g(x)) x, g = sigmoid(W_g x + b)",
+                   paper="He 2016 Table 1: shortcut-only gating (b=0: 12.86, b=-6: 6.91)")
+class ShortcutGate(_Gate):
+    def forward(self, x, fx):
+        return fx + (1 - self.g(x)) * self.match(x)
+
+
+@register_shortcut("dropout", formula="y = F(x) + dropout_p(x)  (identity at eval)",
+                   paper="He 2016 Table 1: dropout shortcut p=0.5 (fail)")
+class Dropout(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", p: float = 0.5):
+        super().__init__(in_channels, out_channels, stride, match)
+        if not 0 <= p < 1:
+            raise ConfigError(f"shortcut 'dropout': p must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x, fx):
+        return fx + F_.dropout(self.match(x), self.p, self.training)
+
+
+@register_shortcut("plain", formula="y = F(x)  (no shortcut: the plain net)",
+                   paper="He 2015 plain nets; He 2016 Table 1: lam_s=0 (fail)")
+class Plain(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad"):
+        super().__init__(in_channels, out_channels, stride, match)
+        self.match = None  # the plain net has no path for x, so no parameters either
+
+    def forward(self, x, fx):
+        return fx
