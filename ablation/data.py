@@ -1,0 +1,252 @@
+"""Datasets held whole on the training device as uint8, augmented a batch at a time.
+
+He et al. 2015 (4.2): per-pixel normalisation, 4-pixel zero padding, random 32x32 crop, random
+horizontal flip. Here the crop-and-flip of a whole batch is a single gather (airbench style), so no
+per-sample Python runs in the training loop. Decoded tensors are cached under ``data_dir/cache``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+SYSTEM_DIR = Path("/usr/share/datasets")
+# name -> (number of classes, channels, native size)
+DATASETS = {
+    "cifar10": (10, 3, 32),
+    "cifar100": (100, 3, 32),
+    "fashion-mnist": (10, 1, 28),
+    "cifar2": (2, 3, 32),
+    "synthetic": (4, 3, 16),
+}
+CIFAR2_CLASSES = (0, 2)  # airplane, bird
+
+
+class DataNotFound(ConfigError):
+    """The dataset is in none of the three places it may come from."""
+
+
+@dataclass
+class Data:
+    """Train and test split as uint8 ``(N, C, H, W)`` images and int64 labels, plus train statistics."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: torch.Tensor  # per channel, in [0, 1] units, from the train split
+    std: torch.Tensor
+    num_classes: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def to(self, device) -> "Data":
+        move = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y", "mean", "std")}
+        return Data(**move, num_classes=self.num_classes)
+
+
+def load(name: str, data_dir="data", download=True, image_size=None, val_split=0, train_subset=None) -> Data:
+    """Load ``name`` (cached), hold out ``val_split`` train images as the test split, then subset."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    tensors = _cached(name, Path(data_dir), download, image_size)
+    train_x, train_y, test_x, test_y = (tensors[k] for k in ("train_x", "train_y", "test_x", "test_y"))
+    if val_split:
+        if not 0 < val_split < len(train_y):
+            raise ConfigError(f"val_split={val_split} must be below the {len(train_y)} training images")
+        # a fixed permutation, the same for every run, so all variants see the same held-out images
+        perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0))
+        val, rest = perm[:val_split].sort().values, perm[val_split:].sort().values
+        test_x, test_y, train_x, train_y = train_x[val], train_y[val], train_x[rest], train_y[rest]
+    if train_subset is not None:
+        keep = stratified(train_y, train_subset)
+        train_x, train_y = train_x[keep], train_y[keep]
+    x = train_x.double() / 255
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return Data(train_x, train_y, test_x, test_y, mean.float(), std.float(), DATASETS[name][0])
+
+
+def stratified(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first ``n`` images taken class by class in equal shares (in original order)."""
+    if not 0 < n <= len(labels):
+        raise ConfigError(f"subset of {n} must be between 1 and {len(labels)} images")
+    classes = labels.unique()
+    share = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
+    picked = [torch.nonzero(labels == c).flatten()[:k] for c, k in zip(classes, share)]
+    idx = torch.cat(picked).sort().values
+    if len(idx) < n:  # a class ran short: fill from the remaining images in order
+        rest = torch.ones(len(labels), dtype=torch.bool)
+        rest[idx] = False
+        idx = torch.cat([idx, torch.nonzero(rest).flatten()[: n - len(idx)]]).sort().values
+    return idx
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Zero-pad by ``pad``, crop back at a random offset and maybe mirror, per sample, in one gather.
+
+    ``gen`` is a CPU generator, so the draws are the same on every device.
+    """
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    cols = torch.arange(w).expand(n, w)
+    if flip:
+        mirror = torch.rand(n, 1, generator=gen) < 0.5
+        cols = torch.where(mirror, w - 1 - cols, cols)
+    rows = (dy + torch.arange(h)).to(x.device)
+    cols = (dx + cols).to(x.device)
+    b = torch.arange(n, device=x.device)[:, None, None, None]
+    ch = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[b, ch, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float, zero mean and unit variance per channel (train statistics)."""
+    return (x.float().div_(255) - mean[:, None, None]) / std[:, None, None]
+
+
+# ---- loading and caching ---------------------------------------------------------------------------
+
+
+def _cached(name: str, data_dir: Path, download: bool, image_size) -> dict:
+    native = DATASETS[name][2]
+    size = None if image_size in (None, native) else int(image_size)
+    path = data_dir / "cache" / (f"{name}.pt" if size is None else f"{name}-{size}px.pt")
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a half-written or stale cache is simply rebuilt
+            pass
+    if size is not None:
+        tensors = {k: (_resize(v, size) if k.endswith("_x") else v) for k, v in _cached(name, data_dir, download, None).items()}
+    elif name == "cifar2":
+        tensors = _two_classes(_cached("cifar10", data_dir, download, None))
+    else:
+        tensors = _DECODERS[name](data_dir, download)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(tensors, tmp)
+    os.replace(tmp, path)
+    return tensors
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    out = [F.interpolate(b.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+           for b in x.split(4096)]
+    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _two_classes(t: dict) -> dict:
+    out = {}
+    for split in ("train", "test"):
+        y = t[f"{split}_y"]
+        keep = (y == CIFAR2_CLASSES[0]) | (y == CIFAR2_CLASSES[1])
+        out[f"{split}_x"], out[f"{split}_y"] = t[f"{split}_x"][keep], (y[keep] == CIFAR2_CLASSES[1]).long()
+    return out
+
+
+def _not_found(name: str, data_dir: Path, system: Path, why: str) -> DataNotFound:
+    return DataNotFound(
+        f"dataset {name!r} not found: put it under --data-dir ({data_dir}), install it at the system location "
+        f"({system}), or allow download=true ({why})"
+    )
+
+
+def _cifar(name: str):
+    def decode(data_dir: Path, download: bool) -> dict:
+        from torchvision import datasets
+
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        system = SYSTEM_DIR / name
+        for root, fetch in ((data_dir, False), (system, False), (data_dir, download)):
+            try:
+                splits = [cls(root=str(root), train=t, download=fetch) for t in (True, False)]
+                break
+            except Exception as exc:  # missing files, failed checksum or no network
+                why = f"download failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        else:
+            raise _not_found(name, data_dir, system, why if download else "download=false")
+        out = {}
+        for split, ds in zip(("train", "test"), splits):
+            out[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+            out[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
+        return out
+
+    return decode
+
+
+_FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(folder: Path) -> list[Path] | None:
+    found = []
+    for stem in _FMNIST_FILES:
+        hits = [folder / (stem + ext) for ext in (".gz", "") if (folder / (stem + ext)).exists()]
+        if not hits:
+            return None
+        found.append(hits[0])
+    return found
+
+
+def _fashion_mnist(data_dir: Path, download: bool) -> dict:
+    system = SYSTEM_DIR / "fashion-mnist"
+    places = [data_dir, data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw", system]
+    files = next((f for f in map(_find_idx, places) if f), None)
+    if files is None:
+        if not download:
+            raise _not_found("fashion-mnist", data_dir, system, "download=false")
+        try:
+            from torchvision import datasets
+
+            datasets.FashionMNIST(root=str(data_dir), train=True, download=True)
+            datasets.FashionMNIST(root=str(data_dir), train=False, download=True)
+        except Exception as exc:
+            raise _not_found("fashion-mnist", data_dir, system, f"download failed: {type(exc).__name__}") from None
+        files = _find_idx(data_dir / "FashionMNIST" / "raw")
+    xtr, ytr, xte, yte = (torch.from_numpy(_read_idx(f).copy()) for f in files)
+    return {"train_x": xtr[:, None], "train_y": ytr.long(), "test_x": xte[:, None], "test_y": yte.long()}
+
+
+def _synthetic(data_dir: Path, download: bool, n_train=1024, n_test=256) -> dict:
+    """Class templates (a colour and an oriented grating) plus noise: learnable within a few dozen steps."""
+    classes, c, s = DATASETS["synthetic"]
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    templates = []
+    for k in range(classes):
+        colour = torch.rand(c, 1, 1, generator=g) * 120 + 60
+        angle = torch.pi * k / classes
+        grating = torch.cos((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * torch.pi / 6)
+        templates.append(colour + 50 * grating)
+    templates = torch.stack(templates)
+
+    def draw(n):
+        y = torch.arange(n) % classes
+        y = y[torch.randperm(n, generator=g)]
+        x = templates[y] + 40 * torch.randn(n, c, s, s, generator=g)
+        return x.round().clamp(0, 255).to(torch.uint8), y
+
+    (xtr, ytr), (xte, yte) = draw(n_train), draw(n_test)
+    return {"train_x": xtr, "train_y": ytr, "test_x": xte, "test_y": yte}
+
+
+_DECODERS = {"cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"), "fashion-mnist": _fashion_mnist,
+             "synthetic": _synthetic}
