@@ -1,0 +1,443 @@
+"""Experiments as data: TOML files under ``experiments/`` expanded into a grid of runs.
+
+An experiment file names the paper's table, the setup it shares (``[base]``) and one
+``[[variant]]`` per row. A row is a set of config keys (the names of ``train.DEFAULTS``)
+plus what the paper reported for it::
+
+    name = "identity_mappings"
+    title = "He et al. 2016, Table 1: shortcut types on ResNet-110, CIFAR-10"
+    paper_metric = "test error (%)"
+    [base]                      # config shared by every row
+    arch = "resnet110"
+    [[variant]]
+    name = "exclusive-gate-b-6" # the id that --variants takes
+    label = "exclusive gating, b_g = -6"   # the row as the paper prints it
+    shortcut = "exclusive-gate"
+    shortcut_args = { b = -6.0 }
+    paper = 8.70                # a number, "fail", or absent (not reported)
+    source = "He 2016 Table 1"
+
+A preset (``experiments/presets.toml``) changes only the scale of every run: dataset,
+image size, width, a map from the paper's architectures to smaller ones, iterations,
+batch. An experiment may refine a preset under ``[presets.<name>]``. The config of one
+run is merged in this order, later winning::
+
+    train.DEFAULTS < [base] < [[variant]] < preset < experiment's [presets.<name>] < command line
+
+and identified by a hash of the merged config (keys that cannot change the numbers,
+such as the device or the thread count, left out).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, unknown_choice
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+PRESETS_FILE = "presets.toml"
+
+# keys of a run's config that cannot change its numbers: a run keeps its hash across them
+RUNTIME_KEYS = frozenset({"device", "threads", "quiet", "data_dir", "download", "checkpoint_every"})
+
+EXPERIMENT_KEYS = {
+    "name": str, "title": str, "paper_metric": str, "source": str, "notes": str,
+    "in_all": (bool, list), "fail_above": (int, float), "base": dict, "variant": list,
+    "presets": dict, "claim": list,
+}
+VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str}
+PRESET_META = {"description": str, "seeds": int, "arch_map": dict}
+CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
+              "close": list, "within": (int, float)}
+CLAIM_METRICS = ("test", "train")
+
+# images per epoch, for cost estimates only
+TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "fashion-mnist": 60000, "cifar2": 10000, "synthetic": 1024}
+NOT_6N2 = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet164", "resnet1001"}
+
+
+@dataclass
+class Variant:
+    """One row of a paper's table: the config it changes and the number the paper printed."""
+
+    experiment: str
+    name: str
+    config: dict
+    label: str = ""
+    column: str | None = None
+    paper: float | str | None = None  # a number, "fail", or None (not reported)
+    source: str = ""
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.experiment}:{self.name}"
+
+
+@dataclass
+class Claim:
+    """A qualitative finding of the paper, checked against our numbers by the report."""
+
+    says: str
+    metric: str = "test"
+    lower: list | None = None  # [a, b]: a ends lower than b
+    lowest: list | None = None  # these end lowest ...
+    among: list | None = None  # ... among these (default: every row)
+    close: list | None = None  # [a, b]: within `within` points of each other
+    within: float = 1.0
+
+    def variants(self) -> list[str]:
+        names = [*(self.lower or []), *(self.lowest or []), *(self.among or []), *(self.close or [])]
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    paper_metric: str
+    base: dict
+    variants: list[Variant]
+    presets: dict = field(default_factory=dict)
+    in_all: list[str] = field(default_factory=list)
+    fail_above: float | None = None
+    source: str = ""
+    notes: str = ""
+    claims: list[Claim] = field(default_factory=list)
+    path: str = ""
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise unknown_choice(f"variant of {self.name}", name, [v.name for v in self.variants])
+
+    def meta(self) -> dict:
+        """What the report needs to lay out this experiment's table without the TOML file."""
+        return {"name": self.name, "title": self.title, "paper_metric": self.paper_metric,
+                "fail_above": self.fail_above, "source": self.source, "notes": self.notes,
+                "rows": [{"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
+                          "source": v.source} for v in self.variants],
+                "claims": [c.__dict__ for c in self.claims]}
+
+
+@dataclass
+class Preset:
+    name: str
+    config: dict
+    arch_map: dict = field(default_factory=dict)
+    seeds: int = 1
+    description: str = ""
+
+
+@dataclass
+class Run:
+    """One training run: a row of an experiment at one seed, with its full config."""
+
+    experiment: str
+    variant: str
+    seed: int
+    config: dict
+    hash: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.experiment}:{self.variant}:{self.seed}"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _did_you_mean(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(where: str, table: dict, schema: dict, config_keys=()) -> None:
+    """Unknown keys and wrongly typed values raise one line naming the file and the key."""
+    for key, value in table.items():
+        if key in schema:
+            kind = schema[key]
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            # TOML's true is a bool, and bool is an int to Python: refuse it where a number is meant
+            ok = isinstance(value, kind) and (bool in kinds or not isinstance(value, bool))
+            if not ok:
+                want = " or ".join(k.__name__ for k in kinds)
+                raise ConfigError(f"{where}: key {key!r} must be {want}, got {value!r}")
+        elif key not in config_keys:
+            raise ConfigError(f"{where}: unknown key {key!r}{_did_you_mean(key, [*schema, *config_keys])}")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+
+
+def _config_keys(defaults: dict | None) -> list[str]:
+    if defaults is None:
+        from . import train
+
+        defaults = train.DEFAULTS
+    return list(defaults)
+
+
+def load_presets(directory=None, defaults: dict | None = None) -> dict[str, Preset]:
+    path = Path(directory or EXPERIMENTS_DIR) / PRESETS_FILE
+    if not path.is_file():
+        raise ConfigError(f"no presets file at {path}")
+    keys = _config_keys(defaults)
+    presets = {}
+    for name, table in _read_toml(path).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {name!r} must be a table [{name}]")
+        presets[name] = _preset(f"{path}: [{name}]", name, table, keys)
+    return presets
+
+
+def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
+    _check_keys(where, table, PRESET_META, config_keys)
+    for k, v in table.get("arch_map", {}).items():
+        if not isinstance(v, str):
+            raise ConfigError(f"{where}: arch_map.{k} must be an architecture name, got {v!r}")
+    if table.get("seeds", 1) < 1:
+        raise ConfigError(f"{where}: seeds must be >= 1")
+    config = {k: v for k, v in table.items() if k not in PRESET_META}
+    return Preset(name, config, dict(table.get("arch_map", {})), table.get("seeds", 1),
+                  table.get("description", ""))
+
+
+def load_experiment(path, defaults: dict | None = None) -> Experiment:
+    path = Path(path)
+    data = _read_toml(path)
+    keys = _config_keys(defaults)
+    where = str(path)
+    _check_keys(where, data, EXPERIMENT_KEYS)
+    for required in ("name", "title", "paper_metric", "variant"):
+        if required not in data:
+            raise ConfigError(f"{where}: missing key {required!r}")
+    base = data.get("base", {})
+    _check_keys(f"{where}: [base]", base, {}, keys)
+    variants, seen = [], set()
+    for i, row in enumerate(data["variant"]):
+        vwhere = f"{where}: variant {row.get('name', i + 1)!r}"
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: every [[variant]] must be a table")
+        _check_keys(vwhere, row, VARIANT_META, keys)
+        if "name" not in row:
+            raise ConfigError(f"{vwhere}: missing key 'name'")
+        if row["name"] in seen:
+            raise ConfigError(f"{vwhere}: variant name used twice")
+        if isinstance(row.get("paper"), str) and row["paper"] != "fail":
+            raise ConfigError(f"{vwhere}: paper must be a number or \"fail\", got {row['paper']!r}")
+        seen.add(row["name"])
+        config = {k: v for k, v in row.items() if k not in VARIANT_META}
+        variants.append(Variant(data["name"], row["name"], config, row.get("label", row["name"]),
+                                row.get("column"), row.get("paper"), row.get("source", data.get("source", "")),
+                                row.get("note", "")))
+    presets = {}
+    for pname, table in data.get("presets", {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: presets.{pname} must be a table")
+        presets[pname] = _preset(f"{where}: [presets.{pname}]", pname, table, keys)
+    in_all = data.get("in_all", False)
+    in_all = [v.name for v in variants] if in_all is True else (in_all or [])
+    for name in in_all:
+        if name not in seen:
+            raise ConfigError(f"{where}: in_all names unknown variant {name!r}{_did_you_mean(name, seen)}")
+    claims = []
+    for c in data.get("claim", []):
+        _check_keys(f"{where}: [[claim]]", c, CLAIM_KEYS)
+        if c.get("metric", "test") not in CLAIM_METRICS:
+            raise ConfigError(f"{where}: claim metric must be one of {', '.join(CLAIM_METRICS)}")
+        lowest = c.get("lowest")
+        claim = Claim(c.get("says", ""), c.get("metric", "test"), c.get("lower"),
+                      [lowest] if isinstance(lowest, str) else lowest, c.get("among"), c.get("close"),
+                      float(c.get("within", 1.0)))
+        if sum(x is not None for x in (claim.lower, claim.lowest, claim.close)) != 1:
+            raise ConfigError(f"{where}: a claim needs exactly one of 'lower', 'lowest', 'close'")
+        for name in claim.variants():
+            if name not in seen:
+                raise ConfigError(f"{where}: claim names unknown variant {name!r}{_did_you_mean(name, seen)}")
+        claims.append(claim)
+    return Experiment(data["name"], data["title"], data["paper_metric"], base, variants, presets, in_all,
+                      data.get("fail_above"), data.get("source", ""), data.get("notes", ""), claims, where)
+
+
+def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, Experiment]:
+    """Every ``*.toml`` but the presets file, by experiment name."""
+    directory = Path(directory or EXPERIMENTS_DIR)
+    out = {}
+    for path in sorted(directory.glob("*.toml")):
+        if path.name == PRESETS_FILE:
+            continue
+        exp = load_experiment(path, defaults)
+        if exp.name in out:
+            raise ConfigError(f"{path}: experiment name {exp.name!r} also used by {out[exp.name].path}")
+        out[exp.name] = exp
+    return out
+
+
+# --- selecting --------------------------------------------------------------------------------
+
+DEFAULT_EXPERIMENT = "identity_mappings"  # where a bare shortcut name in --variants lands
+
+
+def select(experiments: dict[str, Experiment], experiment: str | None = None, variants: str | None = None,
+           shortcuts=()) -> list[Variant]:
+    """The rows to run.
+
+    ``variants="all"`` (the default when neither is given) is every experiment's ``in_all``
+    rows. ``experiment="all"`` is every row of every experiment. A name in ``variants`` may be
+    ``experiment:variant``, a row of ``experiment`` (or of any experiment, if unique), or a
+    registered shortcut name, which runs that shortcut on the experiment's ``[base]``.
+    """
+    if experiment is not None and experiment != "all" and experiment not in experiments:
+        raise unknown_choice("experiment", experiment, [*experiments, "all"])
+    if variants is None and experiment is None:
+        variants = "all"
+    if variants is None:
+        names = experiments if experiment == "all" else [experiment]
+        return [v for n in names for v in experiments[n].variants]
+    requested = [s.strip() for s in variants.split(",") if s.strip()]
+    if not requested:
+        raise ConfigError("--variants is empty")
+    out = []
+    for name in requested:
+        if name == "all":
+            if experiment in (None, "all"):
+                out += [experiments[e].variant(v) for e in experiments for v in experiments[e].in_all]
+            else:
+                out += experiments[experiment].variants
+            continue
+        out.append(_resolve(experiments, experiment, name, shortcuts))
+    return list({v.key: v for v in out}.values())
+
+
+def _resolve(experiments, experiment, name, shortcuts) -> Variant:
+    if ":" in name:
+        exp, var = name.split(":", 1)
+        if exp not in experiments:
+            raise unknown_choice("experiment", exp, experiments)
+        return experiments[exp].variant(var)
+    home = experiment if experiment not in (None, "all") else DEFAULT_EXPERIMENT
+    if home in experiments:
+        for v in experiments[home].variants:
+            if v.name == name:
+                return v
+    holders = [e for e in experiments.values() if any(v.name == name for v in e.variants)]
+    if len(holders) == 1:
+        return holders[0].variant(name)
+    if len(holders) > 1:
+        options = ", ".join(f"{e.name}:{name}" for e in holders)
+        raise ConfigError(f"variant {name!r} is in several experiments; say which: {options}")
+    if name in shortcuts and home in experiments:
+        return Variant(home, name, {"shortcut": name}, f"shortcut {name!r}", source="(not in the papers)")
+    valid = sorted({v.name for e in experiments.values() for v in e.variants} | set(shortcuts) | {"all"})
+    raise unknown_choice("variant", name, valid)
+
+
+# --- expanding --------------------------------------------------------------------------------
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = copy.deepcopy(v)
+    return out
+
+
+def check_depth(depth: int) -> int:
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"--depth {depth} is not 6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+    return depth
+
+
+def is_cifar_basic(arch: str) -> bool:
+    return bool(re.fullmatch(r"resnet\d+", str(arch))) and arch not in NOT_6N2
+
+
+def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None) -> dict:
+    """The config of one row under one preset, before the seed and before validation."""
+    cfg = _deep_merge(exp.base, variant.config)
+    cfg = _deep_merge(cfg, preset.config)
+    local = exp.presets.get(preset.name)
+    arch_map = {**preset.arch_map, **(local.arch_map if local else {})}
+    if local:
+        cfg = _deep_merge(cfg, local.config)
+    if "arch" in cfg:
+        cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
+    overrides = dict(overrides or {})
+    depth = overrides.pop("depth", None)
+    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not _sweeps_depth(exp):
+        cfg["arch"] = f"resnet{check_depth(depth)}"
+    return _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+
+
+def _sweeps_depth(exp: Experiment) -> bool:
+    """An experiment whose rows differ in depth keeps its depths under --depth."""
+    archs = {v.config.get("arch", exp.base.get("arch")) for v in exp.variants}
+    return len({a for a in archs if a and is_cifar_basic(a)}) > 1
+
+
+def config_hash(cfg: dict) -> str:
+    """12 hex digits of the sha256 of the config, runtime-only keys left out."""
+    ident = {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS}
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Preset, seeds: int | None = None,
+           overrides: dict | None = None, validate=None) -> list[Run]:
+    """Every (row, seed) as a :class:`Run` with a validated config; raises before anything trains."""
+    if validate is None:
+        from . import train
+
+        validate = train.validate_config
+    if overrides and overrides.get("depth") is not None:
+        check_depth(overrides["depth"])
+    seeds = preset.seeds if seeds is None else seeds
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    runs = []
+    for row in rows:
+        exp = experiments[row.experiment]
+        cfg = merged_config(exp, row, preset, overrides)
+        for seed in range(seeds):
+            try:
+                full = validate({**cfg, "seed": seed})
+            except ConfigError as e:
+                raise ConfigError(f"{row.key}: {e}") from None
+            runs.append(Run(row.experiment, row.name, seed, full, config_hash(full)))
+    return runs
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+def images_seen(cfg: dict) -> int:
+    """Training images one run processes (its length in images)."""
+    if cfg.get("schedule_unit") == "epochs":
+        n = cfg.get("train_subset") or TRAIN_IMAGES.get(cfg.get("dataset"), 50000) - (cfg.get("val_split") or 0)
+        return int(cfg["steps"] * n)
+    return int(cfg["steps"] * cfg["batch_size"])
+
+
+def run_flops(cfg: dict, flops_per_image: int) -> float:
+    """Training FLOPs (forward + backward = 3x forward) plus the evaluations on the test split."""
+    train = 3.0 * flops_per_image * images_seen(cfg)
+    n_test = 10000 if cfg.get("dataset") != "synthetic" else 256
+    if cfg.get("val_split"):
+        n_test = cfg["val_split"]
+    # each evaluation point also measures the training error on a test-sized sample
+    evals = 2.0 * flops_per_image * n_test * (cfg.get("evals") or 0)
+    return train + evals

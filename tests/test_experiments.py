@@ -1,0 +1,237 @@
+"""Experiment files, presets and grid expansion (no training)."""
+
+import textwrap
+
+import pytest
+
+from ablation import experiments as ex
+from ablation import shortcuts
+from ablation.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def exps():
+    return ex.load_experiments()
+
+
+@pytest.fixture(scope="module")
+def presets():
+    return ex.load_presets()
+
+
+def test_identity_mappings_holds_the_eleven_rows_of_table_1(exps):
+    e = exps["identity_mappings"]
+    papers = {v.name: v.paper for v in e.variants}
+    assert papers == {
+        "original": 6.61, "scale-0-1": "fail", "scale-0.5-1": "fail", "scale-0.5-0.5": 12.35,
+        "exclusive-gate-b0": "fail", "exclusive-gate-b-6": 8.70, "exclusive-gate-b-7": 9.81,
+        "shortcut-gate-b0": 12.86, "shortcut-gate-b-6": 6.91, "conv1x1": 12.22, "dropout-0.5": "fail",
+    }
+    assert e.variant("exclusive-gate-b-6").config == {"shortcut": "exclusive-gate", "shortcut_args": {"b": -6.0}}
+    assert e.base["arch"] == "resnet110" and e.fail_above == 20.0
+    assert all(v.source == "He 2016 Table 1" for v in e.variants)
+
+
+def test_every_shortcut_named_in_the_files_is_registered(exps):
+    names = set(shortcuts.list_shortcuts())
+    for e in exps.values():
+        for v in e.variants:
+            assert v.config.get("shortcut", e.base.get("shortcut", "identity")) in names, v.key
+
+
+def test_degradation_and_activation_numbers(exps):
+    d = exps["degradation"]
+    assert {v.name: v.paper for v in d.variants if v.column == "residual"} == {
+        "residual-20": 8.75, "residual-32": 7.51, "residual-44": 7.17, "residual-56": 6.97, "residual-110": 6.43}
+    assert all(v.paper is None for v in d.variants if v.column == "plain")
+    a = exps["activations"]
+    assert a.variant("full-preact-164").paper == 5.46 and a.variant("bn-after-add-110").paper == 8.17
+    assert {v.column for v in a.variants} == {"ResNet-110", "ResNet-164"}
+
+
+def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
+    rows = ex.select(exps, None, "all", shortcuts.list_shortcuts())
+    keys = [v.key for v in rows]
+    assert len(keys) == 15 and len(set(keys)) == 15
+    assert {k for k in keys if k.startswith("degradation:")} == {
+        "degradation:plain-20", "degradation:plain-56", "degradation:residual-20", "degradation:residual-56"}
+    assert sum(k.startswith("identity_mappings:") for k in keys) == 11
+    assert ex.select(exps) == rows  # nothing given means --variants all
+
+
+def test_select_by_experiment_and_by_name(exps):
+    assert len(ex.select(exps, "activations")) == 10
+    assert len(ex.select(exps, "all")) == sum(len(e.variants) for e in exps.values())
+    rows = ex.select(exps, None, "original,degradation:plain-110, conv1x1", shortcuts.list_shortcuts())
+    assert [v.key for v in rows] == ["identity_mappings:original", "degradation:plain-110", "identity_mappings:conv1x1"]
+    # a name unique to another experiment is found there
+    assert ex.select(exps, None, "full-preact-164", [])[0].experiment == "activations"
+
+
+def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
+    rows = ex.select(exps, None, "zero-pad", shortcuts.list_shortcuts())
+    assert len(rows) == 1 and rows[0].experiment == "identity_mappings"
+    assert rows[0].config == {"shortcut": "zero-pad"}
+    assert ex.select(exps, "activations", "zero-pad", ["zero-pad"])[0].experiment == "activations"
+
+
+@pytest.mark.parametrize("variants, message", [
+    ("orignal", "did you mean 'original'"),
+    ("degradation:plain-21", "unknown variant of degradation 'plain-21'"),
+    ("nowhere:plain-20", "unknown experiment 'nowhere'"),
+    (",", "--variants is empty"),
+])
+def test_unknown_variants_raise_one_line(exps, variants, message):
+    with pytest.raises(ConfigError) as e:
+        ex.select(exps, None, variants, shortcuts.list_shortcuts())
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_experiment_suggests(exps):
+    with pytest.raises(ConfigError, match="did you mean 'degradation'"):
+        ex.select(exps, "degradaton")
+
+
+def test_quick_preset_changes_scale_not_rows(exps, presets):
+    rows = ex.select(exps, "all")
+    quick = ex.expand(exps, rows, presets["quick"], seeds=1)
+    paper = ex.expand(exps, rows, presets["paper"], seeds=1)
+    assert [r.key for r in quick] == [r.key for r in paper]
+    scale = {"dataset", "image_size", "width", "arch", "steps", "milestones", "batch_size", "warmup_max_iters",
+             "evals", "eval_subset", "train_subset", "schedule_unit"}
+    for q, p in zip(quick, paper):
+        changed = {k for k in q.config if q.config[k] != p.config[k]}
+        assert changed <= scale, (q.key, changed - scale)
+        for k in ("shortcut", "shortcut_args", "order"):
+            assert q.config[k] == p.config[k]
+
+
+def test_merge_order_base_variant_preset_experiment_preset_cli(exps, presets):
+    quick = presets["quick"]
+    im = exps["identity_mappings"]
+    cfg = ex.merged_config(im, im.variant("original"), quick)
+    assert cfg["dataset"] == "fashion-mnist"  # the preset overrides the paper's base
+    assert cfg["arch"] == quick.arch_map["resnet110"]  # mapped, not the paper's resnet110
+    assert cfg["warmup_lr"] == 0.01  # kept from the base
+    seed = exps["seed_cifar2"]
+    cfg = ex.merged_config(seed, seed.variants[0], quick)
+    assert cfg["batch_size"] == 64 and cfg["schedule_unit"] == "epochs"  # the experiment's own refinement
+    assert cfg["optimizer"] == "adam"
+    cfg = ex.merged_config(im, im.variant("original"), quick, {"dataset": "synthetic", "depth": 14, "device": None})
+    assert cfg["dataset"] == "synthetic" and cfg["arch"] == "resnet14" and "device" not in cfg
+
+
+def test_paper_preset_is_the_papers_setup(exps, presets):
+    im = exps["identity_mappings"]
+    [run] = ex.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
+    c = run.config
+    assert (c["dataset"], c["arch"], c["steps"], c["milestones"], c["batch_size"], c["lr"], c["val_split"]) == (
+        "cifar10", "resnet110", 64000, [32000, 48000], 128, 0.1, 0)
+    assert presets["paper"].seeds == 5
+    d = exps["degradation"]
+    [r110] = ex.expand(exps, [d.variant("residual-110")], presets["paper"], seeds=1)
+    [r56] = ex.expand(exps, [d.variant("residual-56")], presets["paper"], seeds=1)
+    assert r110.config["warmup_lr"] == 0.01 and r56.config["warmup_lr"] is None
+
+
+def test_depth_override_leaves_depth_sweeps_alone(exps, presets):
+    rows = [exps["identity_mappings"].variant("original"), exps["degradation"].variant("plain-56")]
+    runs = ex.expand(exps, rows, presets["quick"], seeds=1, overrides={"depth": 44})
+    assert runs[0].config["arch"] == "resnet44"
+    assert runs[1].config["arch"] == presets["quick"].arch_map["resnet56"]
+
+
+@pytest.mark.parametrize("depth", [21, 7, 2, 164 + 1])
+def test_depth_not_6n_plus_2_is_refused(exps, presets, depth):
+    with pytest.raises(ConfigError, match="not 6n\\+2"):
+        ex.expand(exps, ex.select(exps, "identity_mappings"), presets["quick"], overrides={"depth": depth})
+
+
+def test_seeds_make_distinct_runs_and_the_hash_ignores_runtime_keys(exps, presets):
+    runs = ex.expand(exps, ex.select(exps), presets["quick"], seeds=3)
+    assert len(runs) == 45 and [r.seed for r in runs[:3]] == [0, 1, 2]
+    assert len({r.hash for r in runs}) == 45
+    again = ex.expand(exps, ex.select(exps), presets["quick"], seeds=3, overrides={"device": "cpu"})
+    assert [r.hash for r in again] == [r.hash for r in runs]
+    cfg = dict(runs[0].config)
+    assert ex.config_hash({**cfg, "threads": 1, "quiet": True}) == runs[0].hash
+    assert ex.config_hash({**cfg, "lr": 0.2}) != runs[0].hash
+
+
+def test_the_same_config_from_two_experiments_shares_a_hash(exps, presets):
+    a = ex.expand(exps, [exps["activations"].variant("original-110")], presets["paper"], seeds=1)[0]
+    b = ex.expand(exps, [exps["identity_mappings"].variant("original")], presets["paper"], seeds=1)[0]
+    assert a.hash == b.hash
+
+
+# --- malformed files ----------------------------------------------------------------------------
+
+GOOD = """
+name = "tiny"
+title = "t"
+paper_metric = "test error (%)"
+[base]
+arch = "resnet8"
+[[variant]]
+name = "a"
+shortcut = "identity"
+paper = 1.0
+"""
+
+
+def _dir(tmp_path, text, presets='[quick]\nsteps = 2\n'):
+    (tmp_path / "tiny.toml").write_text(textwrap.dedent(text))
+    (tmp_path / "presets.toml").write_text(presets)
+    return tmp_path
+
+
+def test_a_good_file_loads(tmp_path):
+    e = ex.load_experiments(_dir(tmp_path, GOOD))["tiny"]
+    assert e.variants[0].paper == 1.0 and e.in_all == []
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("shortcut = \"identity\"", "shortcutt = \"identity\""), "unknown key 'shortcutt' (did you mean 'shortcut'?)"),
+    (("paper = 1.0", "papr = 1.0"), "unknown key 'papr' (did you mean 'paper'?)"),
+    (("arch = \"resnet8\"", "arhc = \"resnet8\""), "[base]: unknown key 'arhc' (did you mean 'arch'?)"),
+    (("title = \"t\"", "titel = \"t\""), "unknown key 'titel' (did you mean 'title'?)"),
+    (("paper = 1.0", "paper = \"failed\""), "paper must be a number or \"fail\""),
+    (("paper = 1.0", "paper = true"), "key 'paper' must be"),
+    (("name = \"a\"", "name = \"a\"\nname = \"b\""), "malformed TOML"),
+    (("[[variant]]", "[[variant]\n"), "malformed TOML"),
+    (("name = \"tiny\"", "name = \"tiny\"\nin_all = [\"b\"]"), "in_all names unknown variant 'b'"),
+])
+def test_malformed_experiment_files_raise_one_line(tmp_path, edit, message):
+    d = _dir(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(ConfigError) as e:
+        ex.load_experiments(d)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert "tiny.toml" in str(e.value)
+
+
+def test_misspelt_preset_key(tmp_path):
+    d = _dir(tmp_path, GOOD, presets="[quick]\nstpes = 2\n")
+    with pytest.raises(ConfigError, match="unknown key 'stpes' \\(did you mean 'steps'\\?\\)"):
+        ex.load_presets(d)
+
+
+def test_claims_are_checked_against_rows(tmp_path):
+    d = _dir(tmp_path, GOOD + '[[claim]]\nsays = "x"\nlower = ["a", "zz"]\n')
+    with pytest.raises(ConfigError, match="claim names unknown variant 'zz'"):
+        ex.load_experiments(d)
+
+
+def test_a_bad_value_is_caught_before_training(tmp_path, presets):
+    d = _dir(tmp_path, GOOD.replace('shortcut = "identity"', 'shortcut = "identity"\nlr = "fast"'))
+    exps = ex.load_experiments(d)
+    with pytest.raises(ConfigError, match="tiny:a: lr must be a number"):
+        ex.expand(exps, exps["tiny"].variants, ex.load_presets(d)["quick"])
+
+
+def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
+    _dir(tmp_path, GOOD)
+    (tmp_path / "other.toml").write_text(GOOD.replace('"tiny"', '"other"'))
+    exps = ex.load_experiments(tmp_path)
+    with pytest.raises(ConfigError, match="say which: other:a, tiny:a"):
+        ex.select(exps, None, "a", [])
+    assert ex.select(exps, None, "other:a", [])[0].experiment == "other"
