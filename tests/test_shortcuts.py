@@ -1,0 +1,97 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from ablation import ConfigError, Shortcut, build_model, describe_shortcuts, list_shortcuts, register_shortcut
+from ablation.shortcuts import load_plugin
+
+PAPER_VARIANTS = ["identity", "zero-pad", "projection", "projection-all", "scale", "exclusive-gate",
+                  "shortcut-gate", "dropout", "plain"]
+
+
+def test_catalogue_lists_every_variant_with_parameters_and_defaults():
+    described = {d["name"]: d for d in describe_shortcuts()}
+    assert set(PAPER_VARIANTS) <= set(described)
+    assert described["scale"]["params"] == {"lam_s": 0.5, "lam_f": 1.0}
+    assert described["exclusive-gate"]["params"] == {"b": 0.0}
+    assert described["dropout"]["params"] == {"p": 0.5}
+    assert described["identity"]["params"] == {}
+    assert all(d["formula"] and d["paper"] for d in described.values() if d["name"] in PAPER_VARIANTS)
+
+
+@register_shortcut("test-half-skip", formula="y = F(x) + alpha x", paper="(test)")
+class HalfSkip(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", alpha: float = 0.5):
+        super().__init__(in_channels, out_channels, stride, match)
+        self.alpha = alpha
+
+    def forward(self, x, fx):
+        return fx + self.alpha * self.match(x)
+
+
+def test_user_shortcut_registers_builds_and_trains_one_step():
+    assert "test-half-skip" in list_shortcuts()
+    assert {"name": "test-half-skip", "params": {"alpha": 0.5}, "formula": "y = F(x) + alpha x",
+            "paper": "(test)"} in describe_shortcuts()
+    torch.manual_seed(0)
+    model = build_model("resnet8", "test-half-skip", width=4, alpha=0.25)
+    assert all(u.shortcut.alpha == 0.25 for u in model.units())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_registering_a_non_shortcut_or_a_taken_name_fails():
+    with pytest.raises(TypeError):
+        register_shortcut("test-bad")(torch.nn.Identity)
+    with pytest.raises(ConfigError, match="already registered"):
+        @register_shortcut("identity")
+        class Other(Shortcut):
+            def forward(self, x, fx):
+                return fx
+
+
+PLUGIN = textwrap.dedent("""
+    from ablation import Shortcut, register_shortcut
+
+    @register_shortcut("test-plugin-skip", formula="y = F(x) + x", paper="(plugin)")
+    class PluginSkip(Shortcut):
+        def forward(self, x, fx):
+            return fx + self.match(x)
+""")
+
+
+def test_plugin_file_registers_its_shortcuts(tmp_path):
+    path = tmp_path / "my_shortcuts.py"
+    path.write_text(PLUGIN)
+    load_plugin(str(path))
+    assert "test-plugin-skip" in list_shortcuts()
+    assert build_model("resnet8", "test-plugin-skip", width=4)(torch.randn(1, 3, 8, 8)).shape == (1, 10)
+
+
+def test_plugin_by_module_name_and_missing_plugins(tmp_path, monkeypatch):
+    (tmp_path / "my_module_shortcuts.py").write_text(PLUGIN.replace("test-plugin-skip", "test-module-skip"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugin("my_module_shortcuts")
+    assert "test-module-skip" in list_shortcuts()
+    with pytest.raises(ConfigError, match="cannot import plugin"):
+        load_plugin("no_such_module_here")
+    with pytest.raises(ConfigError, match="not found"):
+        load_plugin(str(tmp_path / "missing.py"))
+
+
+def test_plugin_used_from_the_command_line(tmp_path):
+    path = tmp_path / "cli_shortcuts.py"
+    path.write_text(PLUGIN.replace("test-plugin-skip", "cli-skip"))
+    done = subprocess.run([sys.executable, "-m", "ablation", "resnet8", "--plugin", str(path),
+                           "--shortcut", "cli-skip"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "shortcut cli-skip" in done.stdout
