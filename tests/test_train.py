@@ -1,0 +1,163 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ablation import train as T
+from ablation.errors import ConfigError
+
+SUMMARY_KEYS = {"status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
+                "iterations", "epochs", "time_s", "images_per_s", "device"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
+def tiny(data_dir, **over):
+    """A few seconds of training: resnet8 at width 4 on the synthetic set."""
+    cfg = {"dataset": "synthetic", "data_dir": data_dir, "arch": "resnet8", "width": 4, "batch_size": 64,
+           "steps": 36, "milestones": [], "evals": 6, "eval_batch_size": 256, "checkpoint_every": 1000,
+           "quiet": True, "threads": 1, "grad_norm_points": [0.0, 0.5, 1.0],
+           "fail_chance_fraction": 0.5}
+    return {**cfg, **over}
+
+
+def history(run_dir):
+    return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+
+
+def without_timing(records):
+    return [{k: v for k, v in r.items() if k not in ("wall_time", "images_per_s")} for r in records]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("baseline")
+    return run, T.train(tiny(data_dir, checkpoint_every=5), run)
+
+
+def test_loss_falls_and_files_follow_the_contract(baseline):
+    run, summary = baseline
+    hist = history(run)
+    assert summary["status"] == "ok" and summary["reason"] is None
+    assert set(summary) == SUMMARY_KEYS
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    assert summary["final_test_error"] < 40  # percent; chance is 75
+    assert summary["best_test_error"] == min(h["test_error"] for h in hist)
+    assert summary["iterations"] == 36 and summary["params"] > 0 and summary["flops"] > 0
+    assert [h["iteration"] for h in hist] == [1, 6, 12, 18, 24, 30, 36]
+    for key in ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
+                "images_per_s"):
+        assert all(key in h for h in hist)
+    assert [len(h.get("grad_norms", [])) for h in hist] == [3, 0, 0, 3, 0, 0, 3]  # resnet8: three units
+    assert json.loads((run / "config.json").read_text()) == T.validate_config(tiny(T.DEFAULTS["data_dir"]) | {
+        "data_dir": json.loads((run / "config.json").read_text())["data_dir"], "checkpoint_every": 5})
+
+
+def test_finished_run_is_returned_without_training(baseline, monkeypatch):
+    run, summary = baseline
+    monkeypatch.setattr(T, "_build", lambda *a: pytest.fail("trained again"))
+    assert T.train(tiny("unused"), run) == summary
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_result(baseline, data_dir, tmp_path):
+    ref_run, ref = baseline
+
+    def kill_at(n):
+        def callback(it):
+            if it == n:
+                raise Killed
+        return callback
+
+    with pytest.raises(Killed):  # after the checkpoint at 5 and the record at 8: that record is redone
+        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(9))
+    assert not (tmp_path / "summary.json").exists()
+    with pytest.raises(Killed):  # killed exactly at a checkpoint
+        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(15))
+    summary = T.train(tiny(data_dir, checkpoint_every=5), tmp_path)
+    timing = ("time_s", "images_per_s")
+    assert {k: v for k, v in summary.items() if k not in timing} == {k: v for k, v in ref.items() if k not in timing}
+    assert without_timing(history(tmp_path)) == without_timing(history(ref_run))
+    a = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    b = torch.load(ref_run / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    assert torch.equal(a["rng"]["aug"], b["rng"]["aug"])
+
+
+def test_corrupt_checkpoint_warns_once_and_starts_over(baseline, data_dir, tmp_path, capsys):
+    ref_run, ref = baseline
+    with pytest.raises(Killed):
+        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=lambda it: it == 12 and (_ for _ in ()).throw(Killed))
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x80garbage")
+    summary = T.train(tiny(data_dir, checkpoint_every=5), tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning:") and "checkpoint" in err[0]
+    assert summary["status"] == "ok" and summary["final_test_error"] == ref["final_test_error"]
+    assert without_timing(history(tmp_path)) == without_timing(history(ref_run))
+
+
+def test_huge_learning_rate_fails_without_raising(data_dir, tmp_path):
+    summary = T.train(tiny(data_dir, lr=1e4, steps=40, evals=10), tmp_path)
+    assert summary["status"] == "fail" and summary["reason"]
+    assert summary["iterations"] < 40  # stopped early
+    assert (tmp_path / "summary.json").exists()
+
+
+def test_warmup_then_milestones(data_dir, tmp_path):
+    T.train(tiny(data_dir, warmup_lr=0.01, steps=40, evals=40, milestones=[30], gamma=0.5), tmp_path)
+    lrs = {h["iteration"]: h["lr"] for h in history(tmp_path)}
+    assert lrs[1] == 0.01 and lrs[20] == 0.01  # the first error check is at iteration 20
+    assert lrs[25] == 0.1 and lrs[30] == 0.1 and lrs[31] == 0.05
+
+
+def test_epoch_schedule_and_gate_means(data_dir, tmp_path):
+    summary = T.train(tiny(data_dir, schedule_unit="epochs", steps=0.5, batch_size=128, evals=2,
+                           shortcut="exclusive-gate", shortcut_args={"b": -2.0}, train_subset=512,
+                           fail_chance_fraction=None), tmp_path)
+    hist = history(tmp_path)
+    assert summary["iterations"] == 2 and summary["epochs"] == 0.5
+    assert set(hist[-1]["gate_mean"]) == {"0", "1", "2"}
+    assert all(0 < g < 1 for g in hist[-1]["gate_mean"].values())
+
+
+def test_validate_config_rejects_bad_input_before_training():
+    assert T.validate_config({}) == T.DEFAULTS
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        T.validate_config({"batchsize": 64})
+    for bad in ({"lr": "fast"}, {"lr": -1}, {"batch_size": 0}, {"batch_size": True}, {"milestones": [3, 1]},
+                {"dataset": "cifar11"}, {"arch": "resnet21"}, {"steps": 1.5}, {"grad_norm_points": [2]},
+                {"shortcut_args": {"lam_s": -1}, "shortcut": "scale"}):
+        with pytest.raises(ConfigError):
+            T.validate_config(bad)
+
+
+def test_overrides_parse_json_toml_or_string():
+    cfg = T.parse_overrides(["lr=0.1", "milestones=[1, 2]", "warmup_lr=null", "arch=resnet20", "quiet=true",
+                             "--data-dir=/x", "shortcut_args={b = -6}"])
+    assert cfg == {"lr": 0.1, "milestones": [1, 2], "warmup_lr": None, "arch": "resnet20", "quiet": True,
+                   "data_dir": "/x", "shortcut_args": {"b": -6}}
+    with pytest.raises(ConfigError):
+        T.parse_overrides(["lr"])
+
+
+def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ablation.train", "dataset=cifar10", f"data_dir={tmp_path}",
+                           "download=false", f"out={tmp_path / 'run'}"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: dataset 'cifar10' not found") and proc.stderr.count("\n") == 1
+    assert "--data-dir" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+
+
+def test_cli_trains_and_prints_the_summary(data_dir, tmp_path, capsys):
+    args = [f"{k}={json.dumps(v)}" for k, v in tiny(data_dir, steps=4, evals=1).items()]
+    assert T.main(args + [f"out={tmp_path}"]) == 0
+    assert json.loads(capsys.readouterr().out)["iterations"] == 4
+    assert T.main(["lr=0.1"]) == 2  # no out=
