@@ -1,0 +1,575 @@
+"""Tables, plots and findings from stored results; trains nothing.
+
+    python -m ablation.report results/quick
+
+reads ``<dir>/manifest.json`` (which run holds which row and seed) and each run's
+``summary.json`` and ``history.jsonl`` under ``<dir>/runs/``; where a run folder is
+absent (results committed without their run folders) it falls back to ``runs.csv`` and
+``history.csv`` written by an earlier report. Writes ``runs.csv`` (one row per run and
+seed), ``rows.csv`` (per table row: median, mean, std over seeds), ``history.csv``,
+``tables/<experiment>.md``, ``plots/*.png|svg`` and ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
+                  "iterations", "epochs", "time_s", "images_per_s", "device")
+CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
+                 "batch_size", "steps", "schedule_unit", "optimizer", "lr")
+HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time")
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
+    """(manifest, runs table, history table) for the results folder ``out``."""
+    import pandas as pd
+
+    out = Path(out)
+    if not (out / "manifest.json").is_file():
+        raise ConfigError(f"{out} holds no results (no manifest.json); run python -m ablation.run first")
+    manifest = json.loads((out / "manifest.json").read_text())
+    stored_runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else None
+    stored_hist = pd.read_csv(out / "history.csv") if (out / "history.csv").is_file() else None
+    rows, hist = [], []
+    labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
+    by_hash = {}
+    for entry in manifest["runs"].values():
+        h = entry["hash"]
+        if h not in by_hash:
+            by_hash[h] = _run_record(out / "runs" / h, h, stored_runs, stored_hist, hist)
+        meta = labels.get((entry["experiment"], entry["variant"]), {})
+        rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
+                     "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
+                     "paper": meta.get("paper"), "hash": h, **by_hash[h]})
+    runs = pd.DataFrame(rows)
+    history = pd.DataFrame(hist, columns=["hash", *HISTORY_FIELDS]) if hist else pd.DataFrame(
+        columns=["hash", *HISTORY_FIELDS])
+    return manifest, runs, history
+
+
+def _run_record(run_dir: Path, h: str, stored_runs, stored_hist, hist: list) -> dict:
+    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
+    if (run_dir / "config.json").is_file():
+        cfg = json.loads((run_dir / "config.json").read_text())
+        rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
+        rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
+        if (run_dir / "summary.json").is_file():
+            s = json.loads((run_dir / "summary.json").read_text())
+            rec.update({k: s.get(k) for k in SUMMARY_FIELDS})
+        else:
+            rec["status"] = "incomplete" if (run_dir / "checkpoint.pt").exists() else "not run"
+        if (run_dir / "history.jsonl").is_file():
+            for line in (run_dir / "history.jsonl").read_text().splitlines():
+                if line.strip():
+                    r = json.loads(line)
+                    hist.append({"hash": h, **{k: r.get(k) for k in HISTORY_FIELDS}})
+        return rec
+    if stored_runs is not None and (stored_runs["hash"] == h).any():
+        old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
+        rec.update({k: _nan_to_none(old.get(k)) for k in rec})
+        if stored_hist is not None:
+            for r in stored_hist[stored_hist["hash"] == h].to_dict("records"):
+                hist.append({"hash": h, **{k: _nan_to_none(r.get(k)) for k in HISTORY_FIELDS}})
+        return rec
+    rec["status"] = "not run"
+    return rec
+
+
+def _nan_to_none(v):
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def is_fail(status, error, fail_above) -> bool:
+    if status == "fail":
+        return True
+    return fail_above is not None and error is not None and not _isnan(error) and error > fail_above
+
+
+def _isnan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def row_stats(manifest: dict, runs) -> "pd.DataFrame":
+    """One line per table row: seeds run, failed seeds, median / mean / std of final test and train error."""
+    import pandas as pd
+
+    out = []
+    for name, meta in manifest["experiments"].items():
+        sub = runs[runs["experiment"] == name]
+        for row in meta["rows"]:
+            r = sub[sub["variant"] == row["variant"]]
+            done = r[r["status"].isin(["ok", "fail"])]
+            test = pd.to_numeric(done["final_test_error"], errors="coerce").dropna()
+            train = pd.to_numeric(done["final_train_error"], errors="coerce").dropna()
+            fails = sum(is_fail(s, e, meta.get("fail_above")) for s, e in
+                        zip(done["status"], pd.to_numeric(done["final_test_error"], errors="coerce")))
+            out.append({
+                "experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
+                "paper": row.get("paper"), "seeds": len(done), "failed": int(fails),
+                "errors": int((r["status"] == "error").sum()),
+                "test_median": test.median() if len(test) else None, "test_mean": test.mean() if len(test) else None,
+                "test_std": test.std(ddof=1) if len(test) > 1 else None,
+                "train_median": train.median() if len(train) else None,
+                "best_test_median": pd.to_numeric(done["best_test_error"], errors="coerce").median() if len(done) else None,
+                "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
+                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None,
+            })
+    return pd.DataFrame(out)
+
+
+def _num(x, digits=2) -> str:
+    return "—" if x is None or _isnan(x) else f"{x:.{digits}f}"
+
+
+def ours_cell(s: dict, fail_above) -> str:
+    if not s["seeds"]:
+        return "error" if s["errors"] else "not run"
+    med = s["test_median"]
+    failed_majority = s["failed"] * 2 > s["seeds"]
+    text = f"fail ({_num(med)})" if failed_majority else _num(med)
+    if s["seeds"] > 1 and not failed_majority:
+        text += f" [{_num(s['test_mean'])} ± {_num(s['test_std'])}]"
+    if s["failed"] and not (failed_majority and s["seeds"] == 1):
+        text += f" ({s['failed']}/{s['seeds']} failed)"
+    return text
+
+
+def paper_cell(p) -> str:
+    if p is None or _isnan(p):
+        return "not reported"
+    return "fail" if p == "fail" else f"{float(p):.2f}"
+
+
+def markdown_table(meta: dict, stats) -> str:
+    """The experiment in the paper's layout: rows as printed, our median beside the paper's number."""
+    s = stats[stats["experiment"] == meta["name"]]
+    s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
+    if s.empty:
+        return ""
+    fa = meta.get("fail_above")
+    columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not _isnan(c)]
+    if columns:
+        labels = list(dict.fromkeys(s["label"]))
+        head = ["", *[f"{c} {k}" for c in columns for k in ("ours", "ours (train)", "paper")]]
+        lines = [head]
+        for label in labels:
+            line = [label]
+            for c in columns:
+                hit = s[(s["label"] == label) & (s["column"] == c)]
+                if hit.empty:
+                    line += ["", "", ""]
+                else:
+                    d = hit.iloc[0].to_dict()
+                    line += [ours_cell(d, fa), _num(d["train_median"]), paper_cell(d["paper"])]
+            lines.append(line)
+    else:
+        lines = [["", "ours", "ours (train)", "paper", "seeds"]]
+        for d in s.to_dict("records"):
+            lines.append([d["label"], ours_cell(d, fa), _num(d["train_median"]), paper_cell(d["paper"]),
+                          str(d["seeds"])])
+    widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]))]
+    fmt = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])]) + "\n"
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def check_claims(meta: dict, stats) -> list[dict]:
+    """Each of the paper's claims for this experiment: holds / does not hold / not run, with our numbers."""
+    s = stats[(stats["experiment"] == meta["name"]) & (stats["seeds"] > 0)]
+    value = {}
+    for d in s.to_dict("records"):
+        value[d["variant"]] = d
+    results = []
+    for c in meta.get("claims", []):
+        col = "test_median" if c.get("metric", "test") == "test" else "train_median"
+        what = "test" if col == "test_median" else "training"
+        names = [n for n in [*(c.get("lower") or []), *(c.get("lowest") or []), *(c.get("close") or [])]]
+        missing = [n for n in names if n not in value or value[n][col] is None or _isnan(value[n][col])]
+        if missing:
+            results.append({"says": c["says"], "verdict": "not run", "detail": f"needs {', '.join(missing)}"})
+            continue
+        v = {n: value[n][col] for n in value if value[n][col] is not None and not _isnan(value[n][col])}
+        if c.get("lower"):
+            a, b = c["lower"]
+            ok = v[a] < v[b]
+            detail = f"{a} {v[a]:.2f} vs {b} {v[b]:.2f} % {what} error ({v[b] - v[a]:+.2f} points)"
+        elif c.get("lowest"):
+            pool = [n for n in (c.get("among") or list(v)) if n in v]
+            best = min(pool, key=lambda n: v[n])
+            target = c["lowest"]
+            ok = all(v[t] <= v[best] for t in target)
+            rank = sorted(pool, key=lambda n: v[n])
+            detail = (f"{', '.join(f'{t} {v[t]:.2f}' for t in target)}; best is {best} {v[best]:.2f} "
+                      f"({what} error; {target[0]} ranks {rank.index(target[0]) + 1} of {len(pool)})")
+        else:
+            a, b = c["close"]
+            gap = abs(v[a] - v[b])
+            ok = gap <= c.get("within", 1.0)
+            detail = f"{a} {v[a]:.2f} vs {b} {v[b]:.2f} % {what} error (gap {gap:.2f}, allowed {c.get('within', 1.0)})"
+        seeds = min(value[n]["seeds"] for n in names)
+        stds = [value[n]["test_std"] for n in names if value[n]["test_std"] is not None and not _isnan(value[n]["test_std"])]
+        if c.get("lower") and stds and abs(v[c["lower"][1]] - v[c["lower"][0]]) < max(stds):
+            detail += f"; within one seed std ({max(stds):.2f})"
+        results.append({"says": c["says"], "verdict": "holds" if ok else "does not hold", "detail": detail,
+                        "seeds": seeds})
+    return results
+
+
+def fail_marks(meta: dict, stats) -> list[str]:
+    """Where the paper printed "fail", did we fail too, and did we fail anywhere it did not?"""
+    s = stats[(stats["experiment"] == meta["name"]) & (stats["seeds"] > 0)]
+    lines = []
+    for d in s.to_dict("records"):
+        ours = d["failed"] * 2 > d["seeds"]
+        paper = d["paper"] == "fail"
+        if paper or ours:
+            agree = "as in the paper" if ours == paper else "unlike the paper"
+            lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
+                         f"{'fail' if ours else 'no fail'} ({_num(d['test_median'])}%) — {agree}")
+    return lines
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+def _setup_mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def _save(fig, out: Path, name: str) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        p = out / f"{name}.{ext}"
+        tmp = out / f".{name}.tmp.{ext}"
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
+        os.replace(tmp, p)
+        paths.append(str(p))
+    return paths
+
+
+def _depth_of(arch) -> int | None:
+    m = re.fullmatch(r"resnet(\d+)b?", str(arch))
+    return int(m.group(1)) if m else None
+
+
+def _curves(runs, history, experiment: str):
+    """Per variant: its mean curve over seeds (iteration, train_error, test_error)."""
+    sub = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
+    out = {}
+    for variant, group in sub.groupby("variant", sort=False):
+        h = history[history["hash"].isin(group["hash"])]
+        if h.empty:
+            continue
+        mean = h.groupby("iteration")[["train_error", "test_error"]].mean().reset_index()
+        out[variant] = mean
+    return out
+
+
+def _scale_info(runs, experiment: str) -> str:
+    sub = runs[runs["experiment"] == experiment]
+    if sub.empty:
+        return ""
+    d = sub.iloc[0]
+    size = f", {int(d['image_size'])}px" if d.get("image_size") is not None and not _isnan(d.get("image_size")) else ""
+    return f"{d['dataset']}{size}"
+
+
+def plot_degradation(manifest, runs, history, out: Path) -> list[str]:
+    """He 2015 Fig. 6 style: training error thin dashed, test error bold; plain left, residual right."""
+    curves = _curves(runs, history, "degradation")
+    if not curves:
+        return []
+    plt, sns = _setup_mpl()
+    rows = {r["variant"]: r for r in manifest["experiments"]["degradation"]["rows"]}
+    arch = runs[runs["experiment"] == "degradation"].drop_duplicates("variant").set_index("variant")["arch"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    depths = sorted({_depth_of(arch[v]) for v in curves})
+    colors = dict(zip(depths, sns.color_palette("viridis_r", len(depths))))
+    for ax, column in zip(axes, ("plain", "residual")):
+        for v, c in curves.items():
+            if rows.get(v, {}).get("column") != column:
+                continue
+            d = _depth_of(arch[v])
+            name = f"{column}-{d} ({arch[v]})"
+            ax.plot(c["iteration"], c["train_error"], "--", lw=1, color=colors[d])
+            ax.plot(c["iteration"], c["test_error"], "-", lw=2.2, color=colors[d], label=name)
+        ax.set_title(f"{column} nets")
+        ax.set_xlabel("iterations")
+        ax.legend(title="bold: test, dashed: train", fontsize=8, title_fontsize=8)
+    axes[0].set_ylabel("error (%)")
+    fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, 'degradation')})")
+    paths = _save(fig, out, "degradation_curves")
+    plt.close(fig)
+    return paths
+
+
+def plot_depth(manifest, runs, stats, out: Path) -> list[str]:
+    """Final error against depth, plain vs residual."""
+    s = stats[(stats["experiment"] == "degradation") & (stats["seeds"] > 0)].copy()
+    if s.empty:
+        return []
+    plt, sns = _setup_mpl()
+    arch = runs[runs["experiment"] == "degradation"].drop_duplicates("variant").set_index("variant")["arch"]
+    s["depth"] = [_depth_of(arch[v]) for v in s["variant"]]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    palette = {"plain": "tab:red", "residual": "tab:blue"}
+    for column, g in s.sort_values("depth").groupby("column"):
+        ax.plot(g["depth"], g["test_median"], "o-", lw=2, color=palette.get(column), label=f"{column}: test")
+        ax.plot(g["depth"], g["train_median"], "s--", lw=1, color=palette.get(column), label=f"{column}: train")
+    ax.set_xlabel("depth (layers, as run)")
+    ax.set_ylabel("final error (%), median over seeds")
+    ax.set_xticks(sorted(s["depth"].unique()))
+    ax.set_title(f"Error vs depth, plain vs residual ({_scale_info(runs, 'degradation')})")
+    ax.legend()
+    paths = _save(fig, out, "error_vs_depth")
+    plt.close(fig)
+    return paths
+
+
+def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
+    """Our final test error per row (bar: median, dots: seeds) with the paper's number marked."""
+    s = stats[(stats["experiment"] == experiment) & (stats["seeds"] > 0)]
+    if s.empty:
+        return []
+    plt, sns = _setup_mpl()
+    meta = manifest["experiments"][experiment]
+    has_cols = s["column"].notna().any()
+    labels = list(dict.fromkeys(s["label"]))
+    columns = list(dict.fromkeys(s["column"])) if has_cols else [None]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) * len(columns) + 2), 5))
+    width = 0.8 / len(columns)
+    palette = sns.color_palette("deep", len(columns))
+    papers = [float(p) for p in s["paper"] if isinstance(p, (int, float)) and not _isnan(p)]
+    top = max([s["test_median"].max(), *papers])
+    seeds_runs = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
+    paper_drawn = fail_drawn = False
+    for j, col in enumerate(columns):
+        for i, label in enumerate(labels):
+            hit = s[(s["label"] == label) & ((s["column"] == col) if has_cols else True)]
+            if hit.empty:
+                continue
+            d = hit.iloc[0]
+            x = i + (j - (len(columns) - 1) / 2) * width
+            name = f"ours: {col}" if has_cols else "ours (median; dots: seeds)"
+            ax.bar(x, d["test_median"], width * 0.9, color=palette[j], label=name,
+                   hatch="//" if d["failed"] * 2 > d["seeds"] else None, edgecolor="white")
+            pts = seeds_runs[seeds_runs["variant"] == d["variant"]]["final_test_error"]
+            ax.scatter([x] * len(pts), pts, s=12, color="black", zorder=3)
+            p = d["paper"]
+            if p == "fail":
+                ax.text(x, top * 1.02, "paper:\nfail", ha="center", va="bottom", fontsize=7, color="darkred")
+                fail_drawn = True
+            elif p is not None and not _isnan(p):
+                ax.plot([x - width * 0.45, x + width * 0.45], [float(p)] * 2, color="black", lw=2.5,
+                        label=None if paper_drawn else "paper's number (their setup)")
+                paper_drawn = True
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"final test error (%) — paper: {meta['paper_metric']}")
+    ax.set_ylim(0, top * (1.18 if fail_drawn else 1.08))
+    ax.set_title(f"{meta['title']}\nours: {_scale_info(runs, experiment)}; hatched = fail", fontsize=10)
+    handles, lbls = ax.get_legend_handles_labels()
+    uniq = dict(zip(lbls, handles))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=8)
+    paths = _save(fig, out, f"{experiment}_errors")
+    plt.close(fig)
+    return paths
+
+
+def plot_shortcut_curves(manifest, runs, history, out: Path, experiment="identity_mappings") -> list[str]:
+    """Training and test error of every shortcut variant on one figure."""
+    curves = _curves(runs, history, experiment)
+    if not curves:
+        return []
+    plt, sns = _setup_mpl()
+    labels = {r["variant"]: r["label"] for r in manifest["experiments"][experiment]["rows"]}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    palette = sns.color_palette("tab20", len(curves))
+    for color, (v, c) in zip(palette, curves.items()):
+        axes[0].plot(c["iteration"], c["train_error"], lw=1.4, color=color, label=labels.get(v, v))
+        axes[1].plot(c["iteration"], c["test_error"], lw=1.8, color=color, label=labels.get(v, v))
+    axes[0].set_title("training error")
+    axes[1].set_title("test error")
+    for ax in axes:
+        ax.set_xlabel("iterations")
+    axes[0].set_ylabel("error (%)")
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Shortcut variants (He 2016 Table 1 rows), {_scale_info(runs, experiment)}")
+    paths = _save(fig, out, f"{experiment}_curves")
+    plt.close(fig)
+    return paths
+
+
+# --- the whole report -------------------------------------------------------------------------
+
+
+def build(out, quiet: bool = True) -> dict:
+    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
+    out = Path(out)
+    manifest, runs, history = load(out)
+    stats = row_stats(manifest, runs)
+    _atomic_text(out / "runs.csv", runs.to_csv(index=False))
+    _atomic_text(out / "rows.csv", stats.to_csv(index=False))
+    _atomic_text(out / "history.csv", history.to_csv(index=False))
+    written = {"tables": [], "plots": []}
+    tables = {}
+    for name, meta in manifest["experiments"].items():
+        md = markdown_table(meta, stats)
+        if md:
+            tables[name] = md
+            path = out / "tables" / f"{name}.md"
+            _atomic_text(path, f"# {meta['title']}\n\n{md}")
+            written["tables"].append(str(path))
+    plots = out / "plots"
+    if "degradation" in manifest["experiments"]:
+        written["plots"] += plot_degradation(manifest, runs, history, plots)
+        written["plots"] += plot_depth(manifest, runs, stats, plots)
+    for name in manifest["experiments"]:
+        written["plots"] += plot_bars(manifest, runs, stats, name, plots)
+    if "identity_mappings" in manifest["experiments"]:
+        written["plots"] += plot_shortcut_curves(manifest, runs, history, plots)
+    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, written["plots"]))
+    written["readme"] = str(out / "README.md")
+    if not quiet:
+        for p in [*written["tables"], *written["plots"], written["readme"]]:
+            print(p)
+    return written
+
+
+def _invocations(out: Path) -> list[dict]:
+    path = out / "invocations.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> str:
+    inv = _invocations(out)
+    trained = [i for i in inv if i.get("trained")]
+    lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
+    if manifest.get("preset_description"):
+        lines += [manifest["preset_description"], ""]
+    if trained:
+        t = trained[-1]
+        lines += ["## How these numbers were made", "",
+                  f"- command: `{t['command']}`",
+                  f"- machine: {t['machine']}",
+                  f"- wall time: {t['wall_s']:.0f} s for the invocation that trained ({t['trained']} runs trained, "
+                  f"{t['skipped']} already done, {t['jobs']} at once), finished {t['finished']}"]
+        if len(trained) > 1:
+            lines.append(f"- runs were trained over {len(trained)} invocations, {sum(i['wall_s'] for i in trained):.0f} s in all")
+        last = inv[-1]
+        if last is not trained[-1]:
+            lines.append(f"- last invocation: `{last['command']}` trained {last['trained']} runs in {last['wall_s']:.1f} s")
+        lines.append("")
+    ok = runs[runs["status"].isin(["ok", "fail"])]
+    if not ok.empty:
+        lines += ["## Scale of the runs", "", "| experiment | arch (as run) | dataset | image size | width | schedule | batch |",
+                  "|---|---|---|---|---|---|---|"]
+        for name in manifest["experiments"]:
+            sub = ok[ok["experiment"] == name]
+            if sub.empty:
+                continue
+            d = sub.iloc[0]
+            archs = ", ".join(dict.fromkeys(sub["arch"]))
+            size = "native" if d["image_size"] is None or _isnan(d["image_size"]) else int(d["image_size"])
+            width = "default" if d["width"] is None or _isnan(d["width"]) else int(d["width"])
+            lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {_num(d['steps'], 0)} "
+                         f"{d['schedule_unit']} | {_num(d['batch_size'], 0)} |")
+        seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
+        lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. Errors are final test / training errors "
+                  "in %, median over seeds ([mean ± std] when there are several). The paper's numbers come from "
+                  "its own, full-scale setup: compare orderings, not values.", ""]
+    lines += ["## Tables", ""]
+    for name, md in tables.items():
+        meta = manifest["experiments"][name]
+        lines += [f"### {meta['title']}", "", md]
+        if meta.get("notes"):
+            lines += [meta["notes"], ""]
+    lines += ["## Findings", "",
+              "Each of the papers' claims checked against our medians (computed, not edited):", ""]
+    any_claim = False
+    for name, meta in manifest["experiments"].items():
+        if name not in tables:
+            continue
+        results = check_claims(meta, stats)
+        fails = fail_marks(meta, stats)
+        if not results and not fails:
+            continue
+        any_claim = True
+        lines += [f"**{name}**", ""]
+        for r in results:
+            lines.append(f"- {r['verdict'].upper()}: {r['says']} — {r['detail']}")
+        for f in fails:
+            lines.append(f"- fail marks: {f}")
+        lines.append("")
+    if not any_claim:
+        lines += ["No claim could be checked: no finished runs.", ""]
+    single = stats[(stats["seeds"] == 1)]
+    if not single.empty:
+        lines += ["With one seed per row there is no estimate of seed-to-seed noise; differences of a point "
+                  "or less between rows should not be read as real.", ""]
+    errors = runs[runs["status"] == "error"]
+    if not errors.empty:
+        lines += ["## Runs that raised an error", ""]
+        lines += [f"- {r['experiment']}:{r['variant']} seed {r['seed']} ({r['hash']}): {r['reason']}"
+                  for r in errors.to_dict("records")]
+        lines.append("")
+    pngs = [Path(p) for p in plots if p.endswith(".png")]
+    if pngs:
+        lines += ["## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in pngs]
+        lines.append("")
+    lines += ["All tables and plots: `python -m ablation.report " + str(out) + "` (trains nothing). "
+              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("dir", help="a results folder written by python -m ablation.run")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        build(args.dir, quiet=args.quiet)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The report on a small grid of made-up results: tables, findings, plots, rebuilding from CSV."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ablation import experiments as ex
+from ablation import report, run
+
+# (final train error, final test error, status) per variant and seed
+NUMBERS = {
+    "plain-20": [(5.0, 8.0, "ok"), (5.2, 8.4, "ok")],
+    "plain-56": [(9.0, 12.0, "ok"), (9.4, 12.6, "ok")],
+    "residual-20": [(5.0, 8.0, "ok"), (5.0, 8.2, "ok")],
+    "residual-56": [(3.0, 7.0, "ok"), (3.2, 7.4, "ok")],
+    "original": [(2.0, 10.0, "ok"), (2.0, 11.0, "ok")],
+    "conv1x1": [(4.0, 15.0, "ok"), (4.0, 16.0, "ok")],
+    "shortcut-gate-b-6": [(2.5, 12.0, "ok"), (2.5, 12.4, "ok")],  # 1.7 points from original: not "close"
+    "dropout-0.5": [(80.0, 85.0, "fail"), (20.0, 25.0, "ok")],  # 25 > 20: a fail by the paper's rule too
+}
+
+
+@pytest.fixture
+def results(tmp_path):
+    exps = ex.load_experiments()
+    presets = ex.load_presets()
+    rows = [exps["degradation"].variant(v) for v in exps["degradation"].in_all]
+    rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
+    runs = ex.expand(exps, rows, presets["quick"], seeds=2)
+    out = tmp_path / "res"
+    run.write_manifest(out, presets["quick"], exps, rows, runs)
+    for r in runs:
+        train, test, status = NUMBERS[r.variant][r.seed]
+        d = out / "runs" / r.hash
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(r.config))
+        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": train + 40 - 10 * i,
+                 "test_loss": 1.0, "test_error": test + 40 - 10 * i, "wall_time": float(i)} for i in range(5)]
+        (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+        (d / "summary.json").write_text(json.dumps({
+            "status": status, "reason": None, "final_test_error": test, "best_test_error": test - 0.5,
+            "final_train_error": train, "params": 1234, "flops": 5678, "iterations": 40, "epochs": 1.0,
+            "time_s": 2.0, "images_per_s": 50.0, "device": "cpu"}))
+    run.log_invocation(out, "python -m ablation.run --variants all", 123.4,
+                       {"trained": len(runs), "skipped": 0, "errors": 0, "interrupted": False, "jobs": 2}, 2)
+    return out
+
+
+def test_tables_in_the_papers_layout(results):
+    report.build(results)
+    deg = (results / "tables/degradation.md").read_text()
+    lines = deg.splitlines()
+    assert "plain ours" in lines[2] and "residual paper" in lines[2]
+    row56 = next(l for l in lines if l.startswith("| 56 layers"))
+    cells = [c.strip() for c in row56.strip("|").split("|")]
+    assert cells == ["56 layers", "12.30 [12.30 ± 0.42]", "9.20", "not reported", "7.20 [7.20 ± 0.28]", "3.10", "6.97"]
+    im = (results / "tables/identity_mappings.md").read_text()
+    drop = next(l for l in im.splitlines() if "dropout" in l)
+    assert "fail (55.00) (2/2 failed)" in drop and "| fail " in drop  # ours, then the paper's mark
+    orig = next(l for l in im.splitlines() if "original" in l)
+    assert "10.50 [10.50 ± 0.71]" in orig and "6.61" in orig
+    assert "activations" not in (results / "README.md").read_text().split("## Findings")[0]
+
+
+def test_findings_are_computed_from_the_numbers(results):
+    report.build(results)
+    readme = (results / "README.md").read_text()
+    findings = readme.split("## Findings")[1]
+    assert "HOLDS: the deeper plain net trains worse" in findings
+    assert "HOLDS: the deeper residual net trains at least as well" in findings
+    assert "DOES NOT HOLD: shortcut-only gating with b_g = -6 is close to identity" in findings
+    assert "HOLDS: the identity shortcut (original) has the lowest test error" in findings
+    assert "NOT RUN: no shortcut (lam_s = 0) is worse than identity" in findings
+    assert "dropout shortcut, p = 0.5: paper fail, ours fail" in findings and "as in the paper" in findings
+    assert "python -m ablation.run --variants all" in readme and "123 s" in readme
+
+
+def test_stats_and_csv(results):
+    report.build(results)
+    import pandas as pd
+
+    runs = pd.read_csv(results / "runs.csv")
+    assert len(runs) == 16 and {"experiment", "variant", "seed", "hash", "status", "final_test_error",
+                                "best_test_error", "final_train_error", "params", "time_s"} <= set(runs.columns)
+    rows = pd.read_csv(results / "rows.csv").set_index("variant")
+    assert rows.loc["original", "test_median"] == pytest.approx(10.5)
+    assert rows.loc["dropout-0.5", "failed"] == 2 and rows.loc["original", "failed"] == 0
+    hist = pd.read_csv(results / "history.csv")
+    assert len(hist) == 16 * 5
+
+
+def test_every_plot_in_png_and_svg(results):
+    written = report.build(results)["plots"]
+    names = {Path(p).name for p in written}
+    for stem in ("degradation_curves", "error_vs_depth", "degradation_errors", "identity_mappings_errors",
+                 "identity_mappings_curves"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+    for p in written:
+        assert Path(p).stat().st_size > 5000
+
+
+def test_rebuilds_from_csv_without_run_folders(results):
+    report.build(results)
+    before = {p.name: p.read_text() for p in (results / "tables").glob("*.md")}
+    readme = (results / "README.md").read_text()
+    shutil.rmtree(results / "runs")
+    assert report.main([str(results), "--quiet"]) == 0
+    assert {p.name: p.read_text() for p in (results / "tables").glob("*.md")} == before
+    assert (results / "README.md").read_text() == readme
+    assert (results / "plots/degradation_curves.png").exists()
+
+
+def test_an_empty_folder_is_one_line_exit_2(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cells():
+    base = {"seeds": 3, "failed": 0, "errors": 0, "test_median": 7.0, "test_mean": 7.1, "test_std": 0.2}
+    assert report.ours_cell(base, 20.0) == "7.00 [7.10 ± 0.20]"
+    assert report.ours_cell({**base, "failed": 1}, 20.0) == "7.00 [7.10 ± 0.20] (1/3 failed)"
+    assert report.ours_cell({**base, "failed": 2, "test_median": 30.0}, 20.0) == "fail (30.00) (2/3 failed)"
+    assert report.ours_cell({**base, "seeds": 1, "failed": 1, "test_median": 90.0}, None) == "fail (90.00)"
+    assert report.ours_cell({**base, "seeds": 0}, None) == "not run"
+    assert report.paper_cell("fail") == "fail" and report.paper_cell(None) == "not reported"
+    assert report.paper_cell(6.1) == "6.10"

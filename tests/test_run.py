@@ -1,0 +1,268 @@
+"""The study runner: skip, resume, force, errors, the command line and its bad inputs."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ablation import experiments as ex
+from ablation import run
+from ablation import train as trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+name = "tiny"
+title = "Tiny: two shortcuts on a small synthetic problem"
+paper_metric = "test error (%)"
+in_all = true
+[base]
+arch = "resnet8"
+width = 4
+dataset = "synthetic"
+steps = 6
+milestones = []
+evals = 2
+eval_batch_size = 256
+fail_chance_fraction = 0.99
+[[variant]]
+name = "identity"
+shortcut = "identity"
+paper = 5.0
+[[variant]]
+name = "plain"
+shortcut = "plain"
+paper = "fail"
+[[claim]]
+says = "identity beats plain"
+lower = ["identity", "plain"]
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    d = tmp_path / "experiments"
+    d.mkdir()
+    (d / "tiny.toml").write_text(TINY)
+    (d / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n'
+                                    '[paper]\nseeds = 2\n')
+    return d
+
+
+class FakeTrainer:
+    """Writes what the trainer writes; its error is a fixed function of the config."""
+
+    def __init__(self, interrupt_on=None, raise_on=None):
+        self.calls, self.resumed = [], []
+        self.interrupt_on, self.raise_on = interrupt_on, raise_on
+
+    def __call__(self, cfg, run_dir):
+        run_dir = Path(run_dir)
+        self.calls.append(cfg)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "checkpoint.pt").exists():
+            self.resumed.append(run_dir.name)
+        (run_dir / "config.json").write_text(json.dumps(cfg))
+        if cfg["shortcut"] == self.raise_on:
+            raise RuntimeError("boom")
+        if cfg["shortcut"] == self.interrupt_on and not (run_dir / "checkpoint.pt").exists():
+            (run_dir / "checkpoint.pt").write_text("half")
+            raise KeyboardInterrupt
+        err = 10.0 if cfg["shortcut"] == "identity" else 30.0
+        err += cfg["seed"]
+        hist = [{"iteration": i, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": err + 10 - i,
+                 "test_loss": 1.0, "test_error": err + 12 - i, "wall_time": i} for i in (2, 4, 6)]
+        (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+        summary = {"status": "ok", "reason": None, "final_test_error": err + 6, "best_test_error": err + 6,
+                   "final_train_error": err + 4, "params": 1000, "flops": 10000, "iterations": 6, "epochs": 0.6,
+                   "time_s": 1.0, "images_per_s": 100.0, "device": "cpu"}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+
+def _grid(tiny, seeds=1):
+    exps = ex.load_experiments(tiny)
+    return ex.expand(exps, exps["tiny"].variants, ex.load_presets(tiny)["quick"], seeds=seeds)
+
+
+def test_finished_runs_are_skipped_and_shared_configs_train_once(tiny, tmp_path):
+    runs = _grid(tiny, seeds=2)
+    runs = runs + [ex.Run("other", "identity", 0, runs[0].config, runs[0].hash)]  # same config, second row
+    fake = FakeTrainer()
+    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    assert (r["trained"], r["skipped"], len(fake.calls)) == (4, 0, 4)
+    assert all(c["quiet"] for c in fake.calls)
+    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    assert (r["trained"], r["skipped"], len(fake.calls)) == (0, 4, 4)
+    r = run.run_grid(runs[:1], tmp_path / "out", train_fn=fake, jobs=1, quiet=True, force=True)
+    assert (r["trained"], r["skipped"], len(fake.calls)) == (1, 0, 5)
+
+
+def test_an_interrupted_run_resumes_and_finished_ones_stay(tiny, tmp_path):
+    runs = _grid(tiny)  # identity, then plain
+    runs.sort(key=lambda r: r.variant != "identity")
+    fake = FakeTrainer(interrupt_on="plain")
+    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    assert r["interrupted"] and r["trained"] == 1
+    plain = next(x for x in runs if x.variant == "plain")
+    assert (tmp_path / "out/runs" / plain.hash / "checkpoint.pt").exists()
+    assert not (tmp_path / "out/runs" / plain.hash / "summary.json").exists()
+    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    assert not r["interrupted"] and (r["trained"], r["skipped"]) == (1, 1)
+    assert fake.resumed == [plain.hash]
+
+
+def test_a_run_that_raises_is_recorded_and_the_rest_go_on(tiny, tmp_path, capsys):
+    fake = FakeTrainer(raise_on="identity")
+    r = run.run_grid(_grid(tiny), tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    assert (r["trained"], r["errors"]) == (1, 1)
+    assert "RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_command_line_end_to_end_with_report(tiny, tmp_path, capsys):
+    fake = FakeTrainer()
+    out = tmp_path / "res"
+    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--seeds", "3"]
+    assert run.main(argv, train_fn=fake) == 0
+    assert len(fake.calls) == 6
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["runs"]) == 6 and manifest["preset"] == "quick"
+    table = (out / "tables/tiny.md").read_text()
+    assert "17.00 [17.00 ± 1.00]" in table  # identity: final errors 16, 17, 18
+    readme = (out / "README.md").read_text()
+    assert "HOLDS: identity beats plain" in readme
+    assert (out / "runs.csv").read_text().count("\n") == 7
+    assert run.main(argv, train_fn=fake) == 0  # nothing left to train
+    assert len(fake.calls) == 6
+    inv = [json.loads(x) for x in (out / "invocations.jsonl").read_text().splitlines()]
+    assert [i["trained"] for i in inv] == [6, 0] and inv[1]["skipped"] == 6
+
+
+def test_dry_run_trains_nothing_and_prints_the_grid(tiny, tmp_path, capsys):
+    fake = FakeTrainer()
+    assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--dry-run",
+                     "--preset", "paper"], train_fn=fake) == 0
+    out = capsys.readouterr().out
+    assert not fake.calls and not (tmp_path / "o").exists()
+    assert out.count("  to train\n") == 4 and "4 distinct runs, 4 to train" in out and "TFLOP" in out
+
+
+def test_list_names_shortcuts_experiments_and_presets(capsys):
+    assert run.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("exclusive-gate(b=0.0)", "scale(lam_s=0.5, lam_f=1.0)", "identity_mappings", "shortcut-gate-b-6",
+                 "degradation", "quick:", "paper:"):
+        assert word in out
+
+
+def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys):
+    plugin = tmp_path / "mygate.py"
+    plugin.write_text(textwrap.dedent("""
+        from ablation.shortcuts import Shortcut, register_shortcut
+
+        @register_shortcut("half-skip-test", formula="y = F(x) + 0.5 x")
+        class HalfSkip(Shortcut):
+            def forward(self, x, fx):
+                return fx + 0.5 * self.match(x)
+    """))
+    fake = FakeTrainer()
+    argv = ["--plugin", str(plugin), "--variants", "half-skip-test", "--out", str(tmp_path / "o"), "--jobs", "1"]
+    assert run.main(argv + ["--dry-run"], train_fn=fake) == 0
+    assert "identity_mappings  half-skip-test" in capsys.readouterr().out
+    assert run.main(argv, train_fn=fake) == 0
+    assert [c["shortcut"] for c in fake.calls] == ["half-skip-test"]
+    assert "shortcut 'half-skip-test'" in (tmp_path / "o/tables/identity_mappings.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--variants", "orignal"], "unknown variant 'orignal' (did you mean 'original'?)"),
+    (["--experiment", "degradaton"], "unknown experiment 'degradaton' (did you mean 'degradation'?)"),
+    (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
+    (["--depth", "21"], "--depth 21 is not 6n+2"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--jobs", "zero"], "--jobs must be a whole number"),
+    (["--dataset", "mnist"], "dataset='mnist' is not one of"),
+    (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
+    (["--varaints", "all"], "unrecognized arguments: --varaints"),
+    (["--depth", "x"], "invalid int value"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    fake = FakeTrainer()
+    assert _exit_code(argv + ["--out", str(tmp_path / "o")], fake) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err and not fake.calls and not (tmp_path / "o").exists()
+
+
+def _exit_code(argv, train_fn):
+    """main()'s return value, or the code of the SystemExit that argparse raises."""
+    try:
+        return run.main(argv, train_fn=train_fn)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("shortcut = \"identity\"", "shortcutt = \"identity\""), "unknown key 'shortcutt' (did you mean 'shortcut'?)"),
+    (("width = 4", "widht = 4"), "unknown key 'widht' (did you mean 'width'?)"),
+    (("width = 4", "frobnicate = 4"), "unknown key 'frobnicate'"),
+    (("steps = 6", "steps = [6"), "malformed TOML"),
+    (("width = 4", "width = 0"), "width must be"),
+])
+def test_bad_experiment_files_are_one_line_and_exit_2(tiny, edit, message, capsys, tmp_path):
+    (tiny / "tiny.toml").write_text(TINY.replace(*edit))
+    fake = FakeTrainer()
+    assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o")], train_fn=fake) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not fake.calls
+
+
+def test_the_installed_command_exits_2_on_bad_input():
+    p = subprocess.run([sys.executable, "-m", "ablation.run", "--variants", "nope"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("error: unknown variant 'nope'")
+    assert "Traceback" not in p.stderr
+
+
+# --- with the real trainer ----------------------------------------------------------------------
+
+
+def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
+    runs = _grid(tiny)
+    out = tmp_path / "out"
+    r = run.run_grid(runs, out, jobs=2, quiet=True)
+    assert (r["trained"], r["errors"], r["jobs"]) == (2, 0, 2)
+    for x in runs:
+        s = json.loads((out / "runs" / x.hash / "summary.json").read_text())
+        assert s["iterations"] == 6 and s["status"] in ("ok", "fail")
+    r = run.run_grid(runs, out, jobs=1, quiet=True)
+    assert (r["trained"], r["skipped"]) == (0, 2)
+
+    # interrupt one run after a checkpoint, then let the runner resume it
+    [ident] = [x for x in runs if x.variant == "identity"]
+    cfg = {**ident.config, "checkpoint_every": 2, "seed": 1}
+    resumed = ex.Run("tiny", "identity", 1, cfg, ex.config_hash(cfg))
+
+    def stop_at_3(cfg, run_dir):
+        def cb(it):
+            if it == 3:
+                raise KeyboardInterrupt
+        return trainer.train(cfg, run_dir, callback=cb)
+
+    r = run.run_grid([resumed], out, train_fn=stop_at_3, jobs=1, quiet=True)
+    assert r["interrupted"] and (out / "runs" / resumed.hash / "checkpoint.pt").exists()
+    assert not (out / "runs" / resumed.hash / "summary.json").exists()
+    r = run.run_grid([resumed], out, jobs=1, quiet=True)
+    assert r["trained"] == 1 and not r["interrupted"]
+    whole = tmp_path / "whole"
+    trainer.train(cfg, whole)
+
+    def curve(d):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "images_per_s")}
+                for line in (d / "history.jsonl").read_text().splitlines()]
+
+    assert curve(out / "runs" / resumed.hash) == curve(whole)
