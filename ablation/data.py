@@ -104,11 +104,15 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = Tr
     if flip:
         mirror = torch.rand(n, 1, generator=gen) < 0.5
         cols = torch.where(mirror, w - 1 - cols, cols)
-    rows = (dy + torch.arange(h)).to(x.device)
-    cols = (dx + cols).to(x.device)
+    rows, cols = to_device(dy + torch.arange(h), x.device), to_device(dx + cols, x.device)
     b = torch.arange(n, device=x.device)[:, None, None, None]
     ch = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[b, ch, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Copy a small CPU tensor to ``device`` without waiting for the GPU's queue to drain."""
+    return t if torch.device(device).type == "cpu" else t.pin_memory().to(device, non_blocking=True)
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

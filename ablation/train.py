@@ -10,6 +10,7 @@ until the training error falls below 80% (their 110-layer recipe). Every choice 
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import json
 import math
@@ -69,7 +70,7 @@ def validate_config(cfg: dict) -> dict:
         if key not in DEFAULTS:
             close = difflib.get_close_matches(key, DEFAULTS, n=1)
             raise ConfigError(f"unknown config key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    cfg = {**DEFAULTS, **cfg}
+    cfg = copy.deepcopy({**DEFAULTS, **cfg})
     for key, choices in _CHOICES.items():
         if cfg[key] not in choices:
             close = difflib.get_close_matches(str(cfg[key]), choices, n=1)
@@ -234,7 +235,7 @@ def _batch(d, s, cfg, device):
     take = min(cfg["batch_size"], n)
     if s["perm"] is None or s["pos"] + take > n:
         s["perm"], s["pos"] = torch.randperm(n, generator=s["order_gen"]), 0
-    idx = s["perm"][s["pos"]: s["pos"] + take].to(device)
+    idx = datasets.to_device(s["perm"][s["pos"]: s["pos"] + take], device)
     s["pos"] += take
     x = d.train_x[idx]
     if cfg["augment"]:
