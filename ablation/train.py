@@ -43,7 +43,7 @@ DEFAULTS = {
     "evals": 40, "eval_batch_size": 1000, "eval_subset": None, "grad_norm_points": [0.0, 0.05, 0.5, 1.0],
     "fail_chance_fraction": 0.25,
     # runtime
-    "seed": 0, "device": "auto", "threads": None, "compile": False, "deterministic": False,
+    "seed": 0, "device": "auto", "threads": None, "bf16": True, "compile": False, "deterministic": False,
     "checkpoint_every": 2000, "quiet": False,
 }
 
@@ -59,7 +59,7 @@ _RULES = {
     "warmup_until_error": (float, 0, 1), "warmup_max_iters": (int, 0), "evals": (int, 1),
     "eval_batch_size": (int, 1), "eval_subset": (int, 1, None, True), "grad_norm_points": (list,),
     "fail_chance_fraction": (float, 0, 1, True), "seed": (int,), "threads": (int, 1, None, True),
-    "compile": (bool,), "deterministic": (bool,), "checkpoint_every": (int, 1), "quiet": (bool,),
+    "bf16": (bool,), "compile": (bool,), "deterministic": (bool,), "checkpoint_every": (int, 1), "quiet": (bool,),
 }
 _TIMING = ("wall_time", "images_per_s")  # the only fields of a record that differ between identical runs
 
@@ -130,6 +130,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
     plan = _plan(cfg, len(d.train_y))
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
     clock = _Clock(s, device)
+    amp = cfg["bf16"] and _fast_bf16(device)
     bar = tqdm(total=plan["total"], initial=s["it"], desc=run_dir.name, unit="it", dynamic_ncols=True,
                disable=cfg["quiet"] or not sys.stderr.isatty())
     with bar:
@@ -138,7 +139,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
             lr = _lr(cfg, plan, s)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with _autocast(device):
+            with _autocast(device, amp):
                 out = fwd(x)
                 loss = F.cross_entropy(out.float(), y)
             opt.zero_grad(set_to_none=True)
@@ -150,7 +151,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
             bar.update()
             if s["it"] in plan["evals"]:
                 clock.tick()
-                rec = _record(cfg, plan, s, model, d, eval_idx, lr, norms, final=s["it"] == plan["total"])
+                rec = _record(cfg, plan, s, model, d, eval_idx, lr, norms, amp, final=s["it"] == plan["total"])
                 _append_history(run_dir, rec, s)
                 bar.set_postfix_str(f"loss {rec['train_loss']} err {rec['train_error']:.1f}% "
                                     f"{rec['images_per_s']:.0f} img/s")
@@ -183,9 +184,22 @@ def _setup_runtime(cfg) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device):
-    # bf16 on GPUs; on CPU it measured slower, so CPU runs stay in float32
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def _fast_bf16(device) -> bool:
+    """bf16 autocast where the hardware multiplies bf16 natively: GPUs, and CPUs with AMX tiles.
+
+    Measured on a 2-core AMX Xeon (resnet20, fashion-mnist, batch 128, 1 thread): ~360 img/s in bf16
+    against ~200 in float32. Elsewhere on CPU it would be emulated and slower, so float32 stays.
+    """
+    if device.type == "cuda":
+        return True
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def _autocast(device, on: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
 
 
 def _build(cfg, d, device):
@@ -193,8 +207,8 @@ def _build(cfg, d, device):
 
     model = build_model(cfg["arch"], cfg["shortcut"], cfg["order"], d.num_classes, d.shape[0], cfg["width"],
                         cfg["match"], **cfg["shortcut_args"]).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last measured faster on CPU too (resnet20, fashion-mnist, 1 thread: ~300 vs ~250 img/s)
+    model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg["compile"] else model
     if cfg["optimizer"] == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
@@ -225,8 +239,7 @@ def _fresh_state(cfg, device) -> dict:
 
 
 def _prepare(x, d, device):
-    x = datasets.normalize(x, d.mean, d.std)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    return datasets.normalize(x, d.mean, d.std).contiguous(memory_format=torch.channels_last)
 
 
 def _batch(d, s, cfg, device):
@@ -285,11 +298,11 @@ def _gate_means(model) -> dict:
 
 
 @torch.inference_mode()
-def _evaluate(model, x, y, d, batch_size, device) -> tuple[float, float]:
+def _evaluate(model, x, y, d, batch_size, device, amp) -> tuple[float, float]:
     model.eval()
     loss, wrong = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(y), batch_size):
-        with _autocast(device):
+        with _autocast(device, amp):
             out = model(_prepare(x[i: i + batch_size], d, device)).float()
         loss += F.cross_entropy(out, y[i: i + batch_size], reduction="sum")
         wrong += (out.argmax(1) != y[i: i + batch_size]).sum()
@@ -318,11 +331,11 @@ class _Clock:
         self.last = time.perf_counter()
 
 
-def _record(cfg, plan, s, model, d, eval_idx, lr, norms, final) -> dict:
+def _record(cfg, plan, s, model, d, eval_idx, lr, norms, amp, final) -> dict:
     """One history point; the interval sums restart. On the last point the whole test split is used."""
     gates = _gate_means(model)
     x, y = (d.test_x, d.test_y) if eval_idx is None or final else (d.test_x[eval_idx], d.test_y[eval_idx])
-    test_loss, test_error = _evaluate(model, x, y, d, cfg["eval_batch_size"], x.device)
+    test_loss, test_error = _evaluate(model, x, y, d, cfg["eval_batch_size"], x.device, amp)
     rec = {"iteration": s["it"], "epoch": round(s["it"] / plan["ipe"], 4), "lr": lr,
            "train_loss": _finite(s["loss_sum"].item() / s["batches"]),
            "train_error": round(100.0 * s["wrong"].item() / s["seen"], 4),
