@@ -61,7 +61,8 @@ _RULES = {
     "fail_chance_fraction": (float, 0, 1, True), "seed": (int,), "threads": (int, 1, None, True),
     "bf16": (bool,), "compile": (bool,), "deterministic": (bool,), "checkpoint_every": (int, 1), "quiet": (bool,),
 }
-_TIMING = ("wall_time", "images_per_s")  # the only fields of a record that differ between identical runs
+# keys that may change when a run is resumed: where and how fast it runs, not what it computes
+_RUNTIME_KEYS = {"data_dir", "download", "device", "threads", "compile", "checkpoint_every", "quiet", "eval_batch_size"}
 
 
 def validate_config(cfg: dict) -> dict:
@@ -121,6 +122,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
     cfg, run_dir = validate_config(cfg), Path(run_dir)
     if (run_dir / "summary.json").exists():
         return json.loads((run_dir / "summary.json").read_text())
+    _check_same_run(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(run_dir / "config.json", json.dumps(cfg, indent=2))
     device = _setup_runtime(cfg)
@@ -153,7 +155,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
                 clock.tick()
                 rec = _record(cfg, plan, s, model, d, eval_idx, lr, norms, amp, final=s["it"] == plan["total"])
                 _append_history(run_dir, rec, s)
-                bar.set_postfix_str(f"loss {rec['train_loss']} err {rec['train_error']:.1f}% "
+                bar.set_postfix_str(f"loss {rec['train_loss'] or float('nan'):.3f} err {rec['train_error']:.1f}% "
                                     f"{rec['images_per_s']:.0f} img/s")
                 clock.mark()
             if s["it"] % cfg["checkpoint_every"] == 0 or s["it"] == plan["total"] or s["status"]:
@@ -375,6 +377,20 @@ def _finite(v):
 
 
 # ---- files ------------------------------------------------------------------------------------------
+
+
+def _check_same_run(run_dir: Path, cfg: dict):
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        return
+    changed = sorted(k for k in cfg if k not in _RUNTIME_KEYS and old.get(k) != cfg[k])
+    if changed:
+        raise ConfigError(f"{run_dir} holds a run with different {', '.join(changed)}; choose another out= or "
+                          f"delete the directory")
 
 
 def _write_atomic(path: Path, text: str):

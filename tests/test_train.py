@@ -67,15 +67,16 @@ class Killed(Exception):
     pass
 
 
+def kill_at(n):
+    """A callback that stops the run like a kill -9 right after iteration ``n``."""
+    def callback(it):
+        if it == n:
+            raise Killed
+    return callback
+
+
 def test_interrupted_run_resumes_to_the_same_result(baseline, data_dir, tmp_path):
     ref_run, ref = baseline
-
-    def kill_at(n):
-        def callback(it):
-            if it == n:
-                raise Killed
-        return callback
-
     with pytest.raises(Killed):  # after the checkpoint at 5 and the record at 8: that record is redone
         T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(9))
     assert not (tmp_path / "summary.json").exists()
@@ -91,10 +92,17 @@ def test_interrupted_run_resumes_to_the_same_result(baseline, data_dir, tmp_path
     assert torch.equal(a["rng"]["aug"], b["rng"]["aug"])
 
 
+def test_a_run_dir_is_not_reused_for_another_config(baseline, data_dir, tmp_path):
+    with pytest.raises(Killed):
+        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(6))
+    with pytest.raises(ConfigError, match="different lr"):
+        T.train(tiny(data_dir, checkpoint_every=5, lr=0.05), tmp_path)
+
+
 def test_corrupt_checkpoint_warns_once_and_starts_over(baseline, data_dir, tmp_path, capsys):
     ref_run, ref = baseline
     with pytest.raises(Killed):
-        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=lambda it: it == 12 and (_ for _ in ()).throw(Killed))
+        T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(12))
     (tmp_path / "checkpoint.pt").write_bytes(b"\x80garbage")
     summary = T.train(tiny(data_dir, checkpoint_every=5), tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
@@ -156,7 +164,7 @@ def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
 
 
 def test_cli_trains_and_prints_the_summary(data_dir, tmp_path, capsys):
-    args = [f"{k}={json.dumps(v)}" for k, v in tiny(data_dir, steps=4, evals=1).items()]
+    args = [f"{k}={json.dumps(v)}" for k, v in tiny(data_dir, steps=4, evals=1, deterministic=True).items()]
     assert T.main(args + [f"out={tmp_path}"]) == 0
     assert json.loads(capsys.readouterr().out)["iterations"] == 4
     assert T.main(["lr=0.1"]) == 2  # no out=
