@@ -123,11 +123,11 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
     if (run_dir / "summary.json").exists():
         return json.loads((run_dir / "summary.json").read_text())
     _check_same_run(run_dir, cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "config.json", json.dumps(cfg, indent=2))
     device = _setup_runtime(cfg)
     d = datasets.load(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["image_size"], cfg["val_split"],
                       cfg["train_subset"]).to(device)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the data is there: a run that cannot start leaves nothing
+    _write_atomic(run_dir / "config.json", json.dumps(cfg, indent=2))
     model, fwd, opt, s = _resume(run_dir, cfg, d, device)
     plan = _plan(cfg, len(d.train_y))
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)

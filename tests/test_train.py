@@ -161,6 +161,7 @@ def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: dataset 'cifar10' not found") and proc.stderr.count("\n") == 1
     assert "--data-dir" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_trains_and_prints_the_summary(data_dir, tmp_path, capsys):
