@@ -125,9 +125,10 @@ def test_warmup_then_milestones(data_dir, tmp_path):
     assert lrs[25] == 0.1 and lrs[30] == 0.1 and lrs[31] == 0.05
 
 
-def test_epoch_schedule_and_gate_means(data_dir, tmp_path):
+def test_epoch_schedule_adam_and_gate_means(data_dir, tmp_path):
     summary = T.train(tiny(data_dir, schedule_unit="epochs", steps=0.5, batch_size=128, evals=2,
                            shortcut="exclusive-gate", shortcut_args={"b": -2.0}, train_subset=512,
+                           optimizer="adam", lr=1e-3,
                            fail_chance_fraction=None), tmp_path)
     hist = history(tmp_path)
     assert summary["iterations"] == 2 and summary["epochs"] == 0.5
