@@ -47,6 +47,17 @@ DEFAULTS = {
     "checkpoint_every": 2000, "quiet": False,
 }
 
+# Less obvious keys:
+#   augment        4-pixel zero pad + random crop back (+ mirror half the images when flip); off: no augmentation
+#   val_split      hold out that many train images (a fixed draw) and report them as the test split
+#   warmup_*       while warming up the rate is warmup_lr; it ends when the training error over the last
+#                  20 iterations is below warmup_until_error (a fraction) or after warmup_max_iters
+#   eval_subset    evaluate a fixed stratified subset of the test split, except at the last point (whole split)
+#   fail_chance_fraction  after that fraction of the schedule, train AND test error still within a small
+#                  margin of chance (1 - 1/classes) end the run as "fail"; null: never; NaN/inf always fails
+#   bf16           bf16 autocast where the hardware has it natively (GPUs, CPUs with AMX); else float32
+# Errors in history.jsonl and summary.json are in percent.
+
 _CHOICES = {"dataset": tuple(datasets.DATASETS), "optimizer": ("sgd", "adam"),
             "schedule_unit": ("iterations", "epochs"), "device": ("auto", "cpu", "cuda")}
 # key -> (type, lowest, highest, None allowed); float bounds are inclusive, float accepts ints
