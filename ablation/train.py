@@ -152,13 +152,9 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
             lr = _lr(cfg, plan, s)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with _autocast(device, amp):
-                out = fwd(x)
-                loss = F.cross_entropy(out.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            out, loss = _step(fwd, opt, x, y, device, amp)
+            # opt.step leaves .grad in place, so the norms read here are the ones it applied
             norms = _unit_grad_norms(model) if s["it"] + 1 in plan["grad_points"] else None
-            opt.step()
             s["it"] += 1
             _accumulate(cfg, s, loss.detach(), (out.argmax(1) != y).sum(), len(y))
             bar.update()
@@ -215,6 +211,17 @@ def _fast_bf16(device) -> bool:
 
 def _autocast(device, on: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
+def _step(fwd, opt, x, y, device, amp):
+    """One SGD/Adam step on a batch; the same code the benchmark times. Returns (logits, loss)."""
+    with _autocast(device, amp):
+        out = fwd(x)
+        loss = F.cross_entropy(out.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return out, loss
 
 
 def _build(cfg, d, device):
@@ -431,6 +438,8 @@ def _save_checkpoint(run_dir, model, opt, s):
 def _resume(run_dir, cfg, d, device):
     """Model, compiled forward, optimiser and loop state: from the checkpoint if it reads, else fresh."""
     path = run_dir / "checkpoint.pt"
+    for stale in run_dir.glob(".*.tmp*"):  # left by a kill in the middle of a write
+        stale.unlink(missing_ok=True)
     torch.manual_seed(cfg["seed"])
     model, fwd, opt = _build(cfg, d, device)
     s = _fresh_state(cfg, device)
