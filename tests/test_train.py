@@ -104,11 +104,13 @@ def test_corrupt_checkpoint_warns_once_and_starts_over(baseline, data_dir, tmp_p
     with pytest.raises(Killed):
         T.train(tiny(data_dir, checkpoint_every=5), tmp_path, callback=kill_at(12))
     (tmp_path / "checkpoint.pt").write_bytes(b"\x80garbage")
+    (tmp_path / ".checkpoint.pt.tmp999").write_bytes(b"half a file")
     summary = T.train(tiny(data_dir, checkpoint_every=5), tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning:") and "checkpoint" in err[0]
     assert summary["status"] == "ok" and summary["final_test_error"] == ref["final_test_error"]
     assert without_timing(history(tmp_path)) == without_timing(history(ref_run))
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_huge_learning_rate_fails_without_raising(data_dir, tmp_path):
