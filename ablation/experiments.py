@@ -122,7 +122,7 @@ class Experiment:
     def meta(self) -> dict:
         """What the report needs to lay out this experiment's table without the TOML file."""
         return {"name": self.name, "title": self.title, "paper_metric": self.paper_metric,
-                "fail_above": self.fail_above, "source": self.source, "notes": self.notes,
+                "fail_above": self.fail_above, "dataset": self.base.get("dataset"), "source": self.source, "notes": self.notes,
                 "rows": [{"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
                           "source": v.source} for v in self.variants],
                 "claims": [c.__dict__ for c in self.claims]}

@@ -107,6 +107,13 @@ def is_fail(status, error, fail_above) -> bool:
     return fail_above is not None and error is not None and not _isnan(error) and error > fail_above
 
 
+def fail_above(meta: dict, dataset) -> float | None:
+    """The paper's "fail" threshold, which is a number about its own dataset: it applies only there."""
+    if meta.get("fail_above") is None or (meta.get("dataset") and dataset != meta["dataset"]):
+        return None
+    return meta["fail_above"]
+
+
 def _isnan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
@@ -123,8 +130,8 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
             done = r[r["status"].isin(["ok", "fail"])]
             test = pd.to_numeric(done["final_test_error"], errors="coerce").dropna()
             train = pd.to_numeric(done["final_train_error"], errors="coerce").dropna()
-            fails = sum(is_fail(s, e, meta.get("fail_above")) for s, e in
-                        zip(done["status"], pd.to_numeric(done["final_test_error"], errors="coerce")))
+            fails = sum(is_fail(s, e, fail_above(meta, d)) for s, e, d in
+                        zip(done["status"], pd.to_numeric(done["final_test_error"], errors="coerce"), done["dataset"]))
             out.append({
                 "experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
                 "paper": row.get("paper"), "seeds": len(done), "failed": int(fails),
@@ -133,6 +140,7 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
                 "test_std": test.std(ddof=1) if len(test) > 1 else None,
                 "train_median": train.median() if len(train) else None,
                 "best_test_median": pd.to_numeric(done["best_test_error"], errors="coerce").median() if len(done) else None,
+                "arch": ", ".join(dict.fromkeys(str(a) for a in r["arch"].dropna())),
                 "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
                 "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None,
             })
@@ -143,7 +151,7 @@ def _num(x, digits=2) -> str:
     return "—" if x is None or _isnan(x) else f"{x:.{digits}f}"
 
 
-def ours_cell(s: dict, fail_above) -> str:
+def ours_cell(s: dict) -> str:
     if not s["seeds"]:
         return "error" if s["errors"] else "not run"
     med = s["test_median"]
@@ -168,26 +176,33 @@ def markdown_table(meta: dict, stats) -> str:
     s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
     if s.empty:
         return ""
-    fa = meta.get("fail_above")
     columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not _isnan(c)]
     if columns:
         labels = list(dict.fromkeys(s["label"]))
-        head = ["", *[f"{c} {k}" for c in columns for k in ("ours", "ours (train)", "paper")]]
+        # the nets as run may be smaller than the paper's: say which, per column or per row
+        col_arch = {c: set(s[s["column"] == c]["arch"]) for c in columns}
+        row_arch = {l: set(s[s["label"] == l]["arch"]) for l in labels}
+        per_col = all(len(a) == 1 for a in col_arch.values())
+        per_row = not per_col and all(len(a) == 1 for a in row_arch.values())
+        head = [""]
+        for c in columns:
+            run_as = f" ({next(iter(col_arch[c]))})" if per_col else ""
+            head += [f"{c}{run_as} ours", f"{c} ours (train)", f"{c} paper"]
         lines = [head]
         for label in labels:
-            line = [label]
+            line = [f"{label} ({next(iter(row_arch[label]))})" if per_row else label]
             for c in columns:
                 hit = s[(s["label"] == label) & (s["column"] == c)]
                 if hit.empty:
                     line += ["", "", ""]
                 else:
                     d = hit.iloc[0].to_dict()
-                    line += [ours_cell(d, fa), _num(d["train_median"]), paper_cell(d["paper"])]
+                    line += [ours_cell(d), _num(d["train_median"]), paper_cell(d["paper"])]
             lines.append(line)
     else:
-        lines = [["", "ours", "ours (train)", "paper", "seeds"]]
+        lines = [["", "arch (as run)", "ours", "ours (train)", "paper", "seeds"]]
         for d in s.to_dict("records"):
-            lines.append([d["label"], ours_cell(d, fa), _num(d["train_median"]), paper_cell(d["paper"]),
+            lines.append([d["label"], d["arch"], ours_cell(d), _num(d["train_median"]), paper_cell(d["paper"]),
                           str(d["seeds"])])
     widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]))]
     fmt = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
@@ -397,7 +412,14 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
                         label=None if paper_drawn else "paper's number (their setup)")
                 paper_drawn = True
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    if not has_cols and s["arch"].nunique() > 1:
+        arch = dict(zip(s["label"], s["arch"]))
+        ax.set_xticklabels([f"{l}\n({arch[l]})" for l in labels], rotation=30, ha="right", fontsize=8)
+    elif has_cols and all(s[s["label"] == l]["arch"].nunique() == 1 for l in labels):
+        arch = dict(zip(s["label"], s["arch"]))
+        ax.set_xticklabels([f"{l}\n(run as {arch[l]})" for l in labels], fontsize=8)
+    else:
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"final test error (%) — paper: {meta['paper_metric']}")
     ax.set_ylim(0, top * (1.18 if fail_drawn else 1.08))
     ax.set_title(f"{meta['title']}\nours: {_scale_info(runs, experiment)}; hatched = fail", fontsize=10)
@@ -461,12 +483,26 @@ def build(out, quiet: bool = True) -> dict:
         written["plots"] += plot_bars(manifest, runs, stats, name, plots)
     if "identity_mappings" in manifest["experiments"]:
         written["plots"] += plot_shortcut_curves(manifest, runs, history, plots)
-    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, written["plots"]))
+    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
     written["readme"] = str(out / "README.md")
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
             print(p)
     return written
+
+
+def refresh_readme(out) -> None:
+    """Rewrite README.md alone (tables and findings again, no plots)."""
+    out = Path(out)
+    manifest, runs, _ = load(out)
+    stats = row_stats(manifest, runs)
+    tables = {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
+    plots = sorted(str(p) for p in (out / "plots").glob("*.png")) if (out / "plots").is_dir() else []
+    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(plots)))
+
+
+def _plot_order(paths: list[str]) -> list[str]:
+    return sorted(paths, key=lambda p: (not Path(p).stem.startswith("degradation"), Path(p).stem))
 
 
 def _invocations(out: Path) -> list[dict]:

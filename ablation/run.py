@@ -12,6 +12,10 @@ from its last checkpoint. Ctrl-C stops cleanly; the same command picks up where 
 
 from __future__ import annotations
 
+import time
+
+_STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
+
 import argparse
 import datetime as dt
 import json
@@ -21,7 +25,6 @@ import shlex
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 from . import experiments as ex
@@ -64,15 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None, train_fn=None) -> int:
+    # from the command line the clock started with the interpreter; a caller's starts here
+    started = _STARTED if argv is None else time.time()
     args = build_parser().parse_args(argv)
     try:
-        return run_cli(args, train_fn=train_fn)
+        return run_cli(args, train_fn=train_fn, started=started)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
-def run_cli(args, train_fn=None) -> int:
+def run_cli(args, train_fn=None, started=None) -> int:
     from . import shortcuts
 
     for spec in args.plugin:
@@ -97,19 +102,22 @@ def run_cli(args, train_fn=None) -> int:
     if args.dry_run:
         print_grid(runs, out)
         return 0
-    started = time.time()
+    started = started or time.time()
     write_manifest(out, preset, experiments, rows, runs)
     result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                       plugins=args.plugin)
-    wall = time.time() - started
-    log_invocation(out, argv_line(), wall, result, jobs)
     if result["interrupted"]:
-        print(f"interrupted: {result['done']} of {result['todo']} runs finished this time. "
-              f"Run the same command again to resume:\n  {argv_line()}", file=sys.stderr)
+        log_invocation(out, argv_line(), time.time() - started, result, jobs)
+        print(f"interrupted: {result['done']} of {result['todo']} runs finished this time; each unfinished run "
+              f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
+              file=sys.stderr)
         return 130
     from . import report
 
     report.build(out)
+    wall = time.time() - started
+    log_invocation(out, argv_line(), wall, result, jobs)
+    report.refresh_readme(out)  # now with this invocation's wall time
     if not args.quiet:
         print(f"{len(runs)} runs ({result['trained']} trained, {result['skipped']} already done, "
               f"{result['errors']} errors) in {wall:.0f}s; report: {out / 'README.md'}")
@@ -350,8 +358,9 @@ def run_grid(runs: list[ex.Run], out, train_fn=None, jobs: int | None = 1, force
             if not quiet:
                 err = summary.get("final_test_error")
                 err = f"{err:.2f}%" if isinstance(err, (int, float)) else "n/a"
-                tqdm.write(f"{r.experiment}:{r.variant} seed {r.seed}: {status}, test error {err} "
-                           f"({seconds:.0f}s)")
+                took = summary.get("time_s") or seconds  # the trainer's own clock excludes time queued
+                tqdm.write(f"{r.experiment}:{r.variant} seed {r.seed} [{r.hash}]: {status}, final test error "
+                           f"{err} ({took:.0f}s)")
         bar.update()
 
     threads = PER_JOB_THREADS if jobs > 1 else None
