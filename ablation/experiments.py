@@ -433,11 +433,13 @@ def images_seen(cfg: dict) -> int:
 
 
 def run_flops(cfg: dict, flops_per_image: int) -> float:
-    """Training FLOPs (forward + backward = 3x forward) plus the evaluations on the test split."""
+    """Training FLOPs (forward + backward = 3x forward) plus the forward passes of the evaluations.
+
+    The training error comes free from the training batches; every evaluation point but the last
+    sees ``eval_subset`` test images (or all), the last one all of them.
+    """
     train = 3.0 * flops_per_image * images_seen(cfg)
-    n_test = 10000 if cfg.get("dataset") != "synthetic" else 256
-    if cfg.get("val_split"):
-        n_test = cfg["val_split"]
-    # each evaluation point also measures the training error on a test-sized sample
-    evals = 2.0 * flops_per_image * n_test * (cfg.get("evals") or 0)
-    return train + evals
+    n_test = cfg.get("val_split") or (256 if cfg.get("dataset") == "synthetic" else 10000)
+    per_eval = min(cfg.get("eval_subset") or n_test, n_test)
+    evals = max((cfg.get("evals") or 1) - 1, 0) * per_eval + n_test
+    return train + float(flops_per_image) * evals

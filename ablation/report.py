@@ -343,7 +343,10 @@ def plot_degradation(manifest, runs, history, out: Path) -> list[str]:
             ax.plot(c["iteration"], c["test_error"], "-", lw=2.2, color=colors[d], label=name)
         ax.set_title(f"{column} nets")
         ax.set_xlabel("iterations")
-        ax.legend(title="bold: test, dashed: train", fontsize=8, title_fontsize=8)
+        if ax.lines:
+            ax.legend(title="bold: test, dashed: train", fontsize=8, title_fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[0].set_ylabel("error (%)")
     fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, 'degradation')})")
     paths = _save(fig, out, "degradation_curves")
@@ -549,6 +552,8 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
         lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. Errors are final test / training errors "
                   "in %, median over seeds ([mean ± std] when there are several). The paper's numbers come from "
                   "its own, full-scale setup: compare orderings, not values.", ""]
+    if (out / "notes.md").is_file():  # measurements made outside the runner, kept across rebuilds
+        lines += ["## Notes", "", (out / "notes.md").read_text().strip(), ""]
     lines += ["## Tables", ""]
     for name, md in tables.items():
         meta = manifest["experiments"][name]

@@ -383,6 +383,10 @@ def _run_parallel(todo, configs, out, train_fn, jobs, plugins, finished) -> None
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # after Ctrl-C the workers are terminated with the pool's queue semaphores still registered; the
+    # tracker process then warns about them on exit, which is noise, not a leak that outlives us
+    filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
+    os.environ["PYTHONWARNINGS"] = ",".join([*filters, "ignore::UserWarning:multiprocessing.resource_tracker"])
     pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                initargs=(list(plugins),))
     started, pending = {}, {}
@@ -398,9 +402,12 @@ def _run_parallel(todo, configs, out, train_fn, jobs, plugins, finished) -> None
                 finished(r, f.result(), time.time() - started[f])
     except BaseException:
         # workers ignore SIGINT: stop them here; each loses at most the steps since its checkpoint
-        for p in list(getattr(pool, "_processes", {}).values()):
+        procs = list(getattr(pool, "_processes", {}).values())
+        for p in procs:
             p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.join()
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
 
@@ -411,4 +418,8 @@ def _depth(arch: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `... --list | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
