@@ -75,6 +75,9 @@ def test_findings_are_computed_from_the_numbers(results):
     assert "HOLDS: the identity shortcut (original) has the lowest test error" in findings
     assert "NOT RUN: no shortcut (lam_s = 0) is worse than identity" in findings
     assert "dropout shortcut, p = 0.5: paper fail, ours no fail (55.00%) — unlike the paper" in findings
+    assert "Claims checked: 15; hold: 8; do not hold: 1; not checkable (rows not run): 6." in findings
+    # a 0.9 point gap against seed stds of 0.14 and 0.28 is a finding, not noise
+    assert "residual-56 7.20 vs residual-20 8.10 % test error (+0.90 points)\n" in findings
     assert "python -m ablation.run --variants all" in readme and "123 s" in readme
 
 
@@ -135,3 +138,22 @@ def test_cells():
     assert report.ours_cell({**base, "seeds": 0}) == "not run"
     assert report.paper_cell("fail") == "fail" and report.paper_cell(None) == "not reported"
     assert report.paper_cell(6.1) == "6.10"
+
+
+def test_small_gaps_are_not_read_as_findings():
+    import pandas as pd
+
+    meta = {"name": "e", "claims": [{"says": "a beats b", "metric": "test", "lower": ["a", "b"]},
+                                    {"says": "a is best", "metric": "test", "lowest": ["a"]}]}
+
+    def stats(seeds, std, b):
+        return pd.DataFrame([{"experiment": "e", "variant": v, "seeds": seeds, "test_median": m, "train_median": m,
+                              "test_std": std} for v, m in (("a", 10.0), ("b", b))])
+
+    one = report.check_claims(meta, stats(1, None, 10.4))
+    assert one[0]["verdict"] == "holds" and "not conclusive" in one[0]["detail"]
+    assert "not conclusive" in one[1]["detail"]
+    assert "not conclusive" not in report.check_claims(meta, stats(1, None, 12.0))[0]["detail"]
+    several = report.check_claims(meta, stats(5, 0.6, 10.4))
+    assert "within one seed std (0.60)" in several[0]["detail"]
+    assert report.check_claims(meta, stats(5, 0.6, 9.0))[0]["verdict"] == "does not hold"
