@@ -292,6 +292,7 @@ def _setup_mpl():
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
+    matplotlib.rcParams["svg.hashsalt"] = "ablation"  # stable ids: rebuilding the same results changes no byte
     return plt, sns
 
 
@@ -301,7 +302,7 @@ def _save(fig, out: Path, name: str) -> list[str]:
     for ext in ("png", "svg"):
         p = out / f"{name}.{ext}"
         tmp = out / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext, metadata={"Date": None} if ext == "svg" else None)
         os.replace(tmp, p)
         paths.append(str(p))
     return paths
