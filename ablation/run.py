@@ -103,6 +103,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
         print_grid(runs, out)
         return 0
     started = started or time.time()
+    prepare_data(runs, quiet=args.quiet)
     write_manifest(out, preset, experiments, rows, runs)
     result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                       plugins=args.plugin)
@@ -233,6 +234,23 @@ def print_grid(runs: list[ex.Run], out: Path) -> None:
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
           f"{total / 1e12:.2f} TFLOP, about {total / rate / 60:.1f} min of one process at "
           f"{rate / 1e9:.1f} GFLOP/s ({basis}); divide by --jobs for parallel runs")
+
+
+def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:
+    """Load every dataset the runs need once, before training.
+
+    A missing dataset is then one line and exit 2 before anything trains, and parallel runs
+    find the decoded, resized cache ready instead of each building it.
+    """
+    from . import data as datasets
+
+    keys = {(r.config["dataset"], r.config["data_dir"], r.config["download"], r.config["image_size"],
+             r.config["val_split"], r.config["train_subset"]) for r in runs}
+    for key in sorted(keys, key=str):
+        t0 = time.time()
+        datasets.load(*key)
+        if not quiet and time.time() - t0 > 2:
+            print(f"prepared {key[0]} ({time.time() - t0:.0f}s)")
 
 
 # --- bookkeeping ------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ def test_list_names_shortcuts_experiments_and_presets(capsys):
         assert word in out
 
 
-def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys):
+def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the quick preset's data_dir is relative
     plugin = tmp_path / "mygate.py"
     plugin.write_text(textwrap.dedent("""
         from ablation.shortcuts import Shortcut, register_shortcut
@@ -169,7 +170,8 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys):
                 return fx + 0.5 * self.match(x)
     """))
     fake = FakeTrainer()
-    argv = ["--plugin", str(plugin), "--variants", "half-skip-test", "--out", str(tmp_path / "o"), "--jobs", "1"]
+    argv = ["--plugin", str(plugin), "--variants", "half-skip-test", "--out", str(tmp_path / "o"), "--jobs", "1",
+            "--dataset", "synthetic"]
     assert run.main(argv + ["--dry-run"], train_fn=fake) == 0
     assert "identity_mappings  half-skip-test" in capsys.readouterr().out
     assert run.main(argv, train_fn=fake) == 0
@@ -211,6 +213,7 @@ def _exit_code(argv, train_fn):
     (("width = 4", "frobnicate = 4"), "unknown key 'frobnicate'"),
     (("steps = 6", "steps = [6"), "malformed TOML"),
     (("width = 4", "width = 0"), "width must be"),
+    (('dataset = "synthetic"', 'dataset = "cifar100"\ndownload = false'), "dataset 'cifar100' not found"),
 ])
 def test_bad_experiment_files_are_one_line_and_exit_2(tiny, edit, message, capsys, tmp_path):
     (tiny / "tiny.toml").write_text(TINY.replace(*edit))
