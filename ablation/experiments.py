@@ -378,12 +378,12 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
         cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
     overrides = dict(overrides or {})
     depth = overrides.pop("depth", None)
-    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not _sweeps_depth(exp):
+    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
         cfg["arch"] = f"resnet{check_depth(depth)}"
     return _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
 
 
-def _sweeps_depth(exp: Experiment) -> bool:
+def sweeps_depth(exp: Experiment) -> bool:
     """An experiment whose rows differ in depth keeps its depths under --depth."""
     archs = {v.config.get("arch", exp.base.get("arch")) for v in exp.variants}
     return len({a for a in archs if a and is_cifar_basic(a)}) > 1

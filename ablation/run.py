@@ -97,6 +97,9 @@ def run_cli(args, train_fn=None, started=None) -> int:
     preset = presets[args.preset]
     rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts())
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
+    sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
+    if args.depth is not None and sweeps and not args.quiet:
+        print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
     runs = ex.expand(experiments, rows, preset, args.seeds, overrides)
     out = Path(args.out or Path("results") / preset.name)
     if args.dry_run:

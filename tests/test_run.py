@@ -269,3 +269,13 @@ def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
                 for line in (d / "history.jsonl").read_text().splitlines()]
 
     assert curve(out / "runs" / resumed.hash) == curve(whole)
+
+
+def test_depth_applies_to_single_depth_experiments_and_says_what_it_left(tmp_path, capsys):
+    assert run.main(["--variants", "original,degradation:plain-56", "--depth", "14", "--dry-run",
+                     "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    grid = {line.split()[1]: line.split()[4] for line in captured.out.splitlines()[1:3]}
+    quick = ex.load_presets()["quick"]
+    assert grid == {"original": "resnet14", "plain-56": quick.arch_map["resnet56"]}
+    assert "leaves the depth sweep of degradation" in captured.err
