@@ -99,12 +99,15 @@ def test_quick_preset_changes_scale_not_rows(exps, presets):
     assert [r.key for r in quick] == [r.key for r in paper]
     scale = {"dataset", "image_size", "width", "arch", "steps", "milestones", "batch_size", "warmup_max_iters",
              "evals", "eval_subset", "train_subset", "schedule_unit",
-             "augment", "checkpoint_every"}  # under one epoch augmentation has nothing to do; see presets.toml
+             "augment", "checkpoint_every",  # under one epoch augmentation has nothing to do; see presets.toml
+             "lr"}  # scaled with the batch size
     for q, p in zip(quick, paper):
         changed = {k for k in q.config if q.config[k] != p.config[k]}
         assert changed <= scale, (q.key, changed - scale)
-        for k in ("shortcut", "shortcut_args", "order"):
+        for k in ("shortcut", "shortcut_args", "order", "optimizer", "momentum", "weight_decay"):
             assert q.config[k] == p.config[k]
+        # the learning rate per image is the paper's
+        assert q.config["lr"] / q.config["batch_size"] == pytest.approx(p.config["lr"] / p.config["batch_size"])
 
 
 def test_merge_order_base_variant_preset_experiment_preset_cli(exps, presets):
@@ -117,7 +120,7 @@ def test_merge_order_base_variant_preset_experiment_preset_cli(exps, presets):
     seed = exps["seed_cifar2"]
     cfg = ex.merged_config(seed, seed.variants[0], quick)
     assert cfg["batch_size"] == 64 and cfg["schedule_unit"] == "epochs"  # the experiment's own refinement
-    assert cfg["optimizer"] == "adam"
+    assert cfg["optimizer"] == "adam" and cfg["lr"] == 1e-3
     cfg = ex.merged_config(im, im.variant("original"), quick, {"dataset": "synthetic", "depth": 14, "device": None})
     assert cfg["dataset"] == "synthetic" and cfg["arch"] == "resnet14" and "device" not in cfg
 
