@@ -183,39 +183,32 @@ class Shortcut(nn.Module):
 
 @register_shortcut("identity", formula="y = F(x) + x", paper="He 2016 Table 1: original (6.61)")
 class Identity(Shortcut):
+    """``y = F(x) + h(x)`` with h the shape-matched x; options A, B and C differ only in h."""
+
     def forward(self, x, fx):
         return fx + self.match(x)
 
 
 @register_shortcut("zero-pad", formula="y = F(x) + [x, 0] (subsampled where shapes change)",
                    paper="He 2015 option A (ImageNet-34 top-1 25.03)")
-class ZeroPadShortcut(Shortcut):
+class ZeroPadShortcut(Identity):
     def __init__(self, in_channels, out_channels, stride=1, match="zero-pad"):
         super().__init__(in_channels, out_channels, stride, "zero-pad")
-
-    def forward(self, x, fx):
-        return fx + self.match(x)
 
 
 @register_shortcut("projection", formula="y = F(x) + W_s x where shapes change, else + x",
                    paper="He 2015 option B (24.52)")
-class Projection(Shortcut):
+class Projection(Identity):
     def __init__(self, in_channels, out_channels, stride=1, match="projection"):
         super().__init__(in_channels, out_channels, stride, "projection")
-
-    def forward(self, x, fx):
-        return fx + self.match(x)
 
 
 @register_shortcut("projection-all", formula="y = F(x) + W_s x on every unit",
                    paper="He 2015 option C (24.19); He 2016 Table 1: 1x1 conv (12.22)")
-class ProjectionAll(Shortcut):
+class ProjectionAll(Identity):
     def __init__(self, in_channels, out_channels, stride=1, match="projection", bn: bool = True):
         super().__init__(in_channels, out_channels, stride, match)
         self.match = projection(in_channels, out_channels, stride, bn=bn)
-
-    def forward(self, x, fx):
-        return fx + self.match(x)
 
 
 @register_shortcut("scale", formula="y = lam_f F(x) + lam_s x",
