@@ -1,4 +1,6 @@
-"""The one exception type a user is meant to see as a single line."""
+"""The one exception type a user is meant to see as a single line, and its did-you-mean hint."""
+
+import difflib
 
 
 class ConfigError(ValueError):
@@ -9,11 +11,13 @@ class ConfigError(ValueError):
     """
 
 
+def did_you_mean(name, valid) -> str:
+    """`` (did you mean 'y'?)`` for the closest of ``valid``, or an empty string."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_choice(kind: str, name, valid) -> ConfigError:
     """``unknown <kind> 'x' (did you mean 'y'?); valid: a, b, c`` as a ConfigError to raise."""
-    import difflib
-
     valid = [str(v) for v in valid]
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}")
+    return ConfigError(f"unknown {kind} {name!r}{did_you_mean(name, valid)}; valid: {', '.join(valid)}")

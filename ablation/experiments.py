@@ -31,7 +31,6 @@ such as the device or the thread count, left out).
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import re
@@ -39,7 +38,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, unknown_choice
+from .errors import ConfigError, did_you_mean, unknown_choice
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 PRESETS_FILE = "presets.toml"
@@ -155,11 +154,6 @@ class Run:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _did_you_mean(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_keys(where: str, table: dict, schema: dict, config_keys=()) -> None:
     """Unknown keys and wrongly typed values raise one line naming the file and the key."""
     for key, value in table.items():
@@ -172,7 +166,7 @@ def _check_keys(where: str, table: dict, schema: dict, config_keys=()) -> None:
                 want = " or ".join(k.__name__ for k in kinds)
                 raise ConfigError(f"{where}: key {key!r} must be {want}, got {value!r}")
         elif key not in config_keys:
-            raise ConfigError(f"{where}: unknown key {key!r}{_did_you_mean(key, [*schema, *config_keys])}")
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, [*schema, *config_keys])}")
 
 
 def _read_toml(path: Path) -> dict:
@@ -253,7 +247,7 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
     in_all = [v.name for v in variants] if in_all is True else (in_all or [])
     for name in in_all:
         if name not in seen:
-            raise ConfigError(f"{where}: in_all names unknown variant {name!r}{_did_you_mean(name, seen)}")
+            raise ConfigError(f"{where}: in_all names unknown variant {name!r}{did_you_mean(name, seen)}")
     claims = []
     for c in data.get("claim", []):
         _check_keys(f"{where}: [[claim]]", c, CLAIM_KEYS)
@@ -267,7 +261,7 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
             raise ConfigError(f"{where}: a claim needs exactly one of 'lower', 'lowest', 'close'")
         for name in claim.variants():
             if name not in seen:
-                raise ConfigError(f"{where}: claim names unknown variant {name!r}{_did_you_mean(name, seen)}")
+                raise ConfigError(f"{where}: claim names unknown variant {name!r}{did_you_mean(name, seen)}")
         claims.append(claim)
     return Experiment(data["name"], data["title"], data["paper_metric"], base, variants, presets, in_all,
                       data.get("fail_above"), data.get("source", ""), data.get("notes", ""), claims, where)

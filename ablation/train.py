@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
 import json
 import math
 import os
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as datasets
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 DEFAULTS = {
     # model (ablation.build_model)
@@ -80,14 +79,11 @@ def validate_config(cfg: dict) -> dict:
     """``cfg`` merged over DEFAULTS, or ConfigError naming the first bad key or value."""
     for key in cfg:
         if key not in DEFAULTS:
-            close = difflib.get_close_matches(key, DEFAULTS, n=1)
-            raise ConfigError(f"unknown config key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, DEFAULTS)}")
     cfg = copy.deepcopy({**DEFAULTS, **cfg})
     for key, choices in _CHOICES.items():
         if cfg[key] not in choices:
-            close = difflib.get_close_matches(str(cfg[key]), choices, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{key}={cfg[key]!r} is not one of {', '.join(choices)}{hint}")
+            raise ConfigError(f"{key}={cfg[key]!r} is not one of {', '.join(choices)}{did_you_mean(cfg[key], choices)}")
     for key, (kind, lo, hi, none) in ((k, (*r, None, None, False)[:4]) for k, r in _RULES.items()):
         _check(key, cfg[key], kind, lo, hi, none)
     for key in ("milestones", "grad_norm_points"):
