@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 from .errors import ConfigError
+from .files import write_atomic
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                   "iterations", "epochs", "time_s", "images_per_s", "device")
@@ -29,13 +29,6 @@ HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test
 
 
 # --- loading ----------------------------------------------------------------------------------
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
@@ -288,9 +281,9 @@ def build(out, quiet: bool = True) -> dict:
     out = Path(out)
     manifest, runs, history = load(out)
     stats = row_stats(manifest, runs)
-    _atomic_text(out / "runs.csv", runs.to_csv(index=False))
-    _atomic_text(out / "rows.csv", stats.to_csv(index=False))
-    _atomic_text(out / "history.csv", history.to_csv(index=False))
+    write_atomic(out / "runs.csv", runs.to_csv(index=False))
+    write_atomic(out / "rows.csv", stats.to_csv(index=False))
+    write_atomic(out / "history.csv", history.to_csv(index=False))
     written = {"tables": [], "plots": []}
     tables = {}
     for name, meta in manifest["experiments"].items():
@@ -298,7 +291,7 @@ def build(out, quiet: bool = True) -> dict:
         if md:
             tables[name] = md
             path = out / "tables" / f"{name}.md"
-            _atomic_text(path, f"# {meta['title']}\n\n{md}")
+            write_atomic(path, f"# {meta['title']}\n\n{md}")
             written["tables"].append(str(path))
     from .plots import plot_bars, plot_degradation, plot_depth, plot_shortcut_curves  # matplotlib only when drawing
 
@@ -310,7 +303,7 @@ def build(out, quiet: bool = True) -> dict:
         written["plots"] += plot_bars(manifest, runs, stats, name, plots)
     if "identity_mappings" in manifest["experiments"]:
         written["plots"] += plot_shortcut_curves(manifest, runs, history, plots)
-    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
+    write_atomic(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
     written["readme"] = str(out / "README.md")
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
@@ -325,7 +318,7 @@ def refresh_readme(out) -> None:
     stats = row_stats(manifest, runs)
     tables = {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
     plots = sorted(str(p) for p in (out / "plots").glob("*.png")) if (out / "plots").is_dir() else []
-    _atomic_text(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(plots)))
+    write_atomic(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(plots)))
 
 
 def _plot_order(paths: list[str]) -> list[str]:

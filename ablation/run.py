@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import experiments as ex
 from .errors import ConfigError, unknown_choice
+from .files import write_atomic
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
 # beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
@@ -259,13 +260,6 @@ def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:
 # --- bookkeeping ------------------------------------------------------------------------------
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 def write_manifest(out: Path, preset: ex.Preset, experiments: dict, rows, runs: list[ex.Run]) -> None:
     """Which run (hash) holds which row and seed, merged with earlier invocations into the same folder."""
     path = out / "manifest.json"
@@ -287,7 +281,7 @@ def write_manifest(out: Path, preset: ex.Preset, experiments: dict, rows, runs: 
             meta["rows"].append({"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
                                  "source": v.source})
         manifest["runs"][r.key] = {"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash}
-    write_json_atomic(path, manifest)
+    write_atomic(path, json.dumps(manifest, indent=2, default=str))
 
 
 def machine() -> str:

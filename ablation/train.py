@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from . import data as datasets
 from .errors import ConfigError, did_you_mean
+from .files import write_atomic
 
 DEFAULTS = {
     # model (ablation.build_model)
@@ -134,7 +135,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
     d = datasets.load(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["image_size"], cfg["val_split"],
                       cfg["train_subset"]).to(device)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the data is there: a run that cannot start leaves nothing
-    _write_atomic(run_dir / "config.json", json.dumps(cfg, indent=2))
+    write_atomic(run_dir / "config.json", json.dumps(cfg, indent=2))
     model, fwd, opt, s = _resume(run_dir, cfg, d, device)
     plan = _plan(cfg, len(d.train_y))
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
@@ -168,7 +169,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
             if callback is not None:
                 callback(s["it"])
     summary = _summary(cfg, run_dir, s, model, d, plan, device)
-    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -409,12 +410,6 @@ def _check_same_run(run_dir: Path, cfg: dict):
                           f"delete the directory")
 
 
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _append_history(run_dir, rec, s):
     with open(run_dir / "history.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -463,7 +458,7 @@ def _resume(run_dir, cfg, d, device):
     if history.exists():  # points recorded after the checkpoint are recorded again
         lines = history.read_text().splitlines(keepends=True)
         if len(lines) != s["history_len"]:
-            _write_atomic(history, "".join(lines[: s["history_len"]]))
+            write_atomic(history, "".join(lines[: s["history_len"]]))
     return model, fwd, opt, s
 
 
