@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from . import data as datasets
 from . import train as trainer
+from .config import parse_overrides, validate_config
 from .errors import ConfigError
 from .models import build_model, count_flops
 
@@ -67,17 +68,17 @@ class Harness:
     """The trainer's path: uint8 data on the device, batched augmentation, the trainer's own step."""
 
     def __init__(self, arch, device, batch, n_images, cfg):
-        self.cfg = trainer.validate_config({**cfg, "arch": arch, "batch_size": batch, "dataset": "synthetic",
+        self.cfg = validate_config({**cfg, "arch": arch, "batch_size": batch, "dataset": "synthetic",
                                             "device": device.type})
         images, labels = _images(n_images)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         y = torch.from_numpy(labels).long()
         self.data = datasets.Data(x, y, x[:batch], y[:batch], torch.tensor(MEAN), torch.tensor(STD), 10).to(device)
         self.device = device
-        self.amp = self.cfg["bf16"] and trainer._fast_bf16(device)
+        self.amp = self.cfg["bf16"] and trainer.use_bf16(device)
         torch.manual_seed(0)
-        _, self.fwd, self.opt = trainer._build(self.cfg, self.data, device)
-        self.state = trainer._fresh_state(self.cfg, device)
+        _, self.fwd, self.opt = trainer.build(self.cfg, self.data, device)
+        self.state = trainer.LoopState.fresh(self.cfg, device)
 
     def describe(self) -> str:
         return ", ".join(["uint8 on device", "batched crop+flip", "channels_last",
@@ -85,8 +86,8 @@ class Harness:
 
     def run(self, steps):
         for _ in range(steps):
-            x, y = trainer._batch(self.data, self.state, self.cfg, self.device)
-            trainer._step(self.fwd, self.opt, x, y, self.device, self.amp)
+            x, y = trainer.next_batch(self.data, self.state, self.cfg, self.device)
+            trainer.step(self.fwd, self.opt, x, y, self.device, self.amp)
         _sync(self.device)
 
 
@@ -175,13 +176,13 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the conventional loop")
     ap.add_argument("--threads", type=int, help="torch threads for both paths (default: torch's choice)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a trainer setting for the harness path, e.g. --set amp=off")
+                    help="a trainer setting for the harness path, e.g. --set bf16=false")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda but no CUDA device is available")
-        cfg = trainer.parse_overrides(args.set)
+        cfg = parse_overrides(args.set, "--set KEY=VALUE")
         if args.threads is not None:
             if args.threads < 1:
                 raise ConfigError(f"--threads must be >= 1, got {args.threads}")

@@ -8,7 +8,6 @@ per-sample Python runs in the training loop. Decoded tensors are cached under ``
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +16,28 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .results import write_atomic_with
 
 SYSTEM_DIR = Path("/usr/share/datasets")
-# name -> (number of classes, channels, native size)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, known before it is loaded: for validation and cost estimates."""
+
+    classes: int
+    channels: int
+    size: int  # native height = width
+    train_images: int
+    test_images: int
+
+
 DATASETS = {
-    "cifar10": (10, 3, 32),
-    "cifar100": (100, 3, 32),
-    "fashion-mnist": (10, 1, 28),
-    "cifar2": (2, 3, 32),
-    "synthetic": (4, 3, 16),
+    "cifar10": DatasetInfo(10, 3, 32, 50000, 10000),
+    "cifar100": DatasetInfo(100, 3, 32, 50000, 10000),
+    "fashion-mnist": DatasetInfo(10, 1, 28, 60000, 10000),
+    "cifar2": DatasetInfo(2, 3, 32, 10000, 2000),  # CIFAR-10's airplane and bird
+    "synthetic": DatasetInfo(4, 3, 16, 1024, 256),
 }
 CIFAR2_CLASSES = (0, 2)  # airplane, bird
 
@@ -73,7 +85,7 @@ def load(name: str, data_dir="data", download=True, image_size=None, val_split=0
         train_x, train_y = train_x[keep], train_y[keep]
     x = train_x.double() / 255
     mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return Data(train_x, train_y, test_x, test_y, mean.float(), std.float(), DATASETS[name][0])
+    return Data(train_x, train_y, test_x, test_y, mean.float(), std.float(), DATASETS[name].classes)
 
 
 def stratified(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -124,7 +136,7 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
 
 
 def _cached(name: str, data_dir: Path, download: bool, image_size) -> dict:
-    native = DATASETS[name][2]
+    native = DATASETS[name].size
     size = None if image_size in (None, native) else int(image_size)
     path = data_dir / "cache" / (f"{name}.pt" if size is None else f"{name}-{size}px.pt")
     if path.exists():
@@ -138,10 +150,7 @@ def _cached(name: str, data_dir: Path, download: bool, image_size) -> dict:
         tensors = _two_classes(_cached("cifar10", data_dir, download, None))
     else:
         tensors = _DECODERS[name](data_dir, download)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(tensors, tmp)
-    os.replace(tmp, path)
+    write_atomic_with(path, lambda tmp: torch.save(tensors, tmp))
     return tensors
 
 
@@ -229,9 +238,10 @@ def _fashion_mnist(data_dir: Path, download: bool) -> dict:
     return {"train_x": xtr[:, None], "train_y": ytr.long(), "test_x": xte[:, None], "test_y": yte.long()}
 
 
-def _synthetic(data_dir: Path, download: bool, n_train=1024, n_test=256) -> dict:
+def _synthetic(data_dir: Path, download: bool) -> dict:
     """Class templates (a colour and an oriented grating) plus noise: learnable within a few dozen steps."""
-    classes, c, s = DATASETS["synthetic"]
+    info = DATASETS["synthetic"]
+    classes, c, s = info.classes, info.channels, info.size
     g = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
     templates = []
@@ -248,7 +258,7 @@ def _synthetic(data_dir: Path, download: bool, n_train=1024, n_test=256) -> dict
         x = templates[y] + 40 * torch.randn(n, c, s, s, generator=g)
         return x.round().clamp(0, 255).to(torch.uint8), y
 
-    (xtr, ytr), (xte, yte) = draw(n_train), draw(n_test)
+    (xtr, ytr), (xte, yte) = draw(info.train_images), draw(info.test_images)
     return {"train_x": xtr, "train_y": ytr, "test_x": xte, "test_y": yte}
 
 

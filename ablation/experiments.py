@@ -1,8 +1,8 @@
 """Experiments as data: TOML files under ``experiments/`` expanded into a grid of runs.
 
 An experiment file names the paper's table, the setup it shares (``[base]``) and one
-``[[variant]]`` per row. A row is a set of config keys (the names of ``train.DEFAULTS``)
-plus what the paper reported for it::
+``[[variant]]`` per row. A row is a set of config keys
+plus what the paper reported for it (config keys: :data:`ablation.config.SCHEMA`)::
 
     name = "identity_mappings"
     title = "He et al. 2016, Table 1: shortcut types on ResNet-110, CIFAR-10"
@@ -22,7 +22,7 @@ image size, width, a map from the paper's architectures to smaller ones, iterati
 batch. An experiment may refine a preset under ``[presets.<name>]``. The config of one
 run is merged in this order, later winning::
 
-    train.DEFAULTS < [base] < [[variant]] < preset < experiment's [presets.<name>] < command line
+    config.DEFAULTS < [base] < [[variant]] < preset < experiment's [presets.<name>] < command line
 
 and identified by a hash of the merged config (keys that cannot change the numbers,
 such as the device or the thread count, left out).
@@ -33,18 +33,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as schema
 from .errors import ConfigError, did_you_mean, unknown_choice
+from .models import arch_spec
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 PRESETS_FILE = "presets.toml"
-
-# keys of a run's config that cannot change its numbers: a run keeps its hash across them
-RUNTIME_KEYS = frozenset({"device", "threads", "quiet", "data_dir", "download", "checkpoint_every"})
 
 EXPERIMENT_KEYS = {
     "name": str, "title": str, "paper_metric": str, "source": str, "notes": str,
@@ -56,10 +54,6 @@ PRESET_META = {"description": str, "seeds": int, "arch_map": dict}
 CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
               "close": list, "within": (int, float)}
 CLAIM_METRICS = ("test", "train")
-
-# images per epoch, for cost estimates only
-TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "fashion-mnist": 60000, "cifar2": 10000, "synthetic": 1024}
-NOT_6N2 = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet164", "resnet1001"}
 
 
 @dataclass
@@ -178,11 +172,7 @@ def _read_toml(path: Path) -> dict:
 
 
 def _config_keys(defaults: dict | None) -> list[str]:
-    if defaults is None:
-        from . import train
-
-        defaults = train.DEFAULTS
-    return list(defaults)
+    return list(schema.DEFAULTS if defaults is None else defaults)
 
 
 def load_presets(directory=None, defaults: dict | None = None) -> dict[str, Preset]:
@@ -357,11 +347,21 @@ def check_depth(depth: int) -> int:
 
 
 def is_cifar_basic(arch: str) -> bool:
-    return bool(re.fullmatch(r"resnet\d+", str(arch))) and arch not in NOT_6N2
+    """A CIFAR net of basic units, resnet{6n+2}: the nets whose depth --depth sets."""
+    try:
+        spec = arch_spec(arch)
+    except ConfigError:
+        return False
+    return spec.family == "cifar" and spec.kind == "basic"
 
 
-def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None) -> dict:
-    """The config of one row under one preset, before the seed and before validation."""
+def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None,
+                  settings: dict | None = None) -> dict:
+    """The config of one row under one preset, before the seed and before validation.
+
+    ``overrides`` are the runner's own options (dataset, depth, device; None means not given);
+    ``settings`` are ``--set key=value`` pairs, applied last as given (null included).
+    """
     cfg = _deep_merge(exp.base, variant.config)
     cfg = _deep_merge(cfg, preset.config)
     local = exp.presets.get(preset.name)
@@ -374,7 +374,8 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     depth = overrides.pop("depth", None)
     if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
         cfg["arch"] = f"resnet{check_depth(depth)}"
-    return _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+    cfg = _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+    return _deep_merge(cfg, settings or {})
 
 
 def sweeps_depth(exp: Experiment) -> bool:
@@ -385,18 +386,15 @@ def sweeps_depth(exp: Experiment) -> bool:
 
 def config_hash(cfg: dict) -> str:
     """12 hex digits of the sha256 of the config, runtime-only keys left out."""
-    ident = {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS}
+    ident = {k: v for k, v in cfg.items() if k not in schema.RUNTIME_KEYS}
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Preset, seeds: int | None = None,
-           overrides: dict | None = None, validate=None) -> list[Run]:
+           overrides: dict | None = None, validate=None, settings: dict | None = None) -> list[Run]:
     """Every (row, seed) as a :class:`Run` with a validated config; raises before anything trains."""
-    if validate is None:
-        from . import train
-
-        validate = train.validate_config
+    validate = validate or schema.validate_config
     if overrides and overrides.get("depth") is not None:
         check_depth(overrides["depth"])
     seeds = preset.seeds if seeds is None else seeds
@@ -405,7 +403,7 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
     runs = []
     for row in rows:
         exp = experiments[row.experiment]
-        cfg = merged_config(exp, row, preset, overrides)
+        cfg = merged_config(exp, row, preset, overrides, settings)
         for seed in range(seeds):
             try:
                 full = validate({**cfg, "seed": seed})
@@ -415,25 +413,32 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
     return runs
 
 
-# --- cost -------------------------------------------------------------------------------------
+# --- the manifest: which run holds which row -------------------------------------------------
 
 
-def images_seen(cfg: dict) -> int:
-    """Training images one run processes (its length in images)."""
-    if cfg.get("schedule_unit") == "epochs":
-        n = cfg.get("train_subset") or TRAIN_IMAGES.get(cfg.get("dataset"), 50000) - (cfg.get("val_split") or 0)
-        return int(cfg["steps"] * n)
-    return int(cfg["steps"] * cfg["batch_size"])
+def manifest(old: dict | None, preset: Preset, experiments: dict[str, Experiment], rows: list[Variant],
+             runs: list[Run]) -> dict:
+    """The manifest of a results folder after these runs: ``old`` (earlier invocations) merged with them.
 
-
-def run_flops(cfg: dict, flops_per_image: int) -> float:
-    """Training FLOPs (forward + backward = 3x forward) plus the forward passes of the evaluations.
-
-    The training error comes free from the training batches; every evaluation point but the last
-    sees ``eval_subset`` test images (or all), the last one all of them.
+    It holds what the report needs to lay out each experiment's table without the TOML files, and
+    which run (hash) holds which row and seed.
     """
-    train = 3.0 * flops_per_image * images_seen(cfg)
-    n_test = cfg.get("val_split") or (256 if cfg.get("dataset") == "synthetic" else 10000)
-    per_eval = min(cfg.get("eval_subset") or n_test, n_test)
-    evals = max((cfg.get("evals") or 1) - 1, 0) * per_eval + n_test
-    return train + float(flops_per_image) * evals
+    out = copy.deepcopy(old) if old else {"experiments": {}, "runs": {}}
+    out["preset"] = preset.name
+    out["preset_description"] = preset.description
+    for name in {r.experiment for r in runs}:
+        meta = experiments[name].meta()
+        earlier = {row["variant"]: row for row in out["experiments"].get(name, {}).get("rows", [])}
+        known = {row["variant"] for row in meta["rows"]}
+        # rows added on the fly (a plugin's shortcut) are kept after the paper's rows
+        meta["rows"] += [row for v, row in earlier.items() if v not in known]
+        out["experiments"][name] = meta
+    extra = {(v.experiment, v.name): v for v in rows}
+    for r in runs:
+        meta = out["experiments"][r.experiment]
+        if r.variant not in {row["variant"] for row in meta["rows"]}:
+            v = extra[(r.experiment, r.variant)]
+            meta["rows"].append({"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
+                                 "source": v.source})
+        out["runs"][r.key] = {"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash}
+    return out

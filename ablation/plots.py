@@ -8,11 +8,13 @@ of all shortcut variants on one figure.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
-from .report import _isnan
+import pandas as pd
+
+from .errors import ConfigError
+from .models import arch_spec
+from .results import write_atomic_with
 
 
 def _setup_mpl():
@@ -28,20 +30,20 @@ def _setup_mpl():
 
 
 def _save(fig, out: Path, name: str) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "svg"):
         p = out / f"{name}.{ext}"
-        tmp = out / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext, metadata={"Date": None} if ext == "svg" else None)
-        os.replace(tmp, p)
+        write_atomic_with(p, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext,
+                                                     metadata={"Date": None} if ext == "svg" else None))
         paths.append(str(p))
     return paths
 
 
 def _depth_of(arch) -> int | None:
-    m = re.fullmatch(r"resnet(\d+)b?", str(arch))
-    return int(m.group(1)) if m else None
+    try:
+        return arch_spec(str(arch)).depth
+    except ConfigError:
+        return None
 
 
 def _curves(runs, history, experiment: str):
@@ -62,7 +64,7 @@ def _scale_info(runs, experiment: str) -> str:
     if sub.empty:
         return ""
     d = sub.iloc[0]
-    size = f" {int(d['image_size'])}px" if d.get("image_size") is not None and not _isnan(d.get("image_size")) else ""
+    size = f" {int(d['image_size'])}px" if not pd.isna(d.get("image_size")) else ""
     archs = list(dict.fromkeys(str(a) for a in sub["arch"].dropna()))
     arch = f"{archs[0]} on " if len(archs) == 1 else ""
     return f"{arch}{d['dataset']}{size}"
@@ -136,7 +138,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) * len(columns) + 2), 5))
     width = 0.8 / len(columns)
     palette = sns.color_palette("deep", len(columns))
-    papers = [float(p) for p in s["paper"] if isinstance(p, (int, float)) and not _isnan(p)]
+    papers = [float(p) for p in s["paper"] if isinstance(p, (int, float)) and not pd.isna(p)]
     top = max([s["test_median"].max(), *papers])
     seeds_runs = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
     paper_drawn = fail_drawn = False
@@ -156,7 +158,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
             if p == "fail":
                 ax.text(x, top * 1.02, "paper:\nfail", ha="center", va="bottom", fontsize=7, color="darkred")
                 fail_drawn = True
-            elif p is not None and not _isnan(p):
+            elif not pd.isna(p):
                 ax.plot([x - width * 0.45, x + width * 0.45], [float(p)] * 2, color="black", lw=2.5,
                         label=None if paper_drawn else "paper's number (their setup)")
                 paper_drawn = True

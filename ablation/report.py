@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError
-from .files import write_atomic
+from .results import ResultsDir, RunDir, write_atomic
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                   "iterations", "epochs", "time_s", "images_per_s", "device")
@@ -35,19 +35,17 @@ def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
     """(manifest, runs table, history table) for the results folder ``out``."""
     import pandas as pd
 
-    out = Path(out)
-    if not (out / "manifest.json").is_file():
-        raise ConfigError(f"{out} holds no results (no manifest.json); run python -m ablation.run first")
-    manifest = json.loads((out / "manifest.json").read_text())
-    stored_runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else None
-    stored_hist = pd.read_csv(out / "history.csv") if (out / "history.csv").is_file() else None
+    results = ResultsDir(out)
+    manifest = results.read_manifest()
+    stored_runs = _read_csv(results.runs_csv)
+    stored_hist = _read_csv(results.history_csv)
     rows, hist = [], []
     labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
     by_hash = {}
     for entry in manifest["runs"].values():
         h = entry["hash"]
         if h not in by_hash:
-            by_hash[h] = _run_record(out / "runs" / h, h, stored_runs, stored_hist, hist)
+            by_hash[h] = _run_record(results.run(h), h, stored_runs, stored_hist, hist)
         meta = labels.get((entry["experiment"], entry["variant"]), {})
         rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
                      "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
@@ -58,22 +56,34 @@ def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
     return manifest, runs, history
 
 
-def _run_record(run_dir: Path, h: str, stored_runs, stored_hist, hist: list) -> dict:
+def _read_csv(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
+                          f"run folders") from None
+    if "hash" not in table.columns:
+        raise ConfigError(f"{path} has no 'hash' column; delete it to rebuild it from the run folders")
+    return table
+
+
+def _run_record(run: RunDir, h: str, stored_runs, stored_hist, hist: list) -> dict:
     rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
-    if (run_dir / "config.json").is_file():
-        cfg = json.loads((run_dir / "config.json").read_text())
+    cfg = run.read_config()
+    if isinstance(cfg, dict):
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
-        if (run_dir / "summary.json").is_file():
-            s = json.loads((run_dir / "summary.json").read_text())
-            rec.update({k: s.get(k) for k in SUMMARY_FIELDS})
+        summary = run.read_summary()
+        if isinstance(summary, dict):  # an unreadable summary means the run has not finished
+            rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
         else:
-            rec["status"] = "incomplete" if (run_dir / "checkpoint.pt").exists() else "not run"
-        if (run_dir / "history.jsonl").is_file():
-            for line in (run_dir / "history.jsonl").read_text().splitlines():
-                if line.strip():
-                    r = json.loads(line)
-                    hist.append({"hash": h, **{k: r.get(k) for k in HISTORY_FIELDS}})
+            rec["status"] = "incomplete" if run.is_started() else "not run"
+        for r in run.read_history():
+            hist.append({"hash": h, **{k: r.get(k) for k in HISTORY_FIELDS}})
         return rec
     if stored_runs is not None and (stored_runs["hash"] == h).any():
         old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
@@ -96,7 +106,7 @@ def _nan_to_none(v):
 def is_fail(status, error, fail_above) -> bool:
     if status == "fail":
         return True
-    return fail_above is not None and error is not None and not _isnan(error) and error > fail_above
+    return fail_above is not None and error is not None and not isnan(error) and error > fail_above
 
 
 def fail_above(meta: dict, dataset) -> float | None:
@@ -106,7 +116,7 @@ def fail_above(meta: dict, dataset) -> float | None:
     return meta["fail_above"]
 
 
-def _isnan(x) -> bool:
+def isnan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
@@ -140,7 +150,7 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
 
 
 def _num(x, digits=2) -> str:
-    return "—" if x is None or _isnan(x) else f"{x:.{digits}f}"
+    return "—" if x is None or isnan(x) else f"{x:.{digits}f}"
 
 
 def ours_cell(s: dict) -> str:
@@ -157,7 +167,7 @@ def ours_cell(s: dict) -> str:
 
 
 def paper_cell(p) -> str:
-    if p is None or _isnan(p):
+    if p is None or isnan(p):
         return "not reported"
     return "fail" if p == "fail" else f"{float(p):.2f}"
 
@@ -168,7 +178,7 @@ def markdown_table(meta: dict, stats) -> str:
     s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
     if s.empty:
         return ""
-    columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not _isnan(c)]
+    columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not isnan(c)]
     if columns:
         labels = list(dict.fromkeys(s["label"]))
         # the nets as run may be smaller than the paper's: say which, per column or per row
@@ -216,11 +226,11 @@ def check_claims(meta: dict, stats) -> list[dict]:
         col = "test_median" if c.get("metric", "test") == "test" else "train_median"
         what = "test" if col == "test_median" else "training"
         names = [n for n in [*(c.get("lower") or []), *(c.get("lowest") or []), *(c.get("close") or [])]]
-        missing = [n for n in names if n not in value or value[n][col] is None or _isnan(value[n][col])]
+        missing = [n for n in names if n not in value or value[n][col] is None or isnan(value[n][col])]
         if missing:
             results.append({"says": c["says"], "verdict": "not run", "detail": f"needs {', '.join(missing)}"})
             continue
-        v = {n: value[n][col] for n in value if value[n][col] is not None and not _isnan(value[n][col])}
+        v = {n: value[n][col] for n in value if value[n][col] is not None and not isnan(value[n][col])}
         if c.get("lower"):
             a, b = c["lower"]
             ok = v[a] < v[b]
@@ -239,7 +249,7 @@ def check_claims(meta: dict, stats) -> list[dict]:
             ok = gap <= c.get("within", 1.0)
             detail = f"{a} {v[a]:.2f} vs {b} {v[b]:.2f} % {what} error (gap {gap:.2f}, allowed {c.get('within', 1.0)})"
         seeds = min(value[n]["seeds"] for n in names)
-        stds = [value[n]["test_std"] for n in names if value[n]["test_std"] is not None and not _isnan(value[n]["test_std"])]
+        stds = [value[n]["test_std"] for n in names if value[n]["test_std"] is not None and not isnan(value[n]["test_std"])]
         if c.get("lower"):
             gap = abs(v[c["lower"][1]] - v[c["lower"][0]])
         elif c.get("lowest"):
@@ -279,23 +289,24 @@ def fail_marks(meta: dict, stats) -> list[str]:
 def build(out, quiet: bool = True) -> dict:
     """Rebuild every table, plot and the README of ``out``; returns the paths written."""
     out = Path(out)
+    results = ResultsDir(out)
     manifest, runs, history = load(out)
     stats = row_stats(manifest, runs)
-    write_atomic(out / "runs.csv", runs.to_csv(index=False))
-    write_atomic(out / "rows.csv", stats.to_csv(index=False))
-    write_atomic(out / "history.csv", history.to_csv(index=False))
+    write_atomic(results.runs_csv, runs.to_csv(index=False))
+    write_atomic(results.rows_csv, stats.to_csv(index=False))
+    write_atomic(results.history_csv, history.to_csv(index=False))
     written = {"tables": [], "plots": []}
     tables = {}
     for name, meta in manifest["experiments"].items():
         md = markdown_table(meta, stats)
         if md:
             tables[name] = md
-            path = out / "tables" / f"{name}.md"
+            path = results.table(name)
             write_atomic(path, f"# {meta['title']}\n\n{md}")
             written["tables"].append(str(path))
     from .plots import plot_bars, plot_degradation, plot_depth, plot_shortcut_curves  # matplotlib only when drawing
 
-    plots = out / "plots"
+    plots = results.plots
     if "degradation" in manifest["experiments"]:
         written["plots"] += plot_degradation(manifest, runs, history, plots)
         written["plots"] += plot_depth(manifest, runs, stats, plots)
@@ -303,8 +314,8 @@ def build(out, quiet: bool = True) -> dict:
         written["plots"] += plot_bars(manifest, runs, stats, name, plots)
     if "identity_mappings" in manifest["experiments"]:
         written["plots"] += plot_shortcut_curves(manifest, runs, history, plots)
-    write_atomic(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
-    written["readme"] = str(out / "README.md")
+    write_atomic(results.readme, readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
+    written["readme"] = str(results.readme)
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
             print(p)
@@ -313,27 +324,21 @@ def build(out, quiet: bool = True) -> dict:
 
 def refresh_readme(out) -> None:
     """Rewrite README.md alone (tables and findings again, no plots)."""
-    out = Path(out)
+    results = ResultsDir(out)
     manifest, runs, _ = load(out)
     stats = row_stats(manifest, runs)
     tables = {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
-    plots = sorted(str(p) for p in (out / "plots").glob("*.png")) if (out / "plots").is_dir() else []
-    write_atomic(out / "README.md", readme(out, manifest, runs, stats, tables, _plot_order(plots)))
+    plots = sorted(str(p) for p in results.plots.glob("*.png")) if results.plots.is_dir() else []
+    write_atomic(results.readme, readme(results.path, manifest, runs, stats, tables, _plot_order(plots)))
 
 
 def _plot_order(paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (not Path(p).stem.startswith("degradation"), Path(p).stem))
 
 
-def _invocations(out: Path) -> list[dict]:
-    path = out / "invocations.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> str:
-    inv = _invocations(out)
+    results = ResultsDir(out)
+    inv = results.read_invocations()
     trained = [i for i in inv if i.get("trained")]
     lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
     if manifest.get("preset_description"):
@@ -361,16 +366,17 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
                 continue
             d = sub.iloc[0]
             archs = ", ".join(dict.fromkeys(sub["arch"]))
-            size = "native" if d["image_size"] is None or _isnan(d["image_size"]) else int(d["image_size"])
-            width = "default" if d["width"] is None or _isnan(d["width"]) else int(d["width"])
+            size = "native" if d["image_size"] is None or isnan(d["image_size"]) else int(d["image_size"])
+            width = "default" if d["width"] is None or isnan(d["width"]) else int(d["width"])
             lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {_num(d['steps'], 0)} "
                          f"{d['schedule_unit']} | {_num(d['batch_size'], 0)} |")
         seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
         lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. Errors are final test / training errors "
                   "in %, median over seeds ([mean ± std] when there are several). The paper's numbers come from "
                   "its own, full-scale setup: compare orderings, not values.", ""]
-    if (out / "notes.md").is_file():  # measurements made outside the runner, kept across rebuilds
-        lines += ["## Notes", "", (out / "notes.md").read_text().strip(), ""]
+    notes = results.read_notes()
+    if notes:  # measurements made outside the runner, kept across rebuilds
+        lines += ["## Notes", "", notes.strip(), ""]
     lines += ["## Tables", ""]
     for name, md in tables.items():
         meta = manifest["experiments"][name]

@@ -18,23 +18,17 @@ _STARTED = time.time()  # before the heavy imports, so that the logged wall time
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
-import shutil
-import signal
 import sys
 from pathlib import Path
 
+from . import config as schema
 from . import experiments as ex
-from .errors import ConfigError, unknown_choice
-from .files import write_atomic
-
-# Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
-# beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
-# across threads; on a GPU one run at a time keeps the device busy.
-PER_JOB_THREADS = 1
+from .errors import ConfigError, did_you_mean, unknown_choice
+from .grid import run_grid
+from .results import ResultsDir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default: results/<preset>)")
     p.add_argument("--jobs", default="auto", help="runs trained at once, each in its own process on one thread "
                    "(default: auto = one per CPU core on CPU, 1 on GPU)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="set a config key for every run, after the preset (repeatable; keys: "
+                   "python -m ablation.train --help)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers shortcuts (repeatable)")
     p.add_argument("--list", action="store_true", help="list shortcuts, experiments and presets, then exit")
@@ -88,6 +85,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if args.depth is not None:
         ex.check_depth(args.depth)
     jobs = _parse_jobs(args.jobs)
+    settings = parse_settings(args.settings)
     experiments = ex.load_experiments(args.experiments_dir)
     presets = ex.load_presets(args.experiments_dir)
     if args.list:
@@ -101,18 +99,19 @@ def run_cli(args, train_fn=None, started=None) -> int:
     sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
         print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
-    runs = ex.expand(experiments, rows, preset, args.seeds, overrides)
+    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings)
     out = Path(args.out or Path("results") / preset.name)
+    results = ResultsDir(out)
     if args.dry_run:
-        print_grid(runs, out)
+        print_grid(runs, results)
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
-    write_manifest(out, preset, experiments, rows, runs)
+    results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs))
     result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                       plugins=args.plugin)
     if result["interrupted"]:
-        log_invocation(out, argv_line(), time.time() - started, result, jobs)
+        log_invocation(results, argv_line(), time.time() - started, result, jobs)
         print(f"interrupted: {result['done']} of {result['todo']} runs finished this time; each unfinished run "
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
@@ -121,7 +120,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
 
     report.build(out)
     wall = time.time() - started
-    log_invocation(out, argv_line(), wall, result, jobs)
+    log_invocation(results, argv_line(), wall, result, jobs)
     report.refresh_readme(out)  # now with this invocation's wall time
     if not args.quiet:
         print(f"{len(runs)} runs ({result['trained']} trained, {result['skipped']} already done, "
@@ -129,6 +128,16 @@ def run_cli(args, train_fn=None, started=None) -> int:
     else:
         print(out / "README.md")
     return 1 if result["errors"] else 0
+
+
+def parse_settings(words: list[str]) -> dict:
+    """``--set key=value`` words as config keys, checked against the schema before anything runs."""
+    settings = schema.parse_overrides(words, "--set KEY=VALUE")
+    for key, value in settings.items():
+        if key not in schema.SCHEMA:
+            raise ConfigError(f"--set {key}: unknown config key{did_you_mean(key, schema.SCHEMA)}")
+        schema.check_value(f"--set {key}", value, schema.SCHEMA[key])
+    return settings
 
 
 def argv_line() -> str:
@@ -145,16 +154,6 @@ def _parse_jobs(value) -> int | None:
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     return jobs
-
-
-def auto_jobs(runs: list[ex.Run]) -> int:
-    """One single-threaded run per core on CPU; one run at a time on a GPU."""
-    import torch
-
-    devices = {r.config.get("device", "auto") for r in runs}
-    if "cuda" in devices or ("auto" in devices and torch.cuda.is_available()):
-        return 1
-    return max(1, min(os.cpu_count() or 1, len(runs)))
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -180,61 +179,25 @@ def print_list(experiments: dict, presets: dict) -> None:
         print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
 
 
-def estimate(runs: list[ex.Run]) -> list[dict]:
-    """Per run: parameters, forward FLOPs per image, training FLOPs."""
-    from . import data as datasets
-    from .models import build_model, count_flops, count_params
+def print_grid(runs: list[ex.Run], results: ResultsDir) -> None:
+    from . import cost
 
-    cache, rows = {}, []
-    for r in runs:
-        c = r.config
-        classes, channels, size = datasets.DATASETS[c["dataset"]]
-        size = c.get("image_size") or size
-        key = (c["arch"], c["shortcut"], json.dumps(c["shortcut_args"], sort_keys=True), c["order"], c["width"],
-               c["match"], classes, channels, size)
-        if key not in cache:
-            m = build_model(c["arch"], c["shortcut"], c["order"], classes, channels, c["width"], c["match"],
-                            **c["shortcut_args"])
-            cache[key] = (count_params(m), count_flops(m, (channels, size, size)))
-        params, flops = cache[key]
-        rows.append({"params": params, "flops": flops, "train_flops": ex.run_flops(c, flops)})
-    return rows
-
-
-def _throughput(out: Path) -> float | None:
-    """FLOP/s achieved by finished runs in ``out`` (median), to turn FLOPs into time."""
-    rates = []
-    for f in (out / "runs").glob("*/summary.json"):
-        try:
-            s = json.loads(f.read_text())
-            cfg = json.loads((f.parent / "config.json").read_text())
-            if s.get("time_s") and s.get("flops"):
-                rates.append(ex.run_flops(cfg, s["flops"]) / s["time_s"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return sorted(rates)[len(rates) // 2] if rates else None
-
-
-CPU_FLOPS_GUESS = 2e9  # per process on one core of this kind of machine, when nothing is measured yet
-
-
-def print_grid(runs: list[ex.Run], out: Path) -> None:
-    est = estimate(runs)
+    est = cost.estimate([r.config for r in runs])
     unique = {}
     print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>9} "
           f"{'GFLOP':>9}  status")
     for r, e in zip(runs, est):
-        done = (out / "runs" / r.hash / "summary.json").exists()
-        started = (out / "runs" / r.hash / "checkpoint.pt").exists()
+        run = results.run(r.hash)
+        done, started = run.is_finished(), run.is_started()
         status = "done" if done else ("resume" if started else ("shared" if r.hash in unique else "to train"))
         print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>9,} "
               f"{e['train_flops'] / 1e9:>9.1f}  {status}")
         if not done:
             unique.setdefault(r.hash, e["train_flops"])
     total = sum(unique.values())
-    rate = _throughput(out)
+    rate = cost.measured_rate(results)
     basis = "measured on finished runs here" if rate else "a guess: no finished run to measure"
-    rate = rate or CPU_FLOPS_GUESS
+    rate = rate or cost.CPU_FLOPS_GUESS
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
           f"{total / 1e12:.2f} TFLOP, about {total / rate / 60:.1f} min of one process at "
           f"{rate / 1e9:.1f} GFLOP/s ({basis}); divide by --jobs for parallel runs")
@@ -260,30 +223,6 @@ def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:
 # --- bookkeeping ------------------------------------------------------------------------------
 
 
-def write_manifest(out: Path, preset: ex.Preset, experiments: dict, rows, runs: list[ex.Run]) -> None:
-    """Which run (hash) holds which row and seed, merged with earlier invocations into the same folder."""
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {"experiments": {}, "runs": {}}
-    manifest["preset"] = preset.name
-    manifest["preset_description"] = preset.description
-    for name in {r.experiment for r in runs}:
-        meta = experiments[name].meta()
-        old = {row["variant"]: row for row in manifest["experiments"].get(name, {}).get("rows", [])}
-        known = {row["variant"] for row in meta["rows"]}
-        # rows added on the fly (a plugin's shortcut) are kept after the paper's rows
-        meta["rows"] += [row for v, row in old.items() if v not in known]
-        manifest["experiments"][name] = meta
-    extra = {(v.experiment, v.name): v for v in rows}
-    for r in runs:
-        meta = manifest["experiments"][r.experiment]
-        if r.variant not in {row["variant"] for row in meta["rows"]}:
-            v = extra[(r.experiment, r.variant)]
-            meta["rows"].append({"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
-                                 "source": v.source})
-        manifest["runs"][r.key] = {"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash}
-    write_atomic(path, json.dumps(manifest, indent=2, default=str))
-
-
 def machine() -> str:
     import torch
 
@@ -299,137 +238,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def log_invocation(out: Path, command: str, wall: float, result: dict, jobs) -> None:
-    entry = {"command": command, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             "wall_s": round(wall, 1), "machine": machine(), "jobs": result.get("jobs", jobs),
-             **{k: result[k] for k in ("trained", "skipped", "errors", "interrupted")}}
-    with open(out / "invocations.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
-# --- training ---------------------------------------------------------------------------------
-
-
-def _init_worker(plugins) -> None:
-    # Ctrl-C reaches the whole process group; the parent alone decides, and stops workers itself
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import shortcuts
-
-    for spec in plugins:
-        shortcuts.load_plugin(spec)
-
-
-def _train_one(train_fn, cfg: dict, run_dir: str) -> dict:
-    if train_fn is None:
-        from .train import train as train_fn
-    try:
-        return train_fn(cfg, run_dir)
-    except ConfigError as e:
-        return {"status": "error", "reason": str(e)}
-    except Exception as e:  # one broken run must not stop the study; its error goes in the table
-        return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
-
-
-def run_grid(runs: list[ex.Run], out, train_fn=None, jobs: int | None = 1, force: bool = False,
-             quiet: bool = False, plugins=()) -> dict:
-    """Train every distinct run of ``runs`` not finished in ``out/runs``; returns counts.
-
-    Runs sharing a hash (the same config reached from two experiments) train once.
-    ``train_fn(cfg, run_dir) -> summary`` defaults to :func:`ablation.train.train`.
-    """
-    from tqdm import tqdm
-
-    out = Path(out)
-    distinct = {}
-    for r in runs:
-        distinct.setdefault(r.hash, r)
-    todo, skipped = [], 0
-    for h, r in distinct.items():
-        run_dir = out / "runs" / h
-        if force and (run_dir / "summary.json").exists():
-            shutil.rmtree(run_dir)
-        if (run_dir / "summary.json").exists():
-            skipped += 1
-        else:
-            todo.append(r)
-    jobs = jobs or auto_jobs(todo)
-    jobs = max(1, min(jobs, len(todo) or 1))
-    # longest first, so parallel jobs do not end waiting on one long run
-    todo.sort(key=lambda r: -ex.images_seen(r.config) * _depth(r.config["arch"]))
-    result = {"trained": 0, "skipped": skipped, "errors": 0, "interrupted": False, "done": 0, "todo": len(todo),
-              "jobs": jobs}
-    if not todo:
-        return result
-    bar = tqdm(total=len(todo), unit="run", desc="study", disable=quiet, dynamic_ncols=True)
-
-    def finished(r: ex.Run, summary: dict | None, seconds: float):
-        result["done"] += 1
-        status = (summary or {}).get("status", "error")
-        if status == "error":
-            result["errors"] += 1
-            tqdm.write(f"error in {r.key} ({r.hash}): {(summary or {}).get('reason')}", file=sys.stderr)
-        else:
-            result["trained"] += 1
-            if not quiet:
-                err = summary.get("final_test_error")
-                err = f"{err:.2f}%" if isinstance(err, (int, float)) else "n/a"
-                took = summary.get("time_s") or seconds  # the trainer's own clock excludes time queued
-                tqdm.write(f"{r.experiment}:{r.variant} seed {r.seed} [{r.hash}]: {status}, final test error "
-                           f"{err} ({took:.0f}s)")
-        bar.update()
-
-    threads = PER_JOB_THREADS if jobs > 1 else None
-    configs = {r.hash: {**r.config, "quiet": True, "threads": threads or r.config.get("threads")} for r in todo}
-    try:
-        if jobs == 1:
-            for r in todo:
-                t0 = time.time()
-                finished(r, _train_one(train_fn, configs[r.hash], str(out / "runs" / r.hash)), time.time() - t0)
-        else:
-            _run_parallel(todo, configs, out, train_fn, jobs, plugins, finished)
-    except KeyboardInterrupt:
-        result["interrupted"] = True
-    finally:
-        bar.close()
-    return result
-
-
-def _run_parallel(todo, configs, out, train_fn, jobs, plugins, finished) -> None:
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    # after Ctrl-C the workers are terminated with the pool's queue semaphores still registered; the
-    # tracker process then warns about them on exit, which is noise, not a leak that outlives us
-    filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
-    os.environ["PYTHONWARNINGS"] = ",".join([*filters, "ignore::UserWarning:multiprocessing.resource_tracker"])
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(list(plugins),))
-    started, pending = {}, {}
-    try:
-        for r in todo:
-            f = pool.submit(_train_one, train_fn, configs[r.hash], str(out / "runs" / r.hash))
-            pending[f] = r
-            started[f] = time.time()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                r = pending.pop(f)
-                finished(r, f.result(), time.time() - started[f])
-    except BaseException:
-        # workers ignore SIGINT: stop them here; each loses at most the steps since its checkpoint
-        procs = list(getattr(pool, "_processes", {}).values())
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
-def _depth(arch: str) -> int:
-    digits = "".join(ch for ch in arch if ch.isdigit())
-    return int(digits) if digits else 1
+def log_invocation(results: ResultsDir, command: str, wall: float, result: dict, jobs) -> None:
+    results.log_invocation({
+        "command": command, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(wall, 1), "machine": machine(), "jobs": result.get("jobs", jobs),
+        **{k: result[k] for k in ("trained", "skipped", "errors", "interrupted")}})
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ Register a new shortcut with one decorator, timm-style::
 
 Its keyword arguments (after the four every shortcut gets) become parameters that
 ``describe_shortcuts()`` lists and ``build_model(..., **shortcut_args)`` sets.
+
+An installed package registers its shortcuts without ``--plugin`` by naming the module that
+holds them as an entry point of the group ``ablation.shortcuts`` (pyproject.toml)::
+
+    [project.entry-points."ablation.shortcuts"]
+    my-gates = "my_package.gates"
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from torch import nn
 from .errors import ConfigError, unknown_choice
 
 MATCHES = ("zero-pad", "projection")
+ENTRY_POINT_GROUP = "ablation.shortcuts"
 _BASE_ARGS = ("in_channels", "out_channels", "stride", "match")
 
 
@@ -73,13 +80,34 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
     return decorate
 
 
+_entry_points_loaded = False
+
+
+def load_entry_points() -> None:
+    """Import, once, every module that installed packages name under the ``ablation.shortcuts`` group."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:
+            raise ConfigError(f"shortcut plugin {ep.name!r} ({ep.value}, entry point of {ENTRY_POINT_GROUP}) failed "
+                              f"to load: {type(e).__name__}: {e}") from None
+
+
 def list_shortcuts() -> list[str]:
     """Names of every registered shortcut, in registration order."""
+    load_entry_points()
     return list(_REGISTRY)
 
 
 def describe_shortcuts() -> list[dict]:
     """One record per shortcut: name, parameters with defaults, formula, paper row."""
+    load_entry_points()
     return [
         {"name": e.name, "params": dict(e.params), "formula": e.formula, "paper": e.paper}
         for e in _REGISTRY.values()
@@ -87,6 +115,8 @@ def describe_shortcuts() -> list[dict]:
 
 
 def get_shortcut(name: str) -> ShortcutEntry:
+    if name not in _REGISTRY:
+        load_entry_points()
     if name not in _REGISTRY:
         raise unknown_choice("shortcut", name, _REGISTRY)
     return _REGISTRY[name]
@@ -126,6 +156,11 @@ def load_plugin(spec: str) -> None:
             importlib.import_module(spec)
     except ModuleNotFoundError as e:
         raise ConfigError(f"cannot import plugin {spec!r}: {e}") from None
+    except ConfigError:
+        raise
+    except Exception as e:  # a syntax error or an exception at import: the plugin's fault, said in one line
+        where = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
+        raise ConfigError(f"plugin {spec!r} failed to import{where}: {type(e).__name__}: {e}") from None
 
 
 # --- shape matching: what h(x) is where the unit changes shape ---------------

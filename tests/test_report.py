@@ -8,6 +8,7 @@ import pytest
 
 from ablation import experiments as ex
 from ablation import report, run
+from ablation.results import ResultsDir
 
 # (final train error, final test error, status) per variant and seed
 NUMBERS = {
@@ -30,7 +31,8 @@ def results(tmp_path):
     rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
     runs = ex.expand(exps, rows, presets["quick"], seeds=2)
     out = tmp_path / "res"
-    run.write_manifest(out, presets["quick"], exps, rows, runs)
+    res = ResultsDir(out)
+    res.write_manifest(ex.manifest(None, presets["quick"], exps, rows, runs))
     for r in runs:
         train, test, status = NUMBERS[r.variant][r.seed]
         d = out / "runs" / r.hash
@@ -43,7 +45,7 @@ def results(tmp_path):
             "status": status, "reason": None, "final_test_error": test, "best_test_error": test - 0.5,
             "final_train_error": train, "params": 1234, "flops": 5678, "iterations": 40, "epochs": 1.0,
             "time_s": 2.0, "images_per_s": 50.0, "device": "cpu"}))
-    run.log_invocation(out, "python -m ablation.run --variants all", 123.4,
+    run.log_invocation(res, "python -m ablation.run --variants all", 123.4,
                        {"trained": len(runs), "skipped": 0, "errors": 0, "interrupted": False, "jobs": 2}, 2)
     return out
 

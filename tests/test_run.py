@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablation import experiments as ex
-from ablation import run
+from ablation import grid, run
 from ablation import train as trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,12 +92,12 @@ def test_finished_runs_are_skipped_and_shared_configs_train_once(tiny, tmp_path)
     runs = _grid(tiny, seeds=2)
     runs = runs + [ex.Run("other", "identity", 0, runs[0].config, runs[0].hash)]  # same config, second row
     fake = FakeTrainer()
-    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    r = grid.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
     assert (r["trained"], r["skipped"], len(fake.calls)) == (4, 0, 4)
     assert all(c["quiet"] for c in fake.calls)
-    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    r = grid.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
     assert (r["trained"], r["skipped"], len(fake.calls)) == (0, 4, 4)
-    r = run.run_grid(runs[:1], tmp_path / "out", train_fn=fake, jobs=1, quiet=True, force=True)
+    r = grid.run_grid(runs[:1], tmp_path / "out", train_fn=fake, jobs=1, quiet=True, force=True)
     assert (r["trained"], r["skipped"], len(fake.calls)) == (1, 0, 5)
 
 
@@ -105,19 +105,19 @@ def test_an_interrupted_run_resumes_and_finished_ones_stay(tiny, tmp_path):
     runs = _grid(tiny)  # identity, then plain
     runs.sort(key=lambda r: r.variant != "identity")
     fake = FakeTrainer(interrupt_on="plain")
-    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    r = grid.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
     assert r["interrupted"] and r["trained"] == 1
     plain = next(x for x in runs if x.variant == "plain")
     assert (tmp_path / "out/runs" / plain.hash / "checkpoint.pt").exists()
     assert not (tmp_path / "out/runs" / plain.hash / "summary.json").exists()
-    r = run.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    r = grid.run_grid(runs, tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
     assert not r["interrupted"] and (r["trained"], r["skipped"]) == (1, 1)
     assert fake.resumed == [plain.hash]
 
 
 def test_a_run_that_raises_is_recorded_and_the_rest_go_on(tiny, tmp_path, capsys):
     fake = FakeTrainer(raise_on="identity")
-    r = run.run_grid(_grid(tiny), tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
+    r = grid.run_grid(_grid(tiny), tmp_path / "out", train_fn=fake, jobs=1, quiet=True)
     assert (r["trained"], r["errors"]) == (1, 1)
     assert "RuntimeError: boom" in capsys.readouterr().err
 
@@ -237,12 +237,12 @@ def test_the_installed_command_exits_2_on_bad_input():
 def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
     runs = _grid(tiny)
     out = tmp_path / "out"
-    r = run.run_grid(runs, out, jobs=2, quiet=True)
+    r = grid.run_grid(runs, out, jobs=2, quiet=True)
     assert (r["trained"], r["errors"], r["jobs"]) == (2, 0, 2)
     for x in runs:
         s = json.loads((out / "runs" / x.hash / "summary.json").read_text())
         assert s["iterations"] == 6 and s["status"] in ("ok", "fail")
-    r = run.run_grid(runs, out, jobs=1, quiet=True)
+    r = grid.run_grid(runs, out, jobs=1, quiet=True)
     assert (r["trained"], r["skipped"]) == (0, 2)
 
     # interrupt one run after a checkpoint, then let the runner resume it
@@ -256,10 +256,10 @@ def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
                 raise KeyboardInterrupt
         return trainer.train(cfg, run_dir, callback=cb)
 
-    r = run.run_grid([resumed], out, train_fn=stop_at_3, jobs=1, quiet=True)
+    r = grid.run_grid([resumed], out, train_fn=stop_at_3, jobs=1, quiet=True)
     assert r["interrupted"] and (out / "runs" / resumed.hash / "checkpoint.pt").exists()
     assert not (out / "runs" / resumed.hash / "summary.json").exists()
-    r = run.run_grid([resumed], out, jobs=1, quiet=True)
+    r = grid.run_grid([resumed], out, jobs=1, quiet=True)
     assert r["trained"] == 1 and not r["interrupted"]
     whole = tmp_path / "whole"
     trainer.train(cfg, whole)

@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+from ablation import config as C
 from ablation import train as T
 from ablation.errors import ConfigError
 
@@ -54,12 +55,12 @@ def test_loss_falls_and_files_follow_the_contract(baseline, data_dir):
                 "images_per_s"):
         assert all(key in h for h in hist)
     assert [len(h.get("grad_norms", [])) for h in hist] == [3, 0, 0, 3, 0, 0, 3]  # resnet8: three units
-    assert json.loads((run / "config.json").read_text()) == T.validate_config(tiny(data_dir, checkpoint_every=5))
+    assert json.loads((run / "config.json").read_text()) == C.validate_config(tiny(data_dir, checkpoint_every=5))
 
 
 def test_finished_run_is_returned_without_training(baseline, monkeypatch):
     run, summary = baseline
-    monkeypatch.setattr(T, "_build", lambda *a: pytest.fail("trained again"))
+    monkeypatch.setattr(T, "build", lambda *a: pytest.fail("trained again"))
     assert T.train(tiny("unused"), run) == summary
 
 
@@ -139,23 +140,23 @@ def test_epoch_schedule_adam_and_gate_means(data_dir, tmp_path):
 
 
 def test_validate_config_rejects_bad_input_before_training():
-    assert T.validate_config({}) == T.DEFAULTS
+    assert C.validate_config({}) == C.DEFAULTS
     with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
-        T.validate_config({"batchsize": 64})
+        C.validate_config({"batchsize": 64})
     for bad in ({"lr": "fast"}, {"lr": -1}, {"batch_size": 0}, {"batch_size": True}, {"milestones": [3, 1]},
                 {"dataset": "cifar11"}, {"arch": "resnet21"}, {"steps": 1.5}, {"grad_norm_points": [2]},
                 {"shortcut_args": {"lam_s": -1}, "shortcut": "scale"}):
         with pytest.raises(ConfigError):
-            T.validate_config(bad)
+            C.validate_config(bad)
 
 
 def test_overrides_parse_json_toml_or_string():
-    cfg = T.parse_overrides(["lr=0.1", "milestones=[1, 2]", "warmup_lr=null", "arch=resnet20", "quiet=true",
+    cfg = C.parse_overrides(["lr=0.1", "milestones=[1, 2]", "warmup_lr=null", "arch=resnet20", "quiet=true",
                              "--data-dir=/x", "shortcut_args={b = -6}"])
     assert cfg == {"lr": 0.1, "milestones": [1, 2], "warmup_lr": None, "arch": "resnet20", "quiet": True,
                    "data_dir": "/x", "shortcut_args": {"b": -6}}
     with pytest.raises(ConfigError):
-        T.parse_overrides(["lr"])
+        C.parse_overrides(["lr"])
 
 
 def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):

@@ -1,0 +1,193 @@
+"""The layout of a results folder and the only code that reads or writes its files.
+
+    <out>/manifest.json          which run (hash) holds which experiment row and seed
+    <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
+    <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json
+    <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
+    <out>/notes.md               the user's own notes, kept in the README across rebuilds
+
+Every file that holds results is written atomically (a temporary beside it, then a rename),
+so a kill at any moment leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+RUNS = "runs"
+MANIFEST = "manifest.json"
+INVOCATIONS = "invocations.jsonl"
+RUNS_CSV, ROWS_CSV, HISTORY_CSV = "runs.csv", "rows.csv", "history.csv"
+TABLES, PLOTS = "tables", "plots"
+README, NOTES = "README.md", "notes.md"
+
+CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def temporary_for(path) -> Path:
+    """The hidden temporary ``.<name>.tmp<pid>`` beside ``path``: per process, and swept after a kill."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_atomic(path, data: str | bytes) -> None:
+    """Write text or bytes to ``path`` through a temporary and a rename."""
+    write_atomic_with(path, lambda tmp: tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data))
+
+
+def write_atomic_with(path, write) -> None:
+    """``write(tmp_path)`` fills a temporary (``torch.save``, ``savefig``), then it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_for(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sweep_temporaries(folder) -> None:
+    """Remove temporaries that a kill left in the middle of a write."""
+    for stale in Path(folder).glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+
+
+def read_json(path):
+    """The JSON in ``path``, or None where it is absent or unreadable (a file half-written by another tool)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path) -> list[dict]:
+    """Every complete JSON line of ``path`` (none if absent); a torn last line is skipped."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def append_jsonl(path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+class RunDir:
+    """One run's folder: its config, its history (one line per evaluation point), checkpoint and summary."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config = self.path / CONFIG
+        self.history = self.path / HISTORY
+        self.checkpoint = self.path / CHECKPOINT
+        self.summary = self.path / SUMMARY
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def is_finished(self) -> bool:
+        return self.summary.exists()
+
+    def is_started(self) -> bool:
+        return self.checkpoint.exists()
+
+    def read_config(self) -> dict | None:
+        return read_json(self.config)
+
+    def read_summary(self) -> dict | None:
+        return read_json(self.summary)
+
+    def read_history(self) -> list[dict]:
+        return read_jsonl(self.history)
+
+    def write_config(self, cfg: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.config, json.dumps(cfg, indent=2))
+
+    def write_summary(self, summary: dict) -> None:
+        write_atomic(self.summary, json.dumps(summary, indent=2))
+
+    def append_history(self, record: dict) -> None:
+        append_jsonl(self.history, record)
+
+    def keep_history(self, n: int) -> None:
+        """Keep the first ``n`` history lines: points recorded after the checkpoint are recorded again."""
+        if self.history.exists():
+            lines = self.history.read_text().splitlines(keepends=True)
+            if len(lines) != n:
+                write_atomic(self.history, "".join(lines[:n]))
+
+    def sweep(self) -> None:
+        sweep_temporaries(self.path)
+
+
+# --- the whole folder ------------------------------------------------------------------------
+
+
+class ResultsDir:
+    """A results folder: its runs, the manifest, the invocation log and what the report builds."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.runs = self.path / RUNS
+        self.manifest = self.path / MANIFEST
+        self.invocations = self.path / INVOCATIONS
+        self.runs_csv, self.rows_csv, self.history_csv = (self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV))
+        self.tables, self.plots = self.path / TABLES, self.path / PLOTS
+        self.readme, self.notes = self.path / README, self.path / NOTES
+
+    def run(self, run_hash: str) -> RunDir:
+        return RunDir(self.runs / run_hash)
+
+    def finished_runs(self) -> list[RunDir]:
+        return [RunDir(p.parent) for p in sorted(self.runs.glob(f"*/{SUMMARY}"))]
+
+    def has_manifest(self) -> bool:
+        return self.manifest.is_file()
+
+    def read_manifest(self, missing_ok: bool = False) -> dict | None:
+        """The manifest; ConfigError naming the file where it is unreadable, or absent (unless ``missing_ok``)."""
+        manifest = read_json(self.manifest)
+        if not self.has_manifest() and missing_ok:
+            return None
+        if not self.has_manifest():
+            raise ConfigError(f"{self.path} holds no results (no {MANIFEST}); run python -m ablation.run first")
+        if not isinstance(manifest, dict) or not {"experiments", "runs"} <= set(manifest):
+            raise ConfigError(f"{self.manifest} is unreadable or not a results manifest")
+        return manifest
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_atomic(self.manifest, json.dumps(manifest, indent=2, default=str))
+
+    def read_invocations(self) -> list[dict]:
+        return read_jsonl(self.invocations)
+
+    def log_invocation(self, entry: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        append_jsonl(self.invocations, entry)
+
+    def table(self, experiment: str) -> Path:
+        return self.tables / f"{experiment}.md"
+
+    def read_notes(self) -> str | None:
+        return self.notes.read_text() if self.notes.is_file() else None
