@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, unknown_choice
+from .layers import conv2d
 from .shortcuts import check_shortcut_args, create_shortcut
 
 # order -> (ops around each conv but the last, ops around the last conv, f after the addition)
@@ -111,7 +112,7 @@ class ResidualUnit(nn.Module):
         each, last, post = ORDERS[order]
         mods = []
         for i, (cin, cout, k, s) in enumerate(shapes):
-            conv = nn.Conv2d(cin, cout, k, stride=s, padding=k // 2, bias=False)
+            conv = conv2d(cin, cout, k, stride=s, padding=k // 2)
             mods += _ops(last if i == len(shapes) - 1 else each, conv)
         self.residual = nn.Sequential(*mods)  # F
         self.shortcut = create_shortcut(shortcut, in_channels, out_channels, stride, match, **shortcut_args)
@@ -134,10 +135,10 @@ class ResNet(nn.Module):
         super().__init__()
         self.spec, self.shortcut_name, self.order = spec, shortcut, order
         if spec.family == "imagenet":
-            stem = [nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width),
+            stem = [conv2d(in_channels, width, 7, stride=2, padding=3), nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
         else:
-            stem = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            stem = [conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True)]
         self.stem = nn.Sequential(*stem)
         channels, stages = width, []

@@ -40,6 +40,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from .errors import ConfigError, unknown_choice
+from .layers import conv2d
 
 MATCHES = ("zero-pad", "projection")
 ENTRY_POINT_GROUP = "ablation.shortcuts"
@@ -181,7 +182,7 @@ class ZeroPad(nn.Module):
 
 def projection(in_channels: int, out_channels: int, stride: int, bn: bool = True) -> nn.Module:
     """He 2015 option B/C: ``W_s x`` as a 1x1 convolution (with BN, as in torchvision)."""
-    conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+    conv = conv2d(in_channels, out_channels, 1, stride=stride)
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if bn else conv
 
 
@@ -266,7 +267,7 @@ class _Gate(Shortcut):
 
     def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", b: float = 0.0):
         super().__init__(in_channels, out_channels, stride, match)
-        self.gate = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
+        self.gate = conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
         self.b = float(b)
         nn.init.constant_(self.gate.bias, self.b)
         self._gate_mean = None
