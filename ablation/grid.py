@@ -17,6 +17,7 @@ from typing import Callable
 
 from .cost import images_seen
 from .errors import ConfigError
+from .locks import ClaimLost, RunBusy
 from .models import arch_spec
 from .results import ResultsDir
 
@@ -38,10 +39,16 @@ class Task:
 
 def train_task(task: Task, train_fn=None) -> dict:
     """Train one task and return its summary; any exception becomes an ``error`` summary, not a crash."""
-    if train_fn is None:
-        from .train import train as train_fn
+    from .train import AlreadyFinished, train
+
     try:
+        if train_fn is None:
+            return train(task.config, task.run_dir, finished_ok=False)
         return train_fn(task.config, task.run_dir)
+    except AlreadyFinished:  # another invocation finished it since this one made its list
+        return {"status": "done", "reason": None}
+    except (RunBusy, ClaimLost) as e:  # another process trains it: not an error of the run
+        return {"status": "busy", "reason": str(e)}
     except ConfigError as e:
         return {"status": "error", "reason": str(e)}
     except Exception as e:  # one broken run must not stop the study; its error goes in the table
@@ -174,8 +181,8 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
     todo.sort(key=lambda r: -_length(r.config))
     if backend is None:
         backend = local_backend(jobs, len(todo), [r.config for r in todo], plugins, train_fn)
-    result = {"trained": 0, "skipped": skipped, "errors": 0, "interrupted": False, "done": 0, "todo": len(todo),
-              "jobs": backend.jobs}
+    result = {"trained": 0, "skipped": skipped, "errors": 0, "busy": 0, "interrupted": False, "done": 0,
+              "todo": len(todo), "jobs": backend.jobs}
     if not todo:
         return result
     bar = tqdm(total=len(todo), unit="run", desc="study", disable=quiet, dynamic_ncols=True)
@@ -188,6 +195,11 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
         if status == "error":
             result["errors"] += 1
             tqdm.write(f"error in {r.key} ({r.hash}): {(summary or {}).get('reason')}", file=sys.stderr)
+        elif status == "done":
+            result["skipped"] += 1
+        elif status == "busy":
+            result["busy"] += 1
+            tqdm.write(f"skipped {r.key} ({r.hash}): {summary.get('reason')}", file=sys.stderr)
         else:
             result["trained"] += 1
             if not quiet:

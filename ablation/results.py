@@ -2,7 +2,9 @@
 
     <out>/manifest.json          which run (hash) holds which experiment row and seed
     <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
-    <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json
+    <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
+                                 claim.json while a process trains it (ablation.locks)
+    <out>/.lock                  the lock of the shared files above and below (ablation.locks)
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
 
@@ -26,6 +28,7 @@ TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 
 CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
+CLAIM, FOLDER_LOCK = "claim.json", ".lock"
 
 
 # --- atomic writes ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from . import config as schema
 from . import experiments as ex
 from .errors import ConfigError, did_you_mean, unknown_choice
 from .grid import run_grid
+from .locks import folder_lock
 from .results import ResultsDir
 
 
@@ -107,24 +108,28 @@ def run_cli(args, train_fn=None, started=None) -> int:
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
-    results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs))
+    with folder_lock(out):  # another invocation may be merging its rows into the same manifest
+        results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs))
     result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                       plugins=args.plugin)
     if result["interrupted"]:
-        log_invocation(results, argv_line(), time.time() - started, result, jobs)
+        with folder_lock(out):
+            log_invocation(results, argv_line(), time.time() - started, result, jobs)
         print(f"interrupted: {result['done']} of {result['todo']} runs finished this time; each unfinished run "
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
         return 130
     from . import report
 
-    report.build(out)
-    wall = time.time() - started
-    log_invocation(results, argv_line(), wall, result, jobs)
-    report.refresh_readme(out)  # now with this invocation's wall time
+    with folder_lock(out):
+        report.build(out)
+        wall = time.time() - started
+        log_invocation(results, argv_line(), wall, result, jobs)
+        report.refresh_readme(out)  # now with this invocation's wall time
     if not args.quiet:
+        busy = f", {result['busy']} being trained by another process" if result["busy"] else ""
         print(f"{len(runs)} runs ({result['trained']} trained, {result['skipped']} already done, "
-              f"{result['errors']} errors) in {wall:.0f}s; report: {out / 'README.md'}")
+              f"{result['errors']} errors{busy}) in {wall:.0f}s; report: {out / 'README.md'}")
     else:
         print(out / "README.md")
     return 1 if result["errors"] else 0

@@ -29,25 +29,46 @@ from tqdm import tqdm
 from . import data as datasets
 from .config import RUNTIME_KEYS, describe_keys, parse_overrides, validate_config
 from .errors import ConfigError
+from .locks import Claim
 from .models import build_model, count_flops, count_params
 from .results import RunDir, write_atomic_with
 
 # ---- the run -----------------------------------------------------------------------------------------
 
 
-def train(cfg: dict, run_dir, *, callback=None) -> dict:
+class AlreadyFinished(Exception):
+    """The run was finished (by another process) before this one could train it."""
+
+
+def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True) -> dict:
     """Train ``cfg`` into ``run_dir`` and return the summary; resumes from ``run_dir/checkpoint.pt``.
 
     ``callback(iteration)`` runs after every step (after any checkpoint), e.g. to stop a run early.
+    A finished run returns its stored summary, or raises :class:`AlreadyFinished` when not
+    ``finished_ok`` (so that a study counts runs trained elsewhere apart).
     """
     cfg, run = validate_config(cfg), RunDir(run_dir)
     check_same_run(run, cfg)  # before anything is read from it: a finished run may hold another config
     if run.is_finished():
-        return run.read_summary()
+        return _finished(run, finished_ok)
     device = setup_runtime(cfg)
     d = datasets.load(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["image_size"], cfg["val_split"],
                       cfg["train_subset"]).to(device)
-    run.write_config(cfg)  # only once the data is there: a run that cannot start leaves nothing
+    # the data is there: claim the run (another process may hold it) and only then write into it
+    with Claim(run.path) as claim:
+        if run.is_finished():  # finished by another process while this one loaded the data
+            return _finished(run, finished_ok)
+        return _train_claimed(cfg, run, d, device, claim, callback)
+
+
+def _finished(run: RunDir, finished_ok: bool) -> dict:
+    if not finished_ok:
+        raise AlreadyFinished(f"{run.path} is already finished")
+    return run.read_summary()
+
+
+def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
+    run.write_config(cfg)
     model, fwd, opt, s = _resume(run, cfg, d, device)
     plan = Plan.of(cfg, len(d.train_y))
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
@@ -70,6 +91,7 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
             if s.it in plan.evals:
                 clock.tick()
                 rec = _record(cfg, plan, s, model, d, eval_idx, lr, norms, amp, final=s.it == plan.total)
+                claim.ensure()
                 run.append_history(rec)
                 s.history_len += 1
                 bar.set_postfix_str(f"loss {rec['train_loss'] or float('nan'):.3f} err {rec['train_error']:.1f}% "
@@ -77,10 +99,12 @@ def train(cfg: dict, run_dir, *, callback=None) -> dict:
                 clock.mark()
             if s.it % cfg["checkpoint_every"] == 0 or s.it == plan.total or s.status:
                 clock.tick()
+                claim.ensure()
                 save_checkpoint(run, model, opt, s)
                 clock.mark()
             if callback is not None:
                 callback(s.it)
+    claim.ensure()
     summary = _summary(run, s, model, d, plan, device)
     run.write_summary(summary)
     return summary

@@ -279,3 +279,22 @@ def test_depth_applies_to_single_depth_experiments_and_says_what_it_left(tmp_pat
     quick = ex.load_presets()["quick"]
     assert grid == {"original": "resnet14", "plain-56": quick.arch_map["resnet56"]}
     assert "leaves the depth sweep of degradation" in captured.err
+
+
+def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
+    out = tmp_path / "shared"
+    argv = [sys.executable, "-m", "ablation.run", "--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1",
+            "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--quiet"]
+    drivers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for d in drivers:
+        _, err = d.communicate(timeout=600)
+        assert d.returncode == 0, err
+    trained = [json.loads(line)["trained"] for line in (out / "invocations.jsonl").read_text().splitlines()]
+    assert len(trained) == 2 and sum(trained) == 6
+    curves = []
+    for run_dir in (out / "runs").iterdir():
+        curves.append([json.loads(line)["iteration"] for line in (run_dir / "history.jsonl").read_text().splitlines()])
+        assert not (run_dir / "claim.json").exists()
+    # one trainer wrote each: no interleaved or repeated points, the same points in every run
+    assert len(curves) == 6 and all(c == sorted(set(c)) and c == curves[0] and c[-1] == 60 for c in curves)

@@ -1,0 +1,91 @@
+"""A run's claim: one trainer at a time, stale claims taken over by exactly one contender."""
+
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ablation import locks
+from ablation.locks import Claim, ClaimLost, RunBusy
+
+
+def _stale_claim(run_dir, host="elsewhere", pid=1, age_s=3600):
+    path = run_dir / locks.CLAIM
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": host, "pid": pid, "token": "old"}))
+    past = time.time() - age_s
+    os.utime(path, (past, past))
+
+
+def test_a_live_claim_refuses_a_second_trainer_and_is_released(tmp_path):
+    with Claim(tmp_path) as first:
+        assert (tmp_path / locks.CLAIM).exists()
+        with pytest.raises(RunBusy, match="another process"):
+            Claim(tmp_path).acquire()
+        first.ensure()
+    assert not (tmp_path / locks.CLAIM).exists()
+    with Claim(tmp_path):  # free again
+        pass
+
+
+def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _stale_claim(tmp_path, host=locks.socket.gethostname(), pid=int(dead.stdout), age_s=0)
+    with Claim(tmp_path) as c:
+        assert json.loads((tmp_path / locks.CLAIM).read_text())["token"] == c.token
+
+
+def test_a_fresh_claim_from_another_host_is_respected_and_an_old_one_is_not(tmp_path):
+    _stale_claim(tmp_path, age_s=1)
+    with pytest.raises(RunBusy):
+        Claim(tmp_path).acquire()
+    _stale_claim(tmp_path, age_s=locks.STALE_S + 5)
+    with Claim(tmp_path):
+        pass
+
+
+def test_the_owner_whose_claim_was_taken_over_stops_writing(tmp_path):
+    mine = Claim(tmp_path).acquire()
+    _stale_claim(tmp_path)  # as if another process had taken it over after a long pause of ours
+    with pytest.raises(ClaimLost):
+        mine.ensure()
+    mine.release()
+    assert (tmp_path / locks.CLAIM).exists()  # the new owner's claim is left alone
+
+
+def _contend(run_dir, start, results):
+    while time.time() < start:
+        time.sleep(0.001)
+    try:
+        c = Claim(run_dir).acquire()
+        results.put("won")
+        time.sleep(1.0)  # hold it while the others try
+        c.release()
+    except RunBusy:
+        results.put("busy")
+
+
+def test_exactly_one_of_several_processes_takes_over_a_stale_claim(tmp_path):
+    _stale_claim(tmp_path)
+    ctx = mp.get_context("spawn")
+    results, start = ctx.Queue(), time.time() + 3
+    procs = [ctx.Process(target=_contend, args=(tmp_path, start, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["busy", "busy", "busy", "won"]
+
+
+def test_heartbeat_keeps_the_claim_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
+    with Claim(tmp_path):
+        past = time.time() - 1000
+        os.utime(tmp_path / locks.CLAIM, (past, past))
+        time.sleep(0.3)
+        assert locks.read_claim(tmp_path)["age_s"] < 5
