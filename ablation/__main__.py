@@ -1,9 +1,9 @@
 """``python -m ablation ARCH``: what a network of the catalogue holds, without training it."""
 
 import argparse
-import json
 import sys
 
+from .config import parse_overrides
 from .errors import ConfigError
 from .models import build_model, count_flops, count_params
 from .shortcuts import load_plugin
@@ -25,15 +25,7 @@ def main(argv=None) -> int:
     try:
         for plugin in args.plugin:
             load_plugin(plugin)
-        kwargs = {}
-        for item in args.arg:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--arg needs KEY=VALUE, got {item!r}")
-            try:
-                kwargs[key] = json.loads(value)
-            except json.JSONDecodeError:
-                kwargs[key] = value
+        kwargs = parse_overrides(args.arg, "--arg KEY=VALUE")
         model = build_model(args.arch, args.shortcut, args.order, args.classes, args.image[0], args.width,
                             args.match, **kwargs)
     except ConfigError as e:

@@ -298,3 +298,23 @@ def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
         assert not (run_dir / "claim.json").exists()
     # one trainer wrote each: no interleaved or repeated points, the same points in every run
     assert len(curves) == 6 and all(c == sorted(set(c)) and c == curves[0] and c[-1] == 60 for c in curves)
+
+
+def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_path, capsys):
+    base = ["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--dry-run"]
+    assert run.main(base) == 0
+    plain = capsys.readouterr().out
+    assert run.main(base + ["--set", "lr=0.01", "--set", "width=null"]) == 0
+    changed = capsys.readouterr().out
+    hashes = lambda out: [line.split()[3] for line in out.splitlines()[1:3]]  # noqa: E731
+    assert hashes(plain) != hashes(changed)  # a different config is a different run
+    runs = ex.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
+                     ex.load_presets(tiny)["quick"], settings={"lr": 0.01, "width": None})
+    assert all(r.config["lr"] == 0.01 and r.config["width"] is None for r in runs)
+    assert sorted(hashes(changed)) == sorted(r.hash for r in runs)
+    for bad, says in ((["--set", "lrr=0.1"], "did you mean 'lr'"), (["--set", "lr=fast"], "lr must be a number"),
+                      (["--set", "lr"], "expected --set KEY=VALUE")):
+        assert run.main(base + bad) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err
+    assert not (tmp_path / "o").exists()

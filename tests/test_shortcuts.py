@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ablation import ConfigError, Shortcut, build_model, describe_shortcuts, list_shortcuts, register_shortcut
+from ablation import shortcuts
 from ablation.shortcuts import load_plugin
 
 PAPER_VARIANTS = ["identity", "zero-pad", "projection", "projection-all", "scale", "exclusive-gate",
@@ -95,3 +96,35 @@ def test_plugin_used_from_the_command_line(tmp_path):
                            "--shortcut", "cli-skip"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "shortcut cli-skip" in done.stdout
+
+
+def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkeypatch):
+    pkg = tmp_path / "gatepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from ablation import Shortcut, register_shortcut\n"
+        "@register_shortcut('entry-point-skip', formula='y = F(x) + 2 x')\n"
+        "class Twice(Shortcut):\n"
+        "    def forward(self, x, fx):\n"
+        "        return fx + 2 * self.match(x)\n")
+    info = tmp_path / "gatepkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gatepkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ablation.shortcuts]\ntwice = gatepkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+    assert "entry-point-skip" in shortcuts.list_shortcuts()
+    from ablation import build_model
+
+    assert build_model("resnet8", "entry-point-skip", width=4) is not None
+
+
+def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
+    info = tmp_path / "brokenpkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ablation.shortcuts]\nbroken = no_such_module_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+    with pytest.raises(ConfigError, match="'broken'.*failed to load"):
+        shortcuts.list_shortcuts()

@@ -1,0 +1,50 @@
+"""The one config schema: help for every key, one set of runtime keys for the hash and for resuming."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ablation import config as C
+from ablation import experiments as ex
+from ablation.errors import ConfigError
+from ablation.results import RunDir
+from ablation.train import check_same_run
+
+
+def test_every_key_has_a_help_line_shown_by_train_help():
+    done = subprocess.run([sys.executable, "-m", "ablation.train", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for name, key in C.SCHEMA.items():
+        assert key.help.strip(), name
+        assert f"  {name}=" in done.stdout and key.help in done.stdout
+
+
+@pytest.mark.parametrize("key, value", [("compile", True), ("eval_batch_size", 17), ("lr", 0.01)])
+def test_a_key_that_may_change_the_numbers_changes_the_hash_and_blocks_resuming(tmp_path, key, value):
+    cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
+    other = {**cfg, key: value}
+    assert key not in C.RUNTIME_KEYS
+    assert ex.config_hash(cfg) != ex.config_hash(other)
+    run = RunDir(tmp_path)
+    run.write_config(cfg)
+    with pytest.raises(ConfigError, match=f"different {key}"):
+        check_same_run(run, other)
+
+
+@pytest.mark.parametrize("key, value", [("threads", 2), ("device", "cpu"), ("quiet", True), ("checkpoint_every", 7)])
+def test_a_runtime_key_keeps_the_hash_and_the_run(tmp_path, key, value):
+    cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
+    other = {**cfg, key: value}
+    assert key in C.RUNTIME_KEYS and ex.config_hash(cfg) == ex.config_hash(other)
+    run = RunDir(tmp_path)
+    run.write_config(cfg)
+    check_same_run(run, other)
+
+
+def test_one_parser_for_every_command_line():
+    assert C.parse_overrides(["shortcut_args={b = -6}", "width=null", "arch=resnet20"]) == {
+        "shortcut_args": {"b": -6}, "width": None, "arch": "resnet20"}
+    from ablation.__main__ import main
+
+    assert main(["resnet8", "--shortcut", "exclusive-gate", "--arg", "b=-6"]) == 0
