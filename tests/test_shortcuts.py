@@ -98,6 +98,16 @@ def test_plugin_used_from_the_command_line(tmp_path):
     assert "shortcut cli-skip" in done.stdout
 
 
+def _installed(tmp_path, monkeypatch, dist: str, entry: str):
+    """A package as pip leaves it: a .dist-info naming an ablation.shortcuts entry point, on sys.path."""
+    info = tmp_path / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[ablation.shortcuts]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+
+
 def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkeypatch):
     pkg = tmp_path / "gatepkg"
     pkg.mkdir()
@@ -107,12 +117,7 @@ def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkey
         "class Twice(Shortcut):\n"
         "    def forward(self, x, fx):\n"
         "        return fx + 2 * self.match(x)\n")
-    info = tmp_path / "gatepkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gatepkg\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[ablation.shortcuts]\ntwice = gatepkg\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+    _installed(tmp_path, monkeypatch, "gatepkg", "twice = gatepkg")
     assert "entry-point-skip" in shortcuts.list_shortcuts()
     from ablation import build_model
 
@@ -120,11 +125,6 @@ def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkey
 
 
 def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
-    info = tmp_path / "brokenpkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpkg\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[ablation.shortcuts]\nbroken = no_such_module_here\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+    _installed(tmp_path, monkeypatch, "brokenpkg", "broken = no_such_module_here")
     with pytest.raises(ConfigError, match="'broken'.*failed to load"):
         shortcuts.list_shortcuts()
