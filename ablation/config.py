@@ -34,6 +34,10 @@ class Key:
     # may change between invocations of the same run: where and how it runs, not what it computes.
     # Runtime keys are left out of a run's hash, and a run resumes across a change of them.
     runtime: bool = False
+    # a key added after runs were made, whose default keeps the earlier behaviour: at its default it
+    # stays out of the run's hash (and a stored config without it reads as the default), so the
+    # earlier runs keep their hashes and their results. Every key added from now on sets this.
+    hash_if_set: bool = False
 
 
 SCHEMA: dict[str, Key] = {
@@ -95,6 +99,19 @@ SCHEMA: dict[str, Key] = {
 
 DEFAULTS = {k: key.default for k, key in SCHEMA.items()}
 RUNTIME_KEYS = frozenset(k for k, key in SCHEMA.items() if key.runtime)
+
+
+def identity(cfg: dict) -> dict:
+    """The keys that make a run what it is: no runtime keys, no later-added key left at its default."""
+    return {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS
+            and not (k in SCHEMA and SCHEMA[k].hash_if_set and v == SCHEMA[k].default)}
+
+
+def differing_keys(old: dict, new: dict) -> list[str]:
+    """Keys in which two configs describe different runs (a later-added key missing from ``old``
+    reads as its default)."""
+    a, b = identity({**{k: DEFAULTS[k] for k in SCHEMA if SCHEMA[k].hash_if_set}, **old}), identity(new)
+    return sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
 _LIST_ENTRIES = {"milestones": (0, None), "grad_norm_points": (0, 1)}  # bounds of each entry
 
 

@@ -385,8 +385,8 @@ def sweeps_depth(exp: Experiment) -> bool:
 
 
 def config_hash(cfg: dict) -> str:
-    """12 hex digits of the sha256 of the config, runtime-only keys left out."""
-    ident = {k: v for k, v in cfg.items() if k not in schema.RUNTIME_KEYS}
+    """12 hex digits of the sha256 of the config's identity (:func:`ablation.config.identity`)."""
+    ident = schema.identity(cfg)
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

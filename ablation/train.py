@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as datasets
-from .config import RUNTIME_KEYS, describe_keys, parse_overrides, validate_config
+from .config import describe_keys, differing_keys, parse_overrides, validate_config
 from .errors import ConfigError
 from .locks import Claim
 from .models import build_model, count_flops, count_params
@@ -403,7 +403,7 @@ def check_same_run(run: RunDir, cfg: dict):
     old = run.read_config()
     if old is None:
         return
-    changed = sorted(k for k in cfg if k not in RUNTIME_KEYS and old.get(k) != cfg[k])
+    changed = differing_keys(old, cfg)
     if changed:
         raise ConfigError(f"{run.path} holds a run with different {', '.join(changed)}; choose another out= or "
                           f"delete the directory")

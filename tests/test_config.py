@@ -48,3 +48,19 @@ def test_one_parser_for_every_command_line():
     from ablation.__main__ import main
 
     assert main(["resnet8", "--shortcut", "exclusive-gate", "--arg", "b=-6"]) == 0
+
+
+def test_a_key_added_later_keeps_earlier_runs_and_their_hashes(tmp_path, monkeypatch):
+    cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
+    before = ex.config_hash(cfg)
+    run = RunDir(tmp_path)
+    run.write_config(cfg)  # a run made before the key existed
+    monkeypatch.setitem(C.SCHEMA, "new_knob", C.Key(False, bool, "a later option", hash_if_set=True))
+    monkeypatch.setitem(C.DEFAULTS, "new_knob", False)
+    now = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
+    assert now["new_knob"] is False and ex.config_hash(now) == before
+    check_same_run(run, now)  # the stored config lacks the key: it reads as its default
+    turned_on = {**now, "new_knob": True}
+    assert ex.config_hash(turned_on) != before
+    with pytest.raises(ConfigError, match="different new_knob"):
+        check_same_run(run, turned_on)
