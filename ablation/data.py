@@ -8,7 +8,9 @@ readings are offered (config keys ``normalize`` and ``pad_fill``):
   per-channel mean and std, as fb.resnet.torch (datasets/cifar10.lua, ``ColorNormalize``).
   ``"pixel-mean"``: ``x - mu(c, i, j)``, the train split's mean image subtracted and nothing
   divided (He 2015), in 0-255 pixel units (Caffe's default input scale; the paper does not state
-  the units, so this is unverified).
+  the units, so this is unverified). The units do not change training here: BN follows conv1 in
+  every order, and for ``y = W (c x)`` both ``BN(y)`` and ``dL/dW`` are the same for every scale
+  ``c`` (up to BN's eps).
 - ``pad_fill="black"`` (default): the uint8 image is padded with zeros, i.e. black, then
   normalised. ``"mean"``: padded with zeros after the subtraction, i.e. with the mean, as
   fb.resnet.torch (``ColorNormalize`` before ``RandomCrop(32, 4)``, which zero-pads) and as He
