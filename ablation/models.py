@@ -126,6 +126,7 @@ def _act_ops(pattern: str, channels: int, inplace: bool = True) -> list[nn.Modul
             for i, op in enumerate(pattern.split())]
 
 
+# where a pre-activation unit's leading activation goes: see ResidualUnit
 PREACT_PLACES = ("branch", "shared", "stem")
 
 
@@ -143,6 +144,10 @@ class ResidualUnit(nn.Module):
                  order: str = "original", shortcut: str = "identity", match: str = "zero-pad",
                  stage: int = 0, preact: str = "branch", bottleneck_stride: str = "3x3", **shortcut_args):
         super().__init__()
+        if preact not in PREACT_PLACES:
+            raise unknown_choice("preact", preact, PREACT_PLACES)
+        if bottleneck_stride not in BOTTLENECK_STRIDES:
+            raise unknown_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
         out_channels = width * EXPANSION[kind]
         if kind == "basic":
             shapes = [(in_channels, width, 3, stride), (width, width, 3, 1)]
