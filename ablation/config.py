@@ -15,9 +15,9 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from .data import DATASETS
+from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .errors import ConfigError, did_you_mean
-from .models import check_model_args
+from .models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ SCHEMA: dict[str, Key] = {
     "order": Key("original", str, "where BN and ReLU sit in the unit (He 2016 Table 2), e.g. full-preact"),
     "width": Key(None, int, "first-stage width (null: 16 for CIFAR nets, 64 for ImageNet ones)", 1, nullable=True),
     "match": Key("zero-pad", str, "what x becomes where a unit changes shape: zero-pad (option A) or projection (B)"),
+    "bottleneck_stride": Key("3x3", str, "the conv of a bottleneck unit that strides: 3x3 (torchvision, fb.resnet.torch) "
+                             "or 1x1 (He 2015's Caffe models, resnet-pre-act.lua)", choices=BOTTLENECK_STRIDES,
+                             hash_if_set=True),
+    "fc_bias_init": Key("uniform", str, "the classifier's initial bias: uniform (torch's default) or zero (both "
+                        "reference codes)", choices=FC_BIAS_INITS, hash_if_set=True),
     # data
     "dataset": Key("cifar10", str, "the dataset", choices=tuple(DATASETS)),
     "data_dir": Key("data", str, "where datasets and their decoded cache live", runtime=True),
@@ -59,6 +64,12 @@ SCHEMA: dict[str, Key] = {
                         nullable=True),
     "augment": Key(True, bool, "4-pixel zero pad and random crop back (+ mirror when flip); off: none"),
     "flip": Key(True, bool, "mirror half the images when augmenting"),
+    "normalize": Key("channel", str, "input scaling: channel (per-channel mean and std of the train split, [0,1] "
+                     "units) or pixel-mean (He 2015: the per-pixel train mean subtracted, no division, 0-255 units)",
+                     choices=NORMALIZATIONS, hash_if_set=True),
+    "pad_fill": Key("black", str, "what the crop's 4-pixel padding holds: black (zeros before normalising) or mean "
+                    "(zeros after it, i.e. the mean: He 2015, fb.resnet.torch)", choices=PAD_FILLS,
+                    hash_if_set=True),
     # optimisation; steps and milestones count schedule_unit
     "optimizer": Key("sgd", str, "sgd (momentum, weight decay) or adam", choices=("sgd", "adam")),
     "lr": Key(0.1, float, "learning rate", 1e-12),
@@ -137,8 +148,13 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError("device=cuda but no CUDA device is available; use device=auto or cpu")
     info = DATASETS[cfg["dataset"]]
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
-                     cfg["match"], **cfg["shortcut_args"])
+                     cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
     return cfg
+
+
+def model_options(cfg: dict) -> dict:
+    """The config keys that :func:`ablation.models.build_model` takes as keyword options."""
+    return {"bottleneck_stride": cfg["bottleneck_stride"], "fc_bias_init": cfg["fc_bias_init"]}
 
 
 def check_value(name: str, value, key: Key) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+from .config import model_options
 from .data import DATASETS
 from .models import build_model, count_flops, count_params
 from .results import ResultsDir
@@ -40,11 +43,14 @@ def estimate(configs: list[dict]) -> list[dict]:
     for c in configs:
         info = DATASETS[c["dataset"]]
         size = c.get("image_size") or info.size
+        options = model_options(c)
         key = (c["arch"], c["shortcut"], json.dumps(c["shortcut_args"], sort_keys=True), c["order"], c["width"],
-               c["match"], info.classes, info.channels, size)
+               c["match"], json.dumps(options, sort_keys=True), info.classes, info.channels, size)
         if key not in cache:
-            m = build_model(c["arch"], c["shortcut"], c["order"], info.classes, info.channels, c["width"], c["match"],
-                            **c["shortcut_args"])
+            # on the meta device: shapes only, so counting a 1001-layer net takes seconds, not minutes
+            with torch.device("meta"):
+                m = build_model(c["arch"], c["shortcut"], c["order"], info.classes, info.channels, c["width"],
+                                c["match"], **options, **c["shortcut_args"])
             cache[key] = (count_params(m), count_flops(m, (info.channels, size, size)))
         params, flops = cache[key]
         rows.append({"params": params, "flops": flops, "train_flops": run_flops(c, flops)})

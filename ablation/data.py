@@ -1,8 +1,24 @@
 """Datasets held whole on the training device as uint8, augmented a batch at a time.
 
-He et al. 2015 (4.2): per-pixel normalisation, 4-pixel zero padding, random 32x32 crop, random
-horizontal flip. Here the crop-and-flip of a whole batch is a single gather (airbench style), so no
-per-sample Python runs in the training loop. Decoded tensors are cached under ``data_dir/cache``.
+He et al. 2015 (4.2): "32x32 images, with the per-pixel mean subtracted"; "4 pixels are padded on
+each side, and a 32x32 crop is randomly sampled from the padded image or its horizontal flip". Two
+readings are offered (config keys ``normalize`` and ``pad_fill``):
+
+- ``normalize="channel"`` (default): ``(x / 255 - mu_c) / sigma_c`` with the train split's
+  per-channel mean and std, as fb.resnet.torch (datasets/cifar10.lua, ``ColorNormalize``).
+  ``"pixel-mean"``: ``x - mu(c, i, j)``, the train split's mean image subtracted and nothing
+  divided (He 2015), in 0-255 pixel units (Caffe's default input scale; the paper does not state
+  the units, so this is unverified). The units do not change training here: BN follows conv1 in
+  every order, and for ``y = W (c x)`` both ``BN(y)`` and ``dL/dW`` are the same for every scale
+  ``c`` (up to BN's eps).
+- ``pad_fill="black"`` (default): the uint8 image is padded with zeros, i.e. black, then
+  normalised. ``"mean"``: padded with zeros after the subtraction, i.e. with the mean, as
+  fb.resnet.torch (``ColorNormalize`` before ``RandomCrop(32, 4)``, which zero-pads) and as He
+  2015's order of operations reads (inputs mean-subtracted, then padded; their code is not public).
+
+The crop-and-flip of a whole batch is a single gather (airbench style), so no per-sample Python
+runs in the training loop; the same random draws serve either fill. Decoded tensors are cached
+under ``data_dir/cache``.
 """
 
 from __future__ import annotations
@@ -40,6 +56,8 @@ DATASETS = {
     "synthetic": DatasetInfo(4, 3, 16, 1024, 256),
 }
 CIFAR2_CLASSES = (0, 2)  # airplane, bird
+NORMALIZATIONS = ("channel", "pixel-mean")
+PAD_FILLS = ("black", "mean")
 
 
 class DataNotFound(ConfigError):
@@ -57,6 +75,8 @@ class Data:
     mean: torch.Tensor  # per channel, in [0, 1] units, from the train split
     std: torch.Tensor
     num_classes: int
+    pixel_mean: torch.Tensor | None = None  # (C, H, W) mean image of the train split, 0-255 units
+    normalization: str = "channel"  # one of NORMALIZATIONS: what to_input does
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -64,11 +84,16 @@ class Data:
 
     def to(self, device) -> "Data":
         move = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y", "mean", "std")}
-        return Data(**move, num_classes=self.num_classes)
+        pixel_mean = None if self.pixel_mean is None else self.pixel_mean.to(device)
+        return Data(**move, num_classes=self.num_classes, pixel_mean=pixel_mean, normalization=self.normalization)
 
 
-def load(name: str, data_dir="data", download=True, image_size=None, val_split=0, train_subset=None) -> Data:
-    """Load ``name`` (cached), hold out ``val_split`` train images as the test split, then subset."""
+def load(name: str, data_dir="data", download=True, image_size=None, val_split=0, train_subset=None,
+         normalization: str = "channel") -> Data:
+    """Load ``name`` (cached), hold out ``val_split`` train images as the test split, then subset.
+
+    The statistics (per-channel mean and std, mean image) are those of the train split that remains.
+    """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     tensors = _cached(name, Path(data_dir), download, image_size)
@@ -83,9 +108,17 @@ def load(name: str, data_dir="data", download=True, image_size=None, val_split=0
     if train_subset is not None:
         keep = stratified(train_y, train_subset)
         train_x, train_y = train_x[keep], train_y[keep]
+    return make_data(train_x, train_y, test_x, test_y, DATASETS[name].classes, normalization)
+
+
+def make_data(train_x, train_y, test_x, test_y, num_classes: int, normalization: str = "channel") -> Data:
+    """:class:`Data` of uint8 images and labels, with the statistics of ``train_x``."""
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"normalize={normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
     x = train_x.double() / 255
     mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return Data(train_x, train_y, test_x, test_y, mean.float(), std.float(), DATASETS[name].classes)
+    pixel_mean = (x.mean(dim=0) * 255).float()
+    return Data(train_x, train_y, test_x, test_y, mean.float(), std.float(), num_classes, pixel_mean, normalization)
 
 
 def stratified(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -106,7 +139,8 @@ def stratified(labels: torch.Tensor, n: int) -> torch.Tensor:
 def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
     """Zero-pad by ``pad``, crop back at a random offset and maybe mirror, per sample, in one gather.
 
-    ``gen`` is a CPU generator, so the draws are the same on every device.
+    ``x`` may be uint8 images (zeros are black) or normalised floats (zeros are the mean). ``gen``
+    is a CPU generator, so the draws are the same on every device and for either dtype.
     """
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
@@ -130,6 +164,37 @@ def to_device(t: torch.Tensor, device) -> torch.Tensor:
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float, zero mean and unit variance per channel (train statistics)."""
     return (x.float().div_(255) - mean[:, None, None]) / std[:, None, None]
+
+
+def subtract_pixel_mean(x: torch.Tensor, pixel_mean: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float ``x - mu(c, i, j)`` in 0-255 units: He 2015's per-pixel mean subtraction."""
+    return x.float() - pixel_mean
+
+
+def to_input(x: torch.Tensor, d: Data) -> torch.Tensor:
+    """uint8 images -> the network's input, as ``d.normalization`` says."""
+    if d.normalization == "pixel-mean":
+        if d.pixel_mean is None:
+            raise ConfigError("normalize=pixel-mean needs the train split's mean image; load the data with data.load")
+        return subtract_pixel_mean(x, d.pixel_mean)
+    return normalize(x, d.mean, d.std)
+
+
+def batch_input(x: torch.Tensor, d: Data, gen: torch.Generator | None = None, *, pad: int = 4, flip: bool = True,
+                pad_fill: str = "black") -> torch.Tensor:
+    """A uint8 training batch -> the network's input, cropped and flipped first when ``gen`` is given.
+
+    ``pad_fill="black"`` pads the uint8 images (then normalises); ``"mean"`` normalises first and
+    pads with zeros, which are then the mean. Both draw the same offsets and mirrors from ``gen``.
+    """
+    if pad_fill not in PAD_FILLS:
+        raise ConfigError(f"pad_fill={pad_fill!r} is not one of {', '.join(PAD_FILLS)}")
+    if gen is not None and pad_fill == "black":
+        x = augment(x, gen, pad, flip)
+    x = to_input(x, d)
+    if gen is not None and pad_fill == "mean":
+        x = augment(x, gen, pad, flip)
+    return x
 
 
 # ---- loading and caching ---------------------------------------------------------------------------

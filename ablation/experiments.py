@@ -16,11 +16,19 @@ plus what the paper reported for it (config keys: :data:`ablation.config.SCHEMA`
     shortcut_args = { b = -6.0 }
     paper = 8.70                # a number, "fail", or absent (not reported)
     source = "He 2016 Table 1"
+    protocol = "median"         # what `paper` is over the paper's runs: median, best, mean or single
 
-A preset (``experiments/presets.toml``) changes only the scale of every run: dataset,
+A row may add ``paper_mean`` and ``paper_std`` (the paper's mean +- std over its runs, where it
+prints them beside a median or a best) and ``paper_above`` (the paper gives only a bound: error
+above this). ``protocol`` may also be set once for the whole file.
+
+A preset (``experiments/presets.toml``) changes only how every run is run: dataset,
 image size, width, a map from the paper's architectures to smaller ones, iterations,
-batch. An experiment may refine a preset under ``[presets.<name>]``. The config of one
-run is merged in this order, later winning::
+batch, precision and the fidelity options. It never changes which rows a name selects;
+``all_rows = true`` only makes ``--variants all`` mean every row of every experiment
+rather than each experiment's ``in_all``. ``null = ["key", ...]`` sets keys to null, which
+TOML cannot write. An experiment may refine a preset under ``[presets.<name>]``. The
+config of one run is merged in this order, later winning::
 
     config.DEFAULTS < [base] < [[variant]] < preset < experiment's [presets.<name>] < command line
 
@@ -47,10 +55,14 @@ PRESETS_FILE = "presets.toml"
 EXPERIMENT_KEYS = {
     "name": str, "title": str, "paper_metric": str, "source": str, "notes": str,
     "in_all": (bool, list), "fail_above": (int, float), "base": dict, "variant": list,
-    "presets": dict, "claim": list,
+    "presets": dict, "claim": list, "protocol": str,
 }
-VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str}
-PRESET_META = {"description": str, "seeds": int, "arch_map": dict}
+VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
+                "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float)}
+PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list}
+# what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
+# He 2015 Table 6 the best of 5 for ResNet-110 (mean +- std beside it) and one number elsewhere
+PROTOCOLS = ("median", "best", "mean", "single")
 CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
               "close": list, "within": (int, float)}
 CLAIM_METRICS = ("test", "train")
@@ -68,6 +80,16 @@ class Variant:
     paper: float | str | None = None  # a number, "fail", or None (not reported)
     source: str = ""
     note: str = ""
+    protocol: str | None = None  # one of PROTOCOLS: what `paper` is over the paper's runs
+    paper_mean: float | None = None  # the paper's mean and std over its runs, where printed
+    paper_std: float | None = None
+    paper_above: float | None = None  # the paper gives only a lower bound on the error
+
+    def meta(self) -> dict:
+        """The row as the manifest holds it, for the report."""
+        return {"variant": self.name, "label": self.label, "column": self.column, "paper": self.paper,
+                "source": self.source, "protocol": self.protocol, "paper_mean": self.paper_mean,
+                "paper_std": self.paper_std, "paper_above": self.paper_above}
 
     @property
     def key(self) -> str:
@@ -105,6 +127,7 @@ class Experiment:
     notes: str = ""
     claims: list[Claim] = field(default_factory=list)
     path: str = ""
+    protocol: str | None = None  # the rows' default protocol
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -116,8 +139,7 @@ class Experiment:
         """What the report needs to lay out this experiment's table without the TOML file."""
         return {"name": self.name, "title": self.title, "paper_metric": self.paper_metric,
                 "fail_above": self.fail_above, "dataset": self.base.get("dataset"), "source": self.source, "notes": self.notes,
-                "rows": [{"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
-                          "source": v.source} for v in self.variants],
+                "protocol": self.protocol, "rows": [v.meta() for v in self.variants],
                 "claims": [c.__dict__ for c in self.claims]}
 
 
@@ -128,6 +150,7 @@ class Preset:
     arch_map: dict = field(default_factory=dict)
     seeds: int = 1
     description: str = ""
+    all_rows: bool = False  # --variants all is every row of every experiment
 
 
 @dataclass
@@ -196,8 +219,14 @@ def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
     if table.get("seeds", 1) < 1:
         raise ConfigError(f"{where}: seeds must be >= 1")
     config = {k: v for k, v in table.items() if k not in PRESET_META}
+    for key in table.get("null", []):
+        if not isinstance(key, str) or key not in config_keys:
+            raise ConfigError(f"{where}: null names unknown config key {key!r}{did_you_mean(key, config_keys)}")
+        if key in config:
+            raise ConfigError(f"{where}: {key!r} is both set and in null")
+        config[key] = None
     return Preset(name, config, dict(table.get("arch_map", {})), table.get("seeds", 1),
-                  table.get("description", ""))
+                  table.get("description", ""), table.get("all_rows", False))
 
 
 def load_experiment(path, defaults: dict | None = None) -> Experiment:
@@ -209,6 +238,8 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
     for required in ("name", "title", "paper_metric", "variant"):
         if required not in data:
             raise ConfigError(f"{where}: missing key {required!r}")
+    if data.get("protocol", PROTOCOLS[0]) not in PROTOCOLS:
+        raise ConfigError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {data['protocol']!r}")
     base = data.get("base", {})
     _check_keys(f"{where}: [base]", base, {}, keys)
     variants, seen = [], set()
@@ -223,11 +254,16 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
             raise ConfigError(f"{vwhere}: variant name used twice")
         if isinstance(row.get("paper"), str) and row["paper"] != "fail":
             raise ConfigError(f"{vwhere}: paper must be a number or \"fail\", got {row['paper']!r}")
+        protocol = row.get("protocol", data.get("protocol"))
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+                              f"{did_you_mean(protocol, PROTOCOLS)}")
         seen.add(row["name"])
         config = {k: v for k, v in row.items() if k not in VARIANT_META}
         variants.append(Variant(data["name"], row["name"], config, row.get("label", row["name"]),
                                 row.get("column"), row.get("paper"), row.get("source", data.get("source", "")),
-                                row.get("note", "")))
+                                row.get("note", ""), protocol, row.get("paper_mean"), row.get("paper_std"),
+                                row.get("paper_above")))
     presets = {}
     for pname, table in data.get("presets", {}).items():
         if not isinstance(table, dict):
@@ -254,7 +290,8 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
                 raise ConfigError(f"{where}: claim names unknown variant {name!r}{did_you_mean(name, seen)}")
         claims.append(claim)
     return Experiment(data["name"], data["title"], data["paper_metric"], base, variants, presets, in_all,
-                      data.get("fail_above"), data.get("source", ""), data.get("notes", ""), claims, where)
+                      data.get("fail_above"), data.get("source", ""), data.get("notes", ""), claims, where,
+                      data.get("protocol"))
 
 
 def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, Experiment]:
@@ -277,11 +314,12 @@ DEFAULT_EXPERIMENT = "identity_mappings"  # where a bare shortcut name in --vari
 
 
 def select(experiments: dict[str, Experiment], experiment: str | None = None, variants: str | None = None,
-           shortcuts=()) -> list[Variant]:
+           shortcuts=(), all_rows: bool = False) -> list[Variant]:
     """The rows to run.
 
     ``variants="all"`` (the default when neither is given) is every experiment's ``in_all``
-    rows. ``experiment="all"`` is every row of every experiment. A name in ``variants`` may be
+    rows, or with ``all_rows`` (a preset's choice) every row of every experiment.
+    ``experiment="all"`` is every row of every experiment. A name in ``variants`` may be
     ``experiment:variant``, a row of ``experiment`` (or of any experiment, if unique), or a
     registered shortcut name, which runs that shortcut on the experiment's ``[base]``.
     """
@@ -298,7 +336,9 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
     out = []
     for name in requested:
         if name == "all":
-            if experiment in (None, "all"):
+            if experiment in (None, "all") and all_rows:
+                out += [v for e in experiments.values() for v in e.variants]
+            elif experiment in (None, "all"):
                 out += [experiments[e].variant(v) for e in experiments for v in experiments[e].in_all]
             else:
                 out += experiments[experiment].variants
@@ -437,8 +477,6 @@ def manifest(old: dict | None, preset: Preset, experiments: dict[str, Experiment
     for r in runs:
         meta = out["experiments"][r.experiment]
         if r.variant not in {row["variant"] for row in meta["rows"]}:
-            v = extra[(r.experiment, r.variant)]
-            meta["rows"].append({"variant": v.name, "label": v.label, "column": v.column, "paper": v.paper,
-                                 "source": v.source})
+            meta["rows"].append(extra[(r.experiment, r.variant)].meta())
         out["runs"][r.key] = {"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash}
     return out

@@ -9,6 +9,20 @@ The *order* says where BN and ReLU sit inside F and in f (He 2016 Table 2 / Fig.
 The *kind* says what F's convolutions are: ``basic`` (3x3, 3x3) or ``bottleneck``
 (1x1, 3x3, 1x1 with expansion 4). Every depth, order and shortcut is a parameter of
 the same two classes; ``shortcut="plain"`` gives the plain twin of any residual net.
+
+Pre-activation orders (``relu-preact``, ``full-preact``) start F with an activation
+``f^`` (ReLU, or BN-ReLU). He 2016 (appendix) and its reference code
+(KaimingHe/resnet-1k-layers, resnet-pre-act.lua) apply ``f^`` once *before* the split
+where the first unit follows the stand-alone conv1 and where a unit changes shape, so
+both paths see it::
+
+    x' = f^(x);   y = h(x') + F'(x')      # F' is F without its leading f^
+
+and every other unit keeps ``y = x + F(x)`` with ``f^`` inside F (eq. 9). The CIFAR stem
+is then conv1 alone (plus the BN that follows every conv in ``relu-preact``), since its
+activation is the first unit's ``f^``; projections of pre-activation units are bare 1x1
+convolutions. The ImageNet-layout stem keeps conv-BN-ReLU-max-pool and its first unit
+takes no ``f^`` (fb.resnet.torch, models/preresnet.lua: ``no_preact``).
 """
 
 from __future__ import annotations
@@ -33,6 +47,10 @@ ORDERS = {
 }
 # what the network adds after the last unit: pre-activation units leave the stream un-activated
 HEADS = {"relu-preact": "relu", "full-preact": "bn relu"}
+# the convolution of a bottleneck unit that carries its stride
+BOTTLENECK_STRIDES = ("3x3", "1x1")
+# how the classifier's bias starts: torch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), or zero
+FC_BIAS_INITS = ("uniform", "zero")
 
 IMAGENET = {  # name -> (kind, units per stage), as torchvision
     "resnet18": ("basic", (2, 2, 2, 2)),
@@ -82,7 +100,12 @@ def arch_spec(arch: str) -> ArchSpec:
     return ArchSpec(arch, "cifar", "bottleneck" if bottleneck else "basic", (n, n, n), 16)
 
 
-def _ops(pattern: str, conv: nn.Conv2d) -> list[nn.Module]:
+def preactivation(order: str) -> str:
+    """The activation ``f^`` a pre-activation order puts before its first conv ('' for the others)."""
+    return ORDERS[order][0].partition("conv")[0].strip()
+
+
+def _ops(pattern: str, conv: nn.Module) -> list[nn.Module]:
     """Turn 'bn relu conv' into modules; a BN before the conv normalises its input channels."""
     mods, seen_conv = [], False
     for op in pattern.split():
@@ -97,78 +120,120 @@ def _ops(pattern: str, conv: nn.Conv2d) -> list[nn.Module]:
     return mods
 
 
+def _act_ops(pattern: str, channels: int, inplace: bool = True) -> list[nn.Module]:
+    """'bn relu' on ``channels``; ``inplace=False`` keeps a leading ReLU off its input tensor."""
+    return [nn.BatchNorm2d(channels) if op == "bn" else nn.ReLU(inplace=inplace or i > 0)
+            for i, op in enumerate(pattern.split())]
+
+
+# where a pre-activation unit's leading activation goes: see ResidualUnit
+PREACT_PLACES = ("branch", "shared", "stem")
+
+
 class ResidualUnit(nn.Module):
-    """``x_{l+1} = f(h(x) (+) F(x))`` with F, f laid out by ``order`` and h by ``shortcut``."""
+    """``x_{l+1} = f(h(x') (+) F(x'))``, ``x' = pre(x)``, with F, f laid out by ``order`` and h by ``shortcut``.
+
+    ``preact`` says where a pre-activation order's leading activation ``f^`` goes:
+    ``branch`` (inside F: eq. 9, ``pre`` is the identity), ``shared`` (``pre = f^``, before the
+    split, so h sees it too) or ``stem`` (already applied by the stem: neither ``pre`` nor F has
+    it). Post-activation orders have no ``f^`` and ignore it. ``bottleneck_stride`` puts a
+    bottleneck unit's stride on its ``3x3`` or on its first ``1x1`` convolution.
+    """
 
     def __init__(self, in_channels: int, width: int, stride: int = 1, kind: str = "basic",
                  order: str = "original", shortcut: str = "identity", match: str = "zero-pad",
-                 stage: int = 0, **shortcut_args):
+                 stage: int = 0, preact: str = "branch", bottleneck_stride: str = "3x3", **shortcut_args):
         super().__init__()
+        if preact not in PREACT_PLACES:
+            raise unknown_choice("preact", preact, PREACT_PLACES)
+        if bottleneck_stride not in BOTTLENECK_STRIDES:
+            raise unknown_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
         out_channels = width * EXPANSION[kind]
         if kind == "basic":
             shapes = [(in_channels, width, 3, stride), (width, width, 3, 1)]
-        else:  # stride on the 3x3, as torchvision (ResNet v1.5) and the pre-activation code
+        elif bottleneck_stride == "3x3":  # torchvision (ResNet v1.5), fb.resnet.torch models/resnet.lua
             shapes = [(in_channels, width, 1, 1), (width, width, 3, stride), (width, out_channels, 1, 1)]
+        else:  # He 2015's Caffe models (ResNet-101-deploy.prototxt: res4a_branch2a) and resnet-pre-act.lua
+            shapes = [(in_channels, width, 1, stride), (width, width, 3, 1), (width, out_channels, 1, 1)]
         each, last, post = ORDERS[order]
+        lead = preactivation(order)
+        pre = lead if preact == "shared" else ""
         mods = []
         for i, (cin, cout, k, s) in enumerate(shapes):
             conv = conv2d(cin, cout, k, stride=s, padding=k // 2)
-            mods += _ops(last if i == len(shapes) - 1 else each, conv)
+            pattern = last if i == len(shapes) - 1 else each
+            if i == 0 and lead and preact != "branch":  # f^ is applied outside F
+                pattern = pattern.partition("conv")[1] + pattern.partition("conv")[2]
+            mods += _ops(pattern, conv)
+        # not in place on x: the caller may hold it (a hook, the previous unit's saved output)
+        self.pre = nn.Sequential(*_act_ops(pre, in_channels, inplace=False))  # empty: the identity
         self.residual = nn.Sequential(*mods)  # F
-        self.shortcut = create_shortcut(shortcut, in_channels, out_channels, stride, match, **shortcut_args)
-        self.post = nn.Sequential(*_post_ops(post, out_channels))  # f
+        # a projection after a shared BN-ReLU is a bare W_s (resnet-pre-act.lua); post-activation: W_s then BN
+        self.shortcut = create_shortcut(shortcut, in_channels, out_channels, stride, match,
+                                        projection_bn=not lead, **shortcut_args)
+        self.post = nn.Sequential(*_act_ops(post, out_channels))  # f
         self.stage, self.in_channels, self.out_channels, self.stride = stage, in_channels, out_channels, stride
+        self.preact = preact if lead else None
 
     def forward(self, x):
+        x = self.pre(x)
         return self.post(self.shortcut(x, self.residual(x)))
-
-
-def _post_ops(pattern: str, channels: int) -> list[nn.Module]:
-    return [nn.BatchNorm2d(channels) if op == "bn" else nn.ReLU(inplace=True) for op in pattern.split()]
 
 
 class ResNet(nn.Module):
     """Stem, stages of :class:`ResidualUnit`, head. Built only through :func:`build_model`."""
 
     def __init__(self, spec: ArchSpec, shortcut: str, order: str, num_classes: int, in_channels: int,
-                 width: int, match: str, shortcut_args: dict):
+                 width: int, match: str, shortcut_args: dict, bottleneck_stride: str = "3x3",
+                 fc_bias_init: str = "uniform"):
         super().__init__()
         self.spec, self.shortcut_name, self.order = spec, shortcut, order
+        lead = preactivation(order)
         if spec.family == "imagenet":
             stem = [conv2d(in_channels, width, 7, stride=2, padding=3), nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
         else:
-            stem = [conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True)]
+            # conv1 and what follows a conv in this order's units (He 2015 4.2: conv-BN-ReLU); for a
+            # pre-activation order without f^, which the first unit applies before its split
+            after = ORDERS[order][0].partition("conv")[2]
+            stem = _ops("conv " + after, conv2d(in_channels, width, 3, padding=1))
         self.stem = nn.Sequential(*stem)
         channels, stages = width, []
         for i, n in enumerate(spec.units):
             stage_width = width * 2**i
-            stages.append(self._make_stage(channels, stage_width, n, 1 if i == 0 else 2, i, spec.kind, order,
-                                           shortcut, match, shortcut_args))
-            channels = stage_width * EXPANSION[spec.kind]
+            units = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                out = stage_width * EXPANSION[spec.kind]
+                first = i == 0 and j == 0
+                if first and lead:
+                    preact = "stem" if spec.family == "imagenet" else "shared"
+                else:
+                    preact = "shared" if lead and (stride != 1 or channels != out) else "branch"
+                units.append(ResidualUnit(channels, stage_width, stride, spec.kind, order, shortcut, match, i,
+                                          preact, bottleneck_stride, **shortcut_args))
+                channels = out
+            stages.append(nn.Sequential(*units))
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(*_post_ops(HEADS.get(order, ""), channels))
+        self.head = nn.Sequential(*_act_ops(HEADS.get(order, ""), channels))
         self.fc = nn.Linear(channels, num_classes)
-        self._init_weights()
+        self._init_weights(fc_bias_init)
 
-    @staticmethod
-    def _make_stage(in_channels, width, n, stride, stage, kind, order, shortcut, match, shortcut_args):
-        units = []
-        for j in range(n):
-            units.append(ResidualUnit(in_channels, width, stride if j == 0 else 1, kind, order, shortcut,
-                                      match, stage, **shortcut_args))
-            in_channels = width * EXPANSION[kind]
-        return nn.Sequential(*units)
+    def _init_weights(self, fc_bias_init: str):
+        """He-normal convolutions (He 2015 ref. [13]), BN weight 1 bias 0; gate biases keep their b.
 
-    def _init_weights(self):
-        """He-normal convolutions (He 2015 ref. [13]), BN weight 1 bias 0; gate biases keep their b."""
+        The classifier keeps torch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights, as Torch7's
+        nn.Linear; ``fc_bias_init="zero"`` starts its bias at 0 as both reference codes do
+        (resnet-pre-act.lua and fb.resnet.torch models/resnet.lua: ``v.bias:zero()``).
+        """
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if fc_bias_init == "zero":
+            nn.init.zeros_(self.fc.bias)
 
     def units(self) -> list[ResidualUnit]:
         return [u for stage in self.stages for u in stage]
@@ -180,12 +245,16 @@ class ResNet(nn.Module):
 
 
 def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
-                     in_channels: int = 3, width: int | None = None, match: str = "zero-pad",
-                     **shortcut_args) -> ArchSpec:
+                     in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
+                     bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", **shortcut_args) -> ArchSpec:
     """Validate everything :func:`build_model` takes without building; returns the parsed arch."""
     spec = arch_spec(arch)
     if order not in ORDERS:
         raise unknown_choice("order", order, ORDERS)
+    if bottleneck_stride not in BOTTLENECK_STRIDES:
+        raise unknown_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
+    if fc_bias_init not in FC_BIAS_INITS:
+        raise unknown_choice("fc_bias_init", fc_bias_init, FC_BIAS_INITS)
     check_shortcut_args(shortcut, shortcut_args)
     for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -196,8 +265,8 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
 
 
 def build_model(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
-                in_channels: int = 3, width: int | None = None, match: str = "zero-pad",
-                **shortcut_args) -> ResNet:
+                in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
+                bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", **shortcut_args) -> ResNet:
     """Build any network of the two papers.
 
     arch: ``resnet{6n+2}`` (CIFAR, basic units, widths w/2w/4w), ``resnet164`` /
@@ -207,10 +276,15 @@ def build_model(arch: str, shortcut: str = "identity", order: str = "original", 
     order: one of :data:`ORDERS`. width: first-stage width (default 16 CIFAR, 64 ImageNet).
     match: what x becomes where a unit changes shape, ``zero-pad`` (option A) or
     ``projection`` (option B), for shortcuts that do not fix it themselves.
+    bottleneck_stride: ``3x3`` (torchvision, fb.resnet.torch) or ``1x1`` (He 2015's Caffe
+    models, resnet-pre-act.lua). fc_bias_init: ``uniform`` (torch's default) or ``zero``
+    (both reference codes).
     shortcut_args: the shortcut's parameters, e.g. ``lam_s=0.5`` or ``b=-6``.
     """
-    spec = check_model_args(arch, shortcut, order, num_classes, in_channels, width, match, **shortcut_args)
-    return ResNet(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args)
+    spec = check_model_args(arch, shortcut, order, num_classes, in_channels, width, match,
+                            bottleneck_stride=bottleneck_stride, fc_bias_init=fc_bias_init, **shortcut_args)
+    return ResNet(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
+                  bottleneck_stride, fc_bias_init)
 
 
 def count_params(model: nn.Module) -> int:

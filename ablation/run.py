@@ -95,7 +95,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if args.preset not in presets:
         raise unknown_choice("preset", args.preset, presets)
     preset = presets[args.preset]
-    rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts())
+    rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
     sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
@@ -104,7 +104,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
     out = Path(args.out or Path("results") / preset.name)
     results = ResultsDir(out)
     if args.dry_run:
-        print_grid(runs, results)
+        print_grid(runs, results, {(v.experiment, v.name): v for v in rows})
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
@@ -184,19 +184,24 @@ def print_list(experiments: dict, presets: dict) -> None:
         print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
 
 
-def print_grid(runs: list[ex.Run], results: ResultsDir) -> None:
+def print_grid(runs: list[ex.Run], results: ResultsDir, rows: dict | None = None) -> None:
+    """One line per run: its row, seed, hash, net, cost, the paper's number with its source, and status."""
     from . import cost
 
     est = cost.estimate([r.config for r in runs])
+    rows = rows or {}
+    papers = {key: _paper_cell(v) for key, v in rows.items()}
+    width = max([len("paper (source)"), *map(len, papers.values())])
     unique = {}
-    print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>9} "
-          f"{'GFLOP':>9}  status")
+    print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>11} "
+          f"{'GFLOP':>9}  {'paper (source)':{width}}  status")
     for r, e in zip(runs, est):
         run = results.run(r.hash)
         done, started = run.is_finished(), run.is_started()
         status = "done" if done else ("resume" if started else ("shared" if r.hash in unique else "to train"))
-        print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>9,} "
-              f"{e['train_flops'] / 1e9:>9.1f}  {status}")
+        paper = papers.get((r.experiment, r.variant), "")
+        print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>11,} "
+              f"{e['train_flops'] / 1e9:>9.1f}  {paper:{width}}  {status}")
         if not done:
             unique.setdefault(r.hash, e["train_flops"])
     total = sum(unique.values())
@@ -206,6 +211,18 @@ def print_grid(runs: list[ex.Run], results: ResultsDir) -> None:
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
           f"{total / 1e12:.2f} TFLOP, about {total / rate / 60:.1f} min of one process at "
           f"{rate / 1e9:.1f} GFLOP/s ({basis}); divide by --jobs for parallel runs")
+
+
+def _paper_cell(v: ex.Variant) -> str:
+    """The paper's number for a row, what it is over the paper's runs, and where it is printed."""
+    if v.paper is None and v.paper_above is not None:
+        number = f">{v.paper_above:g}"
+    else:
+        number = "-" if v.paper is None else (v.paper if isinstance(v.paper, str) else f"{v.paper:g}")
+    if v.paper_mean is not None:
+        number += f" (mean {v.paper_mean:g}" + (f" +- {v.paper_std:g})" if v.paper_std is not None else ")")
+    protocol = f", {v.protocol}" if v.protocol and v.paper is not None else ""
+    return f"{number}{protocol} ({v.source or 'no source'})"
 
 
 def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:

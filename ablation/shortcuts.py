@@ -133,12 +133,21 @@ def check_shortcut_args(name: str, args: dict) -> None:
 
 
 def create_shortcut(name: str, in_channels: int, out_channels: int, stride: int = 1,
-                    match: str = "zero-pad", **args) -> "Shortcut":
-    """Instantiate the registered shortcut ``name`` for one unit."""
+                    match: str = "zero-pad", projection_bn: bool = True, **args) -> "Shortcut":
+    """Instantiate the registered shortcut ``name`` for one unit.
+
+    ``projection_bn=False`` makes every projection ``W_s x`` of it a bare 1x1 convolution: a
+    pre-activation unit's projection follows the unit's shared BN-ReLU and has no BN of its own
+    (resnet-1k-layers, resnet-pre-act.lua: ``shortcut:add(Convolution(...))`` alone;
+    fb.resnet.torch, models/preresnet.lua, likewise).
+    """
     check_shortcut_args(name, args)
     if match not in MATCHES:
         raise unknown_choice("match", match, MATCHES)
-    return get_shortcut(name).cls(in_channels, out_channels, stride, match, **args)
+    shortcut = get_shortcut(name).cls(in_channels, out_channels, stride, match, **args)
+    if not projection_bn:
+        drop_projection_bn(shortcut)
+    return shortcut
 
 
 def load_plugin(spec: str) -> None:
@@ -180,10 +189,28 @@ class ZeroPad(nn.Module):
         return F_.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
 
 
+class ProjectionBN(nn.Sequential):
+    """``W_s x`` followed by BN: the projection of a post-activation unit."""
+
+
 def projection(in_channels: int, out_channels: int, stride: int, bn: bool = True) -> nn.Module:
-    """He 2015 option B/C: ``W_s x`` as a 1x1 convolution (with BN, as in torchvision)."""
+    """He 2015 option B/C: ``W_s x`` as a 1x1 convolution, with BN after it where ``bn``.
+
+    With BN as He 2015's released ImageNet models (KaimingHe/deep-residual-networks,
+    prototxt/ResNet-101-deploy.prototxt: res4a_branch1, then bn4a_branch1), fb.resnet.torch
+    (models/resnet.lua) and torchvision.
+    """
     conv = conv2d(in_channels, out_channels, 1, stride=stride)
-    return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if bn else conv
+    return ProjectionBN(conv, nn.BatchNorm2d(out_channels)) if bn else conv
+
+
+def drop_projection_bn(module: nn.Module) -> None:
+    """Replace, in place, every :class:`ProjectionBN` inside ``module`` by its bare convolution."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, ProjectionBN):
+            setattr(module, name, child[0])
+        else:
+            drop_projection_bn(child)
 
 
 def matcher(in_channels: int, out_channels: int, stride: int, match: str) -> nn.Module:
@@ -298,17 +325,38 @@ class ShortcutGate(_Gate):
         return fx + (1 - self.g(x)) * self.match(x)
 
 
-@register_shortcut("dropout", formula="y = F(x) + dropout_p(x)  (identity at eval)",
+@register_shortcut("dropout", formula="y = F(x) + m * x, m ~ Bernoulli(1 - p) per element; rescale: m / (1 - p)",
                    paper="He 2016 Table 1: dropout shortcut p=0.5 (fail)")
 class Dropout(Shortcut):
-    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", p: float = 0.5):
+    """Dropout on the shortcut's output (He 2016, Sec. 3.1, Fig. 2(f)), in one of two readings.
+
+    He 2016: dropout "statistically imposes a scale of lambda with an expectation of 0.5 on the
+    shortcut", i.e. ``h(x) = m x`` with ``E[m] = 1 - p``: the mask alone (``rescale=False``), and
+    at evaluation the expectation ``(1 - p) x``. ``rescale=True`` is inverted dropout
+    (``F.dropout``): kept values are divided by ``1 - p``, so ``E[h(x)] = x`` and evaluation
+    passes ``x``. Torch7's and Caffe's dropout layers rescale by default (nn/Dropout.lua: ``v2``
+    unless asked for v1, ``noise:div(1-p)``; Caffe dropout_layer.cpp: ``scale_ = 1 / (1 - threshold_)``),
+    so which reading the authors ran is not certain (unverified); the paper's wording is
+    ``rescale=False``.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", p: float = 0.5,
+                 rescale: bool = True):
         super().__init__(in_channels, out_channels, stride, match)
         if not 0 <= p < 1:
             raise ConfigError(f"shortcut 'dropout': p must be in [0, 1), got {p}")
-        self.p = float(p)
+        if not isinstance(rescale, bool):
+            raise ConfigError(f"shortcut 'dropout': rescale must be true or false, got {rescale!r}")
+        self.p, self.rescale = float(p), rescale
 
     def forward(self, x, fx):
-        return fx + F_.dropout(self.match(x), self.p, self.training)
+        x = self.match(x)
+        if self.rescale:
+            return fx + F_.dropout(x, self.p, self.training)
+        if not self.training:
+            return fx + (1 - self.p) * x
+        keep = torch.empty_like(x).bernoulli_(1 - self.p)
+        return fx + keep * x
 
 
 @register_shortcut("plain", formula="y = F(x)  (no shortcut: the plain net)",

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as datasets
-from .config import describe_keys, differing_keys, parse_overrides, validate_config
+from .config import describe_keys, differing_keys, model_options, parse_overrides, validate_config
 from .errors import ConfigError
 from .locks import Claim
 from .models import build_model, count_flops, count_params
@@ -53,7 +53,7 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True) -> dic
         return _finished(run, finished_ok)
     device = setup_runtime(cfg)
     d = datasets.load(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["image_size"], cfg["val_split"],
-                      cfg["train_subset"]).to(device)
+                      cfg["train_subset"], cfg["normalize"]).to(device)
     # the data is there: claim the run (another process may hold it) and only then write into it
     with Claim(run.path) as claim:
         if run.is_finished():  # finished by another process while this one loaded the data
@@ -159,7 +159,7 @@ def step(fwd, opt, x, y, device, amp):
 def build(cfg, d, device):
     """(model, forward, optimiser) for ``cfg`` on data ``d``: the model in channels_last, maybe compiled."""
     model = build_model(cfg["arch"], cfg["shortcut"], cfg["order"], d.num_classes, d.shape[0], cfg["width"],
-                        cfg["match"], **cfg["shortcut_args"]).to(device)
+                        cfg["match"], **model_options(cfg), **cfg["shortcut_args"]).to(device)
     # channels_last measured faster on CPU too (resnet20, fashion-mnist, 1 thread: ~300 vs ~250 img/s)
     model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg["compile"] else model
@@ -254,7 +254,7 @@ class LoopState:
 
 
 def _prepare(x, d):
-    return datasets.normalize(x, d.mean, d.std).contiguous(memory_format=torch.channels_last)
+    return datasets.to_input(x, d).contiguous(memory_format=torch.channels_last)
 
 
 def next_batch(d, s: LoopState, cfg, device):
@@ -265,10 +265,9 @@ def next_batch(d, s: LoopState, cfg, device):
         s.perm, s.pos = torch.randperm(n, generator=s.order_gen), 0
     idx = datasets.to_device(s.perm[s.pos: s.pos + take], device)
     s.pos += take
-    x = d.train_x[idx]
-    if cfg["augment"]:
-        x = datasets.augment(x, s.aug_gen, pad=4, flip=cfg["flip"])
-    return _prepare(x, d), d.train_y[idx]
+    x = datasets.batch_input(d.train_x[idx], d, s.aug_gen if cfg["augment"] else None, pad=4, flip=cfg["flip"],
+                             pad_fill=cfg["pad_fill"])
+    return x.contiguous(memory_format=torch.channels_last), d.train_y[idx]
 
 
 # ---- pieces of the loop ------------------------------------------------------------------------------

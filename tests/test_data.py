@@ -135,3 +135,36 @@ def test_fashion_mnist_from_the_system_location(tmp_path):
     assert d.shape == (1, 28, 28) and d.num_classes == 10
     assert len(d.train_y) == 1000 and len(d.test_y) == 10000
     assert d.train_y.bincount().tolist() == [100] * 10
+
+
+def test_pixel_mean_subtracts_the_mean_image_and_divides_by_nothing(tmp_path):
+    d = data.load("synthetic", tmp_path, normalization="pixel-mean")
+    assert d.pixel_mean.shape == d.shape
+    z = data.to_input(d.train_x, d)
+    assert torch.allclose(z.mean(dim=0), torch.zeros(d.shape), atol=1e-3)  # zero mean at every pixel
+    assert torch.allclose(z, d.train_x.float() - d.pixel_mean)  # 0-255 units: no division
+    channel = data.load("synthetic", tmp_path)  # the default: per-channel mean and std
+    assert torch.equal(data.to_input(d.train_x, channel), data.normalize(d.train_x, d.mean, d.std))
+    moved = d.to("cpu")
+    assert moved.normalization == "pixel-mean" and torch.equal(moved.pixel_mean, d.pixel_mean)
+    with pytest.raises(ConfigError, match="normalize='per-pixel'"):
+        data.load("synthetic", tmp_path, normalization="per-pixel")
+
+
+@pytest.mark.parametrize("normalization", ["channel", "pixel-mean"])
+def test_pad_fill_mean_pads_after_normalising_with_the_same_crops(tmp_path, normalization):
+    d = data.load("synthetic", tmp_path, normalization=normalization)
+    x = torch.randint(1, 256, (64, 3, 16, 16), dtype=torch.uint8)  # no black pixel of its own
+    black = data.batch_input(x, d, torch.Generator().manual_seed(5), pad=4, pad_fill="black")
+    mean = data.batch_input(x, d, torch.Generator().manual_seed(5), pad=4, pad_fill="mean")
+    padded = data.augment(x, torch.Generator().manual_seed(5), pad=4) == 0  # where the crops reach the padding
+    assert padded.any() and not padded.all()
+    assert torch.equal(mean[padded], torch.zeros(int(padded.sum())))  # zero after normalising: the mean
+    black_value = data.to_input(torch.zeros_like(x), d)  # black, normalised
+    assert torch.equal(black[padded], black_value[padded]) and (black[padded] != 0).all()
+    if normalization == "channel":  # the same offsets and mirrors
+        assert torch.allclose(black[~padded], mean[~padded], atol=1e-5)
+    else:  # the mean image is subtracted where each pixel was, before it moved (He 2015's order)
+        shifted = data.augment(data.to_input(x, d), torch.Generator().manual_seed(5), pad=4)
+        assert torch.equal(mean, shifted) and not torch.allclose(black[~padded], mean[~padded])
+    assert torch.equal(data.batch_input(x, d), data.to_input(x, d))  # no generator: no augmentation

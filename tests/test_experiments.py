@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from ablation import config as schema
 from ablation import experiments as ex
 from ablation import shortcuts
 from ablation.errors import ConfigError
@@ -19,17 +20,22 @@ def presets():
     return ex.load_presets()
 
 
-def test_identity_mappings_holds_the_eleven_rows_of_table_1(exps):
+def test_identity_mappings_holds_the_eleven_rows_of_table_1_and_both_dropout_readings(exps):
     e = exps["identity_mappings"]
     papers = {v.name: v.paper for v in e.variants}
     assert papers == {
         "original": 6.61, "scale-0-1": "fail", "scale-0.5-1": "fail", "scale-0.5-0.5": 12.35,
         "exclusive-gate-b0": "fail", "exclusive-gate-b-6": 8.70, "exclusive-gate-b-7": 9.81,
         "shortcut-gate-b0": 12.86, "shortcut-gate-b-6": 6.91, "conv1x1": 12.22, "dropout-0.5": "fail",
+        "dropout-0.5-mask": "fail",
     }
     assert e.variant("exclusive-gate-b-6").config == {"shortcut": "exclusive-gate", "shortcut_args": {"b": -6.0}}
     assert e.base["arch"] == "resnet110" and e.fail_above == 20.0
-    assert all(v.source == "He 2016 Table 1" for v in e.variants)
+    assert all(v.source == "He 2016 Table 1" and v.protocol == "median" for v in e.variants)
+    # each dropout row says which reading it runs; the paper's wording (mask only) is the second row
+    assert e.variant("dropout-0.5").config["shortcut_args"] == {"p": 0.5, "rescale": True}
+    assert e.variant("dropout-0.5-mask").config["shortcut_args"] == {"p": 0.5, "rescale": False}
+    assert "dropout-0.5-mask" not in e.in_all and len(e.in_all) == 11  # the quick study's rows are unchanged
 
 
 def test_every_shortcut_named_in_the_files_is_registered(exps):
@@ -42,11 +48,51 @@ def test_every_shortcut_named_in_the_files_is_registered(exps):
 def test_degradation_and_activation_numbers(exps):
     d = exps["degradation"]
     assert {v.name: v.paper for v in d.variants if v.column == "residual"} == {
-        "residual-20": 8.75, "residual-32": 7.51, "residual-44": 7.17, "residual-56": 6.97, "residual-110": 6.43}
+        "residual-20": 8.75, "residual-32": 7.51, "residual-44": 7.17, "residual-56": 6.97, "residual-110": 6.43,
+        "residual-1202": 7.93}
+    assert d.variant("residual-1202").config["arch"] == "resnet1202"
     assert all(v.paper is None for v in d.variants if v.column == "plain")
+    assert d.variant("plain-110").paper_above == 60.0 and "Fig. 6" in d.variant("plain-110").source
     a = exps["activations"]
     assert a.variant("full-preact-164").paper == 5.46 and a.variant("bn-after-add-110").paper == 8.17
     assert {v.column for v in a.variants} == {"ResNet-110", "ResNet-164"}
+
+
+def test_he_2015_table_6_protocol_is_best_of_5_for_resnet_110_only(exps):
+    """Table 6: "For ResNet-110, we run it 5 times and show 'best (mean+-std)'": 6.43 (6.61+-0.16)."""
+    d = exps["degradation"]
+    r110 = d.variant("residual-110")
+    assert (r110.protocol, r110.paper, r110.paper_mean, r110.paper_std) == ("best", 6.43, 6.61, 0.16)
+    others = [v for v in d.variants if v.name != "residual-110"]
+    assert all(v.protocol == "single" and v.paper_mean is None for v in others)
+    rows = {r["variant"]: r for r in d.meta()["rows"]}  # what the report reads from the manifest
+    assert (rows["residual-110"]["protocol"], rows["residual-110"]["paper_mean"]) == ("best", 6.61)
+    assert rows["plain-110"]["paper_above"] == 60.0 and d.meta()["protocol"] == "single"
+
+
+def test_resnet_164_rows_use_projection_shortcuts_and_110_rows_zero_padding(exps, presets):
+    """He 2016 appendix: projection shortcuts where dimensions increase, for the bottleneck nets."""
+    for e in (exps["activations"], exps["preactivation"]):
+        for v in e.variants:
+            cfg = ex.merged_config(e, v, presets["paper"])
+            want = "projection" if cfg["arch"] in ("resnet164", "resnet1001") else None
+            assert v.config.get("match") == want, v.key
+            assert schema.validate_config(cfg)["match"] == (want or "zero-pad")
+
+
+def test_preactivation_holds_he_2016_table_3(exps):
+    e = exps["preactivation"]
+    pairs = {}
+    for v in e.variants:
+        pairs.setdefault(v.label, {})[v.config["order"]] = v.paper
+    assert pairs == {
+        "ResNet-110": {"original": 6.61, "full-preact": 6.37}, "ResNet-164": {"original": 5.93, "full-preact": 5.46},
+        "ResNet-1001": {"original": 7.61, "full-preact": 4.92},
+        "ResNet-164, CIFAR-100": {"original": 25.16, "full-preact": 24.33},
+        "ResNet-1001, CIFAR-100": {"original": 27.82, "full-preact": 22.71}}
+    r1001 = e.variant("preact-1001")
+    assert (r1001.protocol, r1001.paper_mean, r1001.paper_std) == ("median", 4.89, 0.14)  # Table 4
+    assert {v.config.get("dataset", e.base["dataset"]) for v in e.variants if "CIFAR-100" in v.label} == {"cifar100"}
 
 
 def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
@@ -100,7 +146,9 @@ def test_quick_preset_changes_scale_not_rows(exps, presets):
     scale = {"dataset", "image_size", "width", "arch", "steps", "milestones", "batch_size", "warmup_max_iters",
              "evals", "eval_subset", "train_subset", "schedule_unit",
              "augment", "checkpoint_every",  # under one epoch augmentation has nothing to do; see presets.toml
-             "lr"}  # scaled with the batch size
+             "lr",  # scaled with the batch size
+             # the paper preset runs as the papers did; quick keeps the harness's defaults
+             "bf16", "fail_chance_fraction", "normalize", "pad_fill", "bottleneck_stride", "fc_bias_init"}
     for q, p in zip(quick, paper):
         changed = {k for k in q.config if q.config[k] != p.config[k]}
         assert changed <= scale, (q.key, changed - scale)
@@ -136,6 +184,28 @@ def test_paper_preset_is_the_papers_setup(exps, presets):
     [r110] = ex.expand(exps, [d.variant("residual-110")], presets["paper"], seeds=1)
     [r56] = ex.expand(exps, [d.variant("residual-56")], presets["paper"], seeds=1)
     assert r110.config["warmup_lr"] == 0.01 and r56.config["warmup_lr"] is None
+
+
+def test_paper_preset_runs_as_the_papers_did_and_quick_as_before(exps, presets):
+    im = exps["identity_mappings"]
+    [paper] = ex.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
+    [quick] = ex.expand(exps, [im.variant("original")], presets["quick"], seeds=1)
+    fidelity = ("bf16", "fail_chance_fraction", "normalize", "pad_fill", "bottleneck_stride", "fc_bias_init")
+    # float32; no early stop at chance (a non-finite loss still ends a run); per-pixel mean, padded with it;
+    # the reference codes' bottleneck stride and classifier bias
+    assert [paper.config[k] for k in fidelity] == [False, None, "pixel-mean", "mean", "1x1", "zero"]
+    assert [quick.config[k] for k in fidelity] == [schema.DEFAULTS[k] for k in fidelity]
+    assert [schema.DEFAULTS[k] for k in fidelity] == [True, 0.25, "channel", "black", "3x3", "uniform"]
+
+
+def test_paper_preset_variants_all_is_every_row_of_every_experiment(exps, presets):
+    every = ex.select(exps, "all")
+    assert presets["paper"].all_rows and not presets["quick"].all_rows
+    assert ex.select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows) == every
+    keys = {v.key for v in every}
+    for row in ("degradation:residual-1202", "degradation:plain-110", "identity_mappings:dropout-0.5-mask",
+                "activations:full-preact-164", "preactivation:preact-1001", "preactivation:baseline-1001"):
+        assert row in keys
 
 
 def test_depth_override_leaves_depth_sweeps_alone(exps, presets):
@@ -239,3 +309,23 @@ def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
     with pytest.raises(ConfigError, match="say which: other:a, tiny:a"):
         ex.select(exps, None, "a", [])
     assert ex.select(exps, None, "other:a", [])[0].experiment == "other"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("paper = 1.0", "paper = 1.0\nprotocol = \"medain\""), "protocol must be one of median, best, mean, single"),
+    (("name = \"tiny\"", "name = \"tiny\"\nprotocol = \"top\""), "protocol must be one of"),
+    (("paper = 1.0", "paper = 1.0\npaper_mean = \"6.6\""), "key 'paper_mean' must be"),
+])
+def test_bad_protocol_fields_raise_one_line(tmp_path, edit, message):
+    with pytest.raises(ConfigError) as e:
+        ex.load_experiments(_dir(tmp_path, GOOD.replace(*edit)))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_preset_sets_keys_to_null_and_checks_them(tmp_path):
+    d = _dir(tmp_path, GOOD, presets='[quick]\nnull = ["warmup_lr", "fail_chance_fraction"]\n')
+    assert ex.load_presets(d)["quick"].config == {"warmup_lr": None, "fail_chance_fraction": None}
+    for table, message in (('null = ["fail_chanse_fraction"]', "did you mean 'fail_chance_fraction'"),
+                           ('fail_chance_fraction = 0.5\nnull = ["fail_chance_fraction"]', "both set and in null")):
+        with pytest.raises(ConfigError, match=message):
+            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))

@@ -147,12 +147,102 @@ def test_cifar_parameter_counts_match_he_2015(arch, paper_millions):
     assert round(count_params(build_model(arch, "zero-pad")) / 1e6, 2 if paper_millions < 1 else 1) == paper_millions
 
 
-def test_preact_bottleneck_parameter_counts_match_he_2016():
+def test_preact_bottleneck_parameter_counts_are_the_reference_layouts():
+    """resnet-pre-act.lua: conv1 alone, a shared BN-ReLU and a bare 1x1 projection where dimensions increase.
+
+    Counted by hand from that file: 10,327,706 for ResNet-1001 (the paper prints "10.2M", which
+    neither this nor the layout with a BN after conv1 and after each projection, 10,328,634,
+    explains). The old layout had 928 more parameters: conv1's BN (2 x 16) and the projections'
+    BNs (2 x (64 + 128 + 256)).
+    """
     n164 = count_params(build_model("resnet164", order="full-preact", match="projection"))
     n1001 = count_params(build_model("resnet1001", order="full-preact", match="projection"))
-    assert round(n164 / 1e6, 1) == 1.7
-    # the paper prints 10.2M; a faithful layout counts 10.33M (so do the widely used ports)
-    assert abs(n1001 / 10.2e6 - 1) < 0.015
+    assert n1001 == 10_327_706
+    assert n164 == 1_703_258 and round(n164 / 1e6, 1) == 1.7  # He 2016 Table 4: 1.7M
+    # the stride's place changes no parameter count
+    assert count_params(build_model("resnet1001", order="full-preact", match="projection",
+                                    bottleneck_stride="1x1")) == n1001
+
+
+def test_resnet1202_counts_the_19_4m_of_he_2015_table_6():
+    assert round(count_params(build_model("resnet1202", "zero-pad")) / 1e6, 1) == 19.4
+
+
+def _shortcut_inputs(model):
+    """For each unit: (the input the unit got, the x its shortcut saw, the x its residual branch saw)."""
+    seen = []
+    for unit in model.units():
+        record = {}
+        unit.register_forward_pre_hook(lambda m, args, r=record: r.__setitem__("unit", args[0].clone()))
+        unit.shortcut.register_forward_pre_hook(lambda m, args, r=record: r.__setitem__("shortcut", args[0].clone()))
+        unit.residual.register_forward_pre_hook(lambda m, args, r=record: r.__setitem__("residual", args[0].clone()))
+        seen.append(record)
+    return seen
+
+
+@pytest.mark.parametrize("arch", ["resnet14", "resnet20b"])
+def test_full_preact_applies_bn_relu_before_the_split_where_the_reference_does(arch):
+    """He 2016 appendix, resnet-pre-act.lua: the first unit and every unit that changes shape share f^."""
+    torch.manual_seed(0)
+    model = build_model(arch, order="full-preact", match="projection", width=4).train()
+    assert [type(m) for m in model.stem] == [torch.nn.Conv2d]  # conv1 alone: its activation is unit 1's
+    seen = _shortcut_inputs(model)
+    model(torch.randn(4, 3, 16, 16))
+    for k, (unit, rec) in enumerate(zip(model.units(), seen)):
+        shared = k == 0 or unit.stride != 1 or unit.in_channels != unit.out_channels
+        assert unit.preact == ("shared" if shared else "branch")
+        assert torch.equal(rec["shortcut"], rec["residual"])  # both paths see the same x'
+        if shared:
+            assert [type(m) for m in unit.pre] == [torch.nn.BatchNorm2d, torch.nn.ReLU]
+            assert isinstance(unit.residual[0], torch.nn.Conv2d)
+            assert (rec["shortcut"] >= 0).all() and not torch.equal(rec["shortcut"], rec["unit"])
+            if unit.in_channels != unit.out_channels:  # a bare W_s, no BN after it
+                assert isinstance(unit.shortcut.match, torch.nn.Conv2d)
+        else:
+            assert len(unit.pre) == 0 and isinstance(unit.residual[0], torch.nn.BatchNorm2d)
+            assert torch.equal(rec["shortcut"], rec["unit"])  # the identity path stays clean
+
+
+def test_relu_only_preact_keeps_bn_after_conv1_and_shares_the_relu():
+    model = build_model("resnet14", order="relu-preact", width=4)
+    assert [type(m) for m in model.stem] == [torch.nn.Conv2d, torch.nn.BatchNorm2d]
+    first, second = model.units()[:2]
+    assert [type(m) for m in first.pre] == [torch.nn.ReLU] and isinstance(first.residual[0], torch.nn.Conv2d)
+    assert len(second.pre) == 0 and isinstance(second.residual[0], torch.nn.ReLU)
+
+
+def test_post_activation_orders_keep_the_stem_and_the_projection_bn():
+    model = build_model("resnet20b", order="original", match="projection", width=4)
+    assert [type(m) for m in model.stem] == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU]
+    assert all(len(u.pre) == 0 for u in model.units())
+    first = model.units()[0]
+    assert [type(m) for m in first.shortcut.match] == [torch.nn.Conv2d, torch.nn.BatchNorm2d]
+
+
+def test_imagenet_preact_first_unit_takes_the_stems_activation():
+    """fb.resnet.torch models/preresnet.lua: the first stage starts 'no_preact', the later ones 'both_preact'."""
+    model = build_model("resnet18", order="full-preact", width=8)
+    units = model.units()
+    assert isinstance(model.stem[-1], torch.nn.MaxPool2d)
+    assert units[0].preact == "stem" and len(units[0].pre) == 0 and isinstance(units[0].residual[0], torch.nn.Conv2d)
+    assert units[2].stride == 2 and units[2].preact == "shared"
+
+
+@pytest.mark.parametrize("where,strides", [("3x3", [1, 2, 1]), ("1x1", [2, 1, 1])])
+def test_bottleneck_stride_goes_where_asked(where, strides):
+    unit = ResidualUnit(64, 16, stride=2, kind="bottleneck", order="full-preact", bottleneck_stride=where)
+    convs = [m for m in unit.residual if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == strides and [c.kernel_size[0] for c in convs] == [1, 3, 1]
+    assert unit(torch.randn(2, 64, 8, 8)).shape == (2, 64, 4, 4)
+
+
+def test_fc_bias_starts_at_zero_only_when_asked():
+    torch.manual_seed(0)
+    uniform = build_model("resnet8", width=4).fc
+    zero = build_model("resnet8", width=4, fc_bias_init="zero").fc
+    assert torch.count_nonzero(uniform.bias) == 10 and torch.all(zero.bias == 0)
+    bound = 1 / uniform.in_features ** 0.5  # torch's default, as Torch7's nn.Linear: U(-1/sqrt(fan_in), ...)
+    assert zero.weight.abs().max() <= bound and zero.weight.abs().max() > bound / 2
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50"])
@@ -189,6 +279,9 @@ def test_he_initialisation():
     (dict(arch="resnet20", shortcut="dropout", p=1.0), "[0, 1)"),
     (dict(arch="resnet20", shortcut="dropout", q=0.1), "no parameter 'q'"),
     (dict(arch="resnet20", match="pad"), "unknown match"),
+    (dict(arch="resnet20b", bottleneck_stride="2x2"), "unknown bottleneck_stride"),
+    (dict(arch="resnet20", fc_bias_init="normal"), "unknown fc_bias_init"),
+    (dict(arch="resnet20", shortcut="dropout", rescale=0), "rescale must be true or false"),
 ])
 def test_bad_input_raises_one_clear_config_error(kwargs, message):
     with pytest.raises(ConfigError) as info:

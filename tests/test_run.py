@@ -318,3 +318,25 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err
     assert not (tmp_path / "o").exists()
+
+
+def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypatch, tmp_path):
+    """--preset paper --variants all: every row of every experiment file, with the paper's number and source."""
+    from ablation import cost
+
+    # the FLOP count of the 1001- and 1202-layer nets is cost.py's to test; here only the listing matters
+    monkeypatch.setattr(cost, "estimate", lambda configs: [{"params": 1, "flops": 1, "train_flops": 7e9}
+                                                           for _ in configs])
+    assert run.main(["--preset", "paper", "--variants", "all", "--dry-run", "--seeds", "1",
+                     "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    exps = ex.load_experiments()
+    rows = [v for e in exps.values() for v in e.variants]
+    lines = {tuple(line.split()[:2]): line for line in out.splitlines()[1:] if line.strip()}
+    for v in rows:
+        line = lines[(v.experiment, v.name)]
+        assert f"({v.source})" in line and "7.0" in line, line  # the source, and the cost in GFLOP
+    assert f"{len(rows)} rows" in out
+    assert "6.43 (mean 6.61 +- 0.16), best (He 2015 Table 6)" in lines[("degradation", "residual-110")]
+    assert ">60 (He 2015 Fig. 6 caption" in lines[("degradation", "plain-110")]
+    assert "4.92 (mean 4.89 +- 0.14), median" in lines[("preactivation", "preact-1001")]

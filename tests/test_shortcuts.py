@@ -18,7 +18,7 @@ def test_catalogue_lists_every_variant_with_parameters_and_defaults():
     assert set(PAPER_VARIANTS) <= set(described)
     assert described["scale"]["params"] == {"lam_s": 0.5, "lam_f": 1.0}
     assert described["exclusive-gate"]["params"] == {"b": 0.0}
-    assert described["dropout"]["params"] == {"p": 0.5}
+    assert described["dropout"]["params"] == {"p": 0.5, "rescale": True}
     assert described["identity"]["params"] == {}
     assert all(d["formula"] and d["paper"] for d in described.values() if d["name"] in PAPER_VARIANTS)
 
@@ -128,3 +128,33 @@ def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
     _installed(tmp_path, monkeypatch, "brokenpkg", "broken = no_such_module_here")
     with pytest.raises(ConfigError, match="'broken'.*failed to load"):
         shortcuts.list_shortcuts()
+
+
+@pytest.mark.parametrize("rescale,expected", [(True, 1.0), (False, 0.5)])
+def test_dropout_shortcut_scales_x_by_its_expectation_in_both_readings(rescale, expected):
+    """rescale=True: E[h(x)] = x, identity at evaluation. False (He 2016's wording): E[h(x)] = (1 - p) x."""
+    torch.manual_seed(0)
+    drop = build_model("resnet8", "dropout", width=8, p=0.5, rescale=rescale).units()[0].shortcut  # 8 -> 8 channels
+    x, fx = torch.full((256, 8, 8, 8), 2.0), torch.zeros(256, 8, 8, 8)
+    y = drop.train()(x, fx)
+    kept = y != 0
+    assert 0.45 < kept.float().mean() < 0.55  # half the elements are dropped in both readings
+    assert torch.allclose(y[kept], torch.tensor(2.0 / 0.5 if rescale else 2.0))
+    assert y.mean().item() == pytest.approx(2.0 * expected, rel=0.02)
+    assert torch.equal(drop.eval()(x, fx), 2.0 * expected * torch.ones_like(x))
+    # the gradient to x is masked the same way
+    x.requires_grad_(True)
+    drop.train()(x, fx).sum().backward()
+    assert set(x.grad.unique().tolist()) == ({0.0, 2.0} if rescale else {0.0, 1.0})
+
+
+def test_projection_bn_is_dropped_only_when_asked():
+    from ablation.shortcuts import ProjectionBN, create_shortcut
+
+    with_bn = create_shortcut("projection", 8, 16, 2)
+    bare = create_shortcut("projection", 8, 16, 2, projection_bn=False)
+    assert isinstance(with_bn.match, ProjectionBN)
+    assert isinstance(bare.match, torch.nn.Conv2d)
+    assert sum(p.numel() for p in with_bn.parameters()) - sum(p.numel() for p in bare.parameters()) == 2 * 16
+    gate = create_shortcut("exclusive-gate", 8, 16, 2, "projection", projection_bn=False, b=-1.0)
+    assert gate.gate.bias is not None and isinstance(gate.match, torch.nn.Conv2d)

@@ -121,6 +121,19 @@ def test_huge_learning_rate_fails_without_raising(data_dir, tmp_path):
     assert (tmp_path / "summary.json").exists()
 
 
+def test_without_the_chance_stop_only_a_non_finite_loss_ends_a_run(data_dir, tmp_path):
+    """The paper preset's fail_chance_fraction=null: a run at chance trains to the end; a NaN still fails it."""
+    stuck = dict(lr=1e-12, evals=4)  # never leaves chance
+    stopped = T.train(tiny(data_dir, **stuck), tmp_path / "stopped")
+    assert stopped["status"] == "fail" and "chance" in stopped["reason"] and stopped["iterations"] < 36
+    kept = T.train(tiny(data_dir, **stuck, fail_chance_fraction=None), tmp_path / "kept")
+    assert kept["status"] == "ok" and kept["iterations"] == 36 and kept["final_train_error"] > 60
+    # with the rest of the paper preset's options too
+    paper = dict(normalize="pixel-mean", pad_fill="mean", fc_bias_init="zero", bf16=False, fail_chance_fraction=None)
+    nan = T.train(tiny(data_dir, **paper, lr=1e4, steps=40, evals=10), tmp_path / "nan")
+    assert nan["status"] == "fail" and "not finite" in nan["reason"] and nan["iterations"] < 40
+
+
 def test_warmup_then_milestones(data_dir, tmp_path):
     T.train(tiny(data_dir, warmup_lr=0.01, steps=40, evals=40, milestones=[30], gamma=0.5), tmp_path)
     lrs = {h["iteration"]: h["lr"] for h in history(tmp_path)}
