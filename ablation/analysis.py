@@ -15,8 +15,10 @@
   and plain nets collapse.
 * Gradient flow: the per-unit gradient norms ``||dL/dW_l||`` the trainer records at a few points of
   the schedule (``grad_norm_points``), per unit index. With constant scaling ``x_{l+1} = lam_s x_l +
-  F`` the shortcut path multiplies the gradient reaching unit l by ``lam_s^(L-l)`` (He 2016 eq. 7),
-  which shows as a straight line on a log scale.
+  F`` the shortcut path multiplies the gradient reaching unit l by ``lam_s^(L-l)`` (He 2016, Sec. 3:
+  the unrolled gradient carries the product of the lambda_i), a straight line on a log scale. The
+  recorded norms are of the weights' gradients; where BN follows a convolution they are also scaled
+  by 1 / (the std of that convolution's output), so they show the product only in part.
 * Gate dynamics: the mean gate ``g = sigmoid(W_g x + b_g)`` per stage over training for every gated
   row (He 2016 Sec. 3.1): exclusive gating with b_g = -6 starts at ``g ~ sigmoid(-6) ~ 0.0025``,
   i.e. with the residual branch almost shut.
@@ -116,18 +118,21 @@ def load_trained(run: RunDir, device="cpu", data_cache: dict | None = None):
 
     cfg = run.read_config()
     if not isinstance(cfg, dict) or not run.is_finished() or not run.checkpoint.is_file():
-        raise ConfigError(f"{run.path} holds no finished run with weights")
+        raise ConfigError("no finished run with weights in the run folder")
     key = tuple(json.dumps(cfg.get(k)) for k in ("dataset", "data_dir", "image_size", "val_split", "train_subset"))
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = datasets.load(cfg["dataset"], cfg.get("data_dir", "data"), False, cfg.get("image_size"),
-                                   cfg.get("val_split", 0), cfg.get("train_subset"))
+                                   cfg.get("val_split", 0), cfg.get("train_subset")).to(device)
     d = cache[key]
     model, _, _ = build({**cfg, "compile": False}, d, torch.device(device))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        state = torch.load(run.checkpoint, map_location=device, weights_only=True)["model"]
-    model.load_state_dict(state)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(run.checkpoint, map_location=device, weights_only=True)["model"]
+        model.load_state_dict(state)
+    except Exception as e:  # a damaged file, or weights of another version of the net: say so, go on
+        raise ConfigError(f"unreadable weights in checkpoint.pt ({type(e).__name__})") from None
     return model.eval(), d
 
 
@@ -137,8 +142,8 @@ def lesion_run(model, d, images: int = LESION_IMAGES, draws: int = LESION_DRAWS,
     from . import data as datasets
     from .train import evaluate
 
-    idx = datasets.stratified(d.test_y, min(images, len(d.test_y)))
-    x, y = d.test_x[idx].to(device), d.test_y[idx].to(device)
+    idx = datasets.stratified(d.test_y.cpu(), min(images, len(d.test_y))).to(d.test_y.device)
+    x, y = d.test_x[idx], d.test_y[idx]
 
     def error() -> float:
         return round(evaluate(model, x, y, d, 1000, torch.device(device), False)[1], 4)

@@ -269,7 +269,7 @@ def plot_ranking(stats, ranked: dict, out: Path) -> list[str]:
 
 
 def plot_lesion(manifest, runs, lesion, experiment: str, out: Path) -> list[str]:
-    """Veit et al. 2016 Fig. 3/5 analogue: test error with one unit removed (by index), and with k random."""
+    """Veit et al. 2016 (Sec. 4) analogue: test error with one unit removed (by index), and with k at random."""
     t = analysis.lesion_rows(manifest, runs, lesion)
     t = t[t["experiment"] == experiment]
     if t.empty:

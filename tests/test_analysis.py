@@ -123,3 +123,15 @@ def test_grad_flow_and_gates_from_the_histories():
     first = gates[(gates["stage"] == 0) & (gates["iteration"] == 1)].iloc[0]
     assert (first["mean"], first["min"], first["max"]) == pytest.approx((0.02, 0.01, 0.03))
     assert an.gate_dynamics(history.drop(columns="gate_mean"), runs, "e").empty
+
+
+def test_unreadable_weights_are_a_note_not_a_crash(trained, tmp_path):
+    import shutil
+
+    results, runs = trained
+    copy = ResultsDir(tmp_path / "copy")
+    shutil.copytree(results.run("abc").path, copy.run("abc").path)
+    copy.run("abc").checkpoint.write_text("half")
+    table, missing = an.lesion_study(copy, runs, device="cpu")
+    assert table.empty and list(missing.values()) == [1]
+    assert list(missing)[0].startswith("unreadable weights in checkpoint.pt (")
