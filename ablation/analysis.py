@@ -31,6 +31,7 @@ committed without their run folders still draw it.
 from __future__ import annotations
 
 import json
+import sys
 import types
 import warnings
 from contextlib import contextmanager
@@ -178,15 +179,13 @@ def _stamp(run: RunDir) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
-def lesion_study(results: ResultsDir, runs, device=None, quiet: bool = True):
+def lesion_study(results: ResultsDir, runs, device=None):
     """Lesion results of the lowest finished seed of every row, as a DataFrame, and why any are missing.
 
     Computed where a run's weights are present and not already in ``lesion.csv`` (for the same
     checkpoint); rows of ``lesion.csv`` whose run folder is absent are kept as they are.
     Returns ``(table, notes)``; ``notes`` says what could not be computed.
     """
-    import pandas as pd
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     threads = torch.get_num_threads()
     if device == "cpu":
@@ -194,47 +193,56 @@ def lesion_study(results: ResultsDir, runs, device=None, quiet: bool = True):
         # several threads wait on each other (measured: elementwise ops 4x slower on 2 threads than 1)
         torch.set_num_threads(1)
     try:
-        return _lesion_study(results, runs, device, quiet)
+        return _lesion_study(results, runs, device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _lesion_study(results: ResultsDir, runs, device, quiet: bool):
+def _lesion_study(results: ResultsDir, runs, device):
     import pandas as pd
+    from tqdm import tqdm
 
     old = _read_lesion(results)
-    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed")
+    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed", kind="stable")
     wanted = list(dict.fromkeys(done.drop_duplicates(["experiment", "variant"])["hash"]))
-    frames, notes, data_cache = [], {}, {}
+    kept, todo, notes = {}, [], {}
     for h in wanted:
         run = results.run(h)
         cached = old[old["hash"] == h] if old is not None else None
         if not run.checkpoint.is_file():
             if cached is not None and len(cached):
-                frames.append(cached)
+                kept[h] = cached
             else:
                 notes.setdefault("no weights (no run folder, or no checkpoint.pt in it)", []).append(h)
-            continue
-        stamp = _stamp(run)
-        if cached is not None and len(cached) and (cached["stamp"].astype(str) == stamp).all():
-            frames.append(cached)
-            continue
+        elif cached is not None and len(cached) and (cached["stamp"].astype(str) == _stamp(run)).all():
+            kept[h] = cached
+        else:
+            todo.append(h)
+    data_cache = {}
+
+    def table():
+        frames = [kept[h] for h in wanted if h in kept]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LESION_FIELDS))
+
+    # a bar where someone watches, as the trainer's (the runner builds the report quietly, and this may take
+    # minutes); lesion.csv after each run, so that Ctrl-C loses one run's study at most
+    for h in tqdm(todo, desc="lesion study", unit="run", disable=not todo or not sys.stderr.isatty()):
+        run = results.run(h)
         try:
             model, d = load_trained(run, device, data_cache)
         except DataNotFound:
             notes.setdefault("the test images are not on this machine", []).append(h)
             continue
-        except ConfigError as e:  # an unfinished run
+        except ConfigError as e:  # an unfinished run, or weights that do not load
             notes.setdefault(str(e), []).append(h)
             continue
-        if not quiet:
-            print(f"lesion study of {h} ...", flush=True)
         recs = lesion_run(model, d, device=device)
-        frames.append(pd.DataFrame([{"hash": h, "stamp": stamp, **r} for r in recs], columns=list(LESION_FIELDS)))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LESION_FIELDS))
-    if frames:
-        write_atomic(results.lesion_csv, table.to_csv(index=False))
-    return table, {why: len(hashes) for why, hashes in notes.items()}
+        kept[h] = pd.DataFrame([{"hash": h, "stamp": _stamp(run), **r} for r in recs], columns=list(LESION_FIELDS))
+        write_atomic(results.lesion_csv, table().to_csv(index=False))
+    out = table()
+    if kept and not todo and old is not None and len(old) != len(out):  # rows of runs no longer in the manifest
+        write_atomic(results.lesion_csv, out.to_csv(index=False))
+    return out, {why: len(hashes) for why, hashes in notes.items()}
 
 
 def _read_lesion(results: ResultsDir):
@@ -294,7 +302,7 @@ def lesion_rows(manifest: dict, runs, lesion):
 
     if lesion is None or lesion.empty:
         return pd.DataFrame(columns=["experiment", "variant", "seed", *LESION_FIELDS])
-    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed")
+    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed", kind="stable")
     first = done.drop_duplicates(["experiment", "variant"])[["experiment", "variant", "seed", "hash"]]
     return first.merge(lesion, on="hash")
 

@@ -195,7 +195,7 @@ def build(out, quiet: bool = True) -> dict:
         path = results.table(name)
         write_atomic(path, f"# {manifest['experiments'][name]['title']}\n\n{md}")
         written["tables"].append(str(path))
-    lesion, missing = _lesion(results, runs, quiet)
+    lesion, missing = _lesion(results, runs)
     from . import plots as P  # matplotlib only when drawing
 
     plots = results.plots
@@ -224,10 +224,10 @@ def _tables(manifest, stats) -> dict:
     return {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
 
 
-def _lesion(results: ResultsDir, runs, quiet: bool):
+def _lesion(results: ResultsDir, runs):
     from .analysis import lesion_study  # torch only when there is something to study
 
-    return lesion_study(results, runs, quiet=quiet)
+    return lesion_study(results, runs)
 
 
 def refresh_readme(out) -> None:
@@ -237,7 +237,7 @@ def refresh_readme(out) -> None:
     stats = st.row_stats(manifest, runs)
     plots = sorted(str(p) for p in results.plots.glob("*.png")) if results.plots.is_dir() else []
     write_atomic(results.readme, readme(results.path, manifest, runs, history, stats, _tables(manifest, stats),
-                                        _plot_order(plots), _lesion(results, runs, True)))
+                                        _plot_order(plots), _lesion(results, runs)))
 
 
 def _plot_order(paths: list[str]) -> list[str]:
