@@ -22,7 +22,12 @@ from . import stats as st
 from .errors import ConfigError
 from .results import ResultsDir, load_tables, write_atomic
 
-RANKED = {"identity_mappings": "He 2016 Table 1", "activations": "He 2016 Table 2"}
+RANKED = ("identity_mappings", "activations")  # He 2016 Tables 1 and 2: ranked against the paper in one figure
+
+
+def ranked(manifest) -> dict:
+    """The ranked experiments that ran, each named by its source (the paper's table)."""
+    return {n: manifest["experiments"][n].get("source") or n for n in RANKED if n in manifest["experiments"]}
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -137,9 +142,9 @@ def fail_marks(meta: dict, stats) -> list[str]:
     return lines
 
 
-def agreement_lines(stats) -> list[str]:
+def agreement_lines(manifest, stats) -> list[str]:
     lines = []
-    for name, table in RANKED.items():
+    for name, table in ranked(manifest).items():
         for column, a in st.agreements(stats, name):
             lines.append(f"- {table}{f' ({column})' if column else ''}: Spearman rho = {a.spearman:+.2f} "
                          f"(p {st.format_p(a.spearman_p)}), Kendall tau-b = {a.kendall:+.2f} "
@@ -170,7 +175,7 @@ def findings(manifest, runs, stats, tables) -> list[str]:
             lines.append("")
     if not checked:
         lines += ["No claim could be checked: no finished runs.", ""]
-    ranking = agreement_lines(stats)
+    ranking = agreement_lines(manifest, stats)
     if ranking:
         lines += ["Our ranking of the rows against the paper's (ours: the statistic of the tables; rows the paper "
                   "marks fail, and ours where most seeds failed, tied last):", "", *ranking, ""]
@@ -206,7 +211,7 @@ def build(out, quiet: bool = True) -> dict:
         written["plots"] += P.plot_bars(manifest, runs, stats, name, plots)
     if "identity_mappings" in manifest["experiments"]:
         written["plots"] += P.plot_shortcut_curves(manifest, runs, history, plots)
-    written["plots"] += P.plot_ranking(stats, RANKED, plots)
+    written["plots"] += P.plot_ranking(stats, ranked(manifest), plots)
     for name in manifest["experiments"]:
         written["plots"] += P.plot_lesion(manifest, runs, lesion, name, plots)
         written["plots"] += P.plot_grad_flow(manifest, runs, history, name, plots)
