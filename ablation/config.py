@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from .board import require_tensorboard
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .errors import ConfigError, did_you_mean
 from .models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
@@ -96,6 +97,8 @@ SCHEMA: dict[str, Key] = {
     "fail_chance_fraction": Key(0.25, float, "after that fraction of the schedule, train and test error still at "
                                 "chance end the run as fail; null: never (NaN/inf always fails)", 0, 1,
                                 nullable=True),
+    "tensorboard": Key(False, bool, "also write each run's scalars (loss, errors, lr, gate means, images/s) as "
+                       "TensorBoard event files next to history.jsonl; needs the tensorboard package", runtime=True),
     # runtime
     "seed": Key(0, int, "seed of initialisation, data order and augmentation"),
     "device": Key("auto", str, "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), runtime=True),
@@ -146,6 +149,8 @@ def validate_config(cfg: dict) -> dict:
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda but no CUDA device is available; use device=auto or cpu")
+    if cfg["tensorboard"]:
+        require_tensorboard()
     info = DATASETS[cfg["dataset"]]
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])

@@ -1,152 +1,40 @@
-"""Tables, plots and findings from stored results; trains nothing.
+"""Tables, tested findings, figures and mechanisms from stored results; trains nothing.
 
     python -m ablation.report results/quick
 
 reads ``<dir>/manifest.json`` (which run holds which row and seed) and each run's
 ``summary.json`` and ``history.jsonl`` under ``<dir>/runs/``; where a run folder is
-absent (results committed without their run folders) it falls back to ``runs.csv`` and
-``history.csv`` written by an earlier report. Writes ``runs.csv`` (one row per run and
-seed), ``rows.csv`` (per table row: median, mean, std over seeds), ``history.csv``,
-``tables/<experiment>.md``, ``plots/*.png|svg`` and ``README.md``.
+absent (results committed without their run folders) it falls back to ``runs.csv``,
+``history.csv`` and ``lesion.csv`` written by an earlier report. Writes ``runs.csv`` (one row
+per run and seed), ``rows.csv`` (per table row: median, mean, std, 95% CI, best over seeds),
+``history.csv``, ``lesion.csv``, ``tables/<experiment>.md``, ``plots/*.png|svg`` and
+``README.md``. The statistics are :mod:`ablation.stats`, the mechanisms :mod:`ablation.analysis`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
+from . import stats as st
 from .errors import ConfigError
-from .results import ResultsDir, RunDir, write_atomic
+from .results import ResultsDir, load_tables, write_atomic
 
-SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                  "iterations", "epochs", "time_s", "images_per_s", "device")
-CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
-                 "batch_size", "steps", "schedule_unit", "optimizer", "lr")
-HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time")
+RANKED = ("identity_mappings", "activations")  # He 2016 Tables 1 and 2: ranked against the paper in one figure
 
 
-# --- loading ----------------------------------------------------------------------------------
+def ranked(manifest) -> dict:
+    """The ranked experiments that ran, each named by its source (the paper's table)."""
+    return {n: manifest["experiments"][n].get("source") or n for n in RANKED if n in manifest["experiments"]}
 
 
-def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
-    """(manifest, runs table, history table) for the results folder ``out``."""
-    import pandas as pd
-
-    results = ResultsDir(out)
-    manifest = results.read_manifest()
-    stored_runs = _read_csv(results.runs_csv)
-    stored_hist = _read_csv(results.history_csv)
-    rows, hist = [], []
-    labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
-    by_hash = {}
-    for entry in manifest["runs"].values():
-        h = entry["hash"]
-        if h not in by_hash:
-            by_hash[h] = _run_record(results.run(h), h, stored_runs, stored_hist, hist)
-        meta = labels.get((entry["experiment"], entry["variant"]), {})
-        rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
-                     "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
-                     "paper": meta.get("paper"), "hash": h, **by_hash[h]})
-    runs = pd.DataFrame(rows)
-    history = pd.DataFrame(hist, columns=["hash", *HISTORY_FIELDS]) if hist else pd.DataFrame(
-        columns=["hash", *HISTORY_FIELDS])
-    return manifest, runs, history
-
-
-def _read_csv(path: Path):
-    import pandas as pd
-
-    if not path.is_file():
-        return None
-    try:
-        table = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as e:
-        raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
-                          f"run folders") from None
-    if "hash" not in table.columns:
-        raise ConfigError(f"{path} has no 'hash' column; delete it to rebuild it from the run folders")
-    return table
-
-
-def _run_record(run: RunDir, h: str, stored_runs, stored_hist, hist: list) -> dict:
-    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
-    cfg = run.read_config()
-    if isinstance(cfg, dict):
-        rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
-        rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
-        summary = run.read_summary()
-        if isinstance(summary, dict):  # an unreadable summary means the run has not finished
-            rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
-        else:
-            rec["status"] = "incomplete" if run.is_started() else "not run"
-        for r in run.read_history():
-            hist.append({"hash": h, **{k: r.get(k) for k in HISTORY_FIELDS}})
-        return rec
-    if stored_runs is not None and (stored_runs["hash"] == h).any():
-        old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
-        rec.update({k: _nan_to_none(old.get(k)) for k in rec})
-        if stored_hist is not None:
-            for r in stored_hist[stored_hist["hash"] == h].to_dict("records"):
-                hist.append({"hash": h, **{k: _nan_to_none(r.get(k)) for k in HISTORY_FIELDS}})
-        return rec
-    rec["status"] = "not run"
-    return rec
-
-
-def _nan_to_none(v):
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-def is_fail(status, error, fail_above) -> bool:
-    if status == "fail":
-        return True
-    return fail_above is not None and error is not None and not isnan(error) and error > fail_above
-
-
-def fail_above(meta: dict, dataset) -> float | None:
-    """The paper's "fail" threshold, which is a number about its own dataset: it applies only there."""
-    if meta.get("fail_above") is None or (meta.get("dataset") and dataset != meta["dataset"]):
-        return None
-    return meta["fail_above"]
+# --- tables -----------------------------------------------------------------------------------
 
 
 def isnan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
-
-
-def row_stats(manifest: dict, runs) -> "pd.DataFrame":
-    """One line per table row: seeds run, failed seeds, median / mean / std of final test and train error."""
-    import pandas as pd
-
-    out = []
-    for name, meta in manifest["experiments"].items():
-        sub = runs[runs["experiment"] == name]
-        for row in meta["rows"]:
-            r = sub[sub["variant"] == row["variant"]]
-            done = r[r["status"].isin(["ok", "fail"])]
-            test = pd.to_numeric(done["final_test_error"], errors="coerce").dropna()
-            train = pd.to_numeric(done["final_train_error"], errors="coerce").dropna()
-            fails = sum(is_fail(s, e, fail_above(meta, d)) for s, e, d in
-                        zip(done["status"], pd.to_numeric(done["final_test_error"], errors="coerce"), done["dataset"]))
-            out.append({
-                "experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
-                "paper": row.get("paper"), "seeds": len(done), "failed": int(fails),
-                "errors": int((r["status"] == "error").sum()),
-                "test_median": test.median() if len(test) else None, "test_mean": test.mean() if len(test) else None,
-                "test_std": test.std(ddof=1) if len(test) > 1 else None,
-                "train_median": train.median() if len(train) else None,
-                "best_test_median": pd.to_numeric(done["best_test_error"], errors="coerce").median() if len(done) else None,
-                "arch": ", ".join(dict.fromkeys(str(a) for a in r["arch"].dropna())),
-                "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
-                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None,
-            })
-    return pd.DataFrame(out)
 
 
 def _num(x, digits=2) -> str:
@@ -154,26 +42,51 @@ def _num(x, digits=2) -> str:
 
 
 def ours_cell(s: dict) -> str:
+    """Our statistic that matches the paper's protocol, tagged with its name when there are several seeds."""
     if not s["seeds"]:
         return "error" if s["errors"] else "not run"
-    med = s["test_median"]
-    failed_majority = s["failed"] * 2 > s["seeds"]
-    text = f"fail ({_num(med)})" if failed_majority else _num(med)
-    if s["seeds"] > 1 and not failed_majority:
-        text += f" [{_num(s['test_mean'])} ± {_num(s['test_std'])}]"
-    if s["failed"] and not (failed_majority and s["seeds"] == 1):
-        text += f" ({s['failed']}/{s['seeds']} failed)"
+    if s["seeds"] == 1:
+        return f"fail ({_num(s['ours'])})" if s["failed"] else _num(s["ours"])
+    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
+    return ("fail: " if s["failed"] * 2 > s["seeds"] else "") + f"{_num(s['ours'])} ({'; '.join(notes)})"
+
+
+def ci_cell(s: dict) -> str:
+    """mean ± std [95% CI of the mean], or a dash with fewer than two seeds."""
+    if s["seeds"] < 2 or s["test_std"] is None or isnan(s["test_std"]):
+        return "—"
+    return f"{_num(s['test_mean'])} ± {_num(s['test_std'])} [{_num(s['test_ci_low'])}, {_num(s['test_ci_high'])}]"
+
+
+def paper_cell(p, row: dict | None = None) -> str:
+    """The paper's number, with its protocol and its mean ± std where the experiment file gives them."""
+    if p is None or isnan(p):
+        return "not reported"
+    if p == "fail":
+        return "fail"
+    row = row or {}
+    text = f"{float(p):.2f}"
+    if isinstance(row.get("protocol"), str):
+        text += f" ({row['protocol']})"
+    if row.get("paper_mean") is not None and not isnan(row["paper_mean"]):
+        std = row.get("paper_std")
+        text += f"; mean {float(row['paper_mean']):.2f}" + ("" if std is None or isnan(std) else f" ± {float(std):.2f}")
     return text
 
 
-def paper_cell(p) -> str:
-    if p is None or isnan(p):
-        return "not reported"
-    return "fail" if p == "fail" else f"{float(p):.2f}"
+def _md(lines: list[list]) -> str:
+    widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]))]
+    fmt = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])]) + "\n"
+
+
+def _cells(d: dict) -> list[str]:
+    return [ours_cell(d), ci_cell(d), _num(d[f"train_{d['stat']}"]), paper_cell(d["paper"], d)]
 
 
 def markdown_table(meta: dict, stats) -> str:
-    """The experiment in the paper's layout: rows as printed, our median beside the paper's number."""
+    """The experiment in the paper's layout: rows as printed, our statistic beside the paper's number."""
     s = stats[stats["experiment"] == meta["name"]]
     s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
     if s.empty:
@@ -189,84 +102,30 @@ def markdown_table(meta: dict, stats) -> str:
         head = [""]
         for c in columns:
             run_as = f" ({next(iter(col_arch[c]))})" if per_col else ""
-            head += [f"{c}{run_as} ours", f"{c} ours (train)", f"{c} paper"]
+            head += [f"{c}{run_as} ours", f"{c} mean ± std [95% CI]", f"{c} ours (train)", f"{c} paper"]
         lines = [head]
         for label in labels:
             line = [f"{label} ({next(iter(row_arch[label]))})" if per_row else label]
             for c in columns:
                 hit = s[(s["label"] == label) & (s["column"] == c)]
-                if hit.empty:
-                    line += ["", "", ""]
-                else:
-                    d = hit.iloc[0].to_dict()
-                    line += [ours_cell(d), _num(d["train_median"]), paper_cell(d["paper"])]
+                line += _cells(hit.iloc[0].to_dict()) if len(hit) else ["", "", "", ""]
             lines.append(line)
     else:
-        lines = [["", "arch (as run)", "ours", "ours (train)", "paper", "seeds"]]
+        lines = [["", "arch (as run)", "ours", "mean ± std [95% CI]", "ours (train)", "paper", "seeds"]]
         for d in s.to_dict("records"):
-            lines.append([d["label"], d["arch"], ours_cell(d), _num(d["train_median"]), paper_cell(d["paper"]),
-                          str(d["seeds"])])
-    widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]))]
-    fmt = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])]) + "\n"
+            ours, ci, train, paper = _cells(d)
+            lines.append([d["label"], d["arch"], ours, ci, train, paper, str(d["seeds"])])
+    return _md(lines) + "\n" + TABLE_NOTE + "\n"
+
+
+TABLE_NOTE = ("Errors in %. *ours*: the statistic of our seeds that matches how the paper reported the row "
+              "(best of seeds beside a paper's best, mean beside a mean, median beside a median or a single "
+              "run, and median where the protocol is not recorded), named in brackets; one seed: that run. "
+              f"*mean ± std [95% CI]*: over seeds, the interval of the mean by the {st.CI_METHOD} distribution. "
+              "*ours (train)*: the same statistic of the final training error.")
 
 
 # --- findings ---------------------------------------------------------------------------------
-
-
-def check_claims(meta: dict, stats) -> list[dict]:
-    """Each of the paper's claims for this experiment: holds / does not hold / not run, with our numbers."""
-    s = stats[(stats["experiment"] == meta["name"]) & (stats["seeds"] > 0)]
-    value = {}
-    for d in s.to_dict("records"):
-        value[d["variant"]] = d
-    results = []
-    for c in meta.get("claims", []):
-        col = "test_median" if c.get("metric", "test") == "test" else "train_median"
-        what = "test" if col == "test_median" else "training"
-        names = [n for n in [*(c.get("lower") or []), *(c.get("lowest") or []), *(c.get("close") or [])]]
-        missing = [n for n in names if n not in value or value[n][col] is None or isnan(value[n][col])]
-        if missing:
-            results.append({"says": c["says"], "verdict": "not run", "detail": f"needs {', '.join(missing)}"})
-            continue
-        v = {n: value[n][col] for n in value if value[n][col] is not None and not isnan(value[n][col])}
-        if c.get("lower"):
-            a, b = c["lower"]
-            ok = v[a] < v[b]
-            detail = f"{a} {v[a]:.2f} vs {b} {v[b]:.2f} % {what} error ({v[b] - v[a]:+.2f} points)"
-        elif c.get("lowest"):
-            pool = [n for n in (c.get("among") or list(v)) if n in v]
-            best = min(pool, key=lambda n: v[n])
-            target = c["lowest"]
-            ok = all(v[t] <= v[best] for t in target)
-            rank = sorted(pool, key=lambda n: v[n])
-            detail = (f"{', '.join(f'{t} {v[t]:.2f}' for t in target)}; best is {best} {v[best]:.2f} "
-                      f"({what} error; {target[0]} ranks {rank.index(target[0]) + 1} of {len(pool)})")
-        else:
-            a, b = c["close"]
-            gap = abs(v[a] - v[b])
-            ok = gap <= c.get("within", 1.0)
-            detail = f"{a} {v[a]:.2f} vs {b} {v[b]:.2f} % {what} error (gap {gap:.2f}, allowed {c.get('within', 1.0)})"
-        seeds = min(value[n]["seeds"] for n in names)
-        stds = [value[n]["test_std"] for n in names if value[n]["test_std"] is not None and not isnan(value[n]["test_std"])]
-        if c.get("lower"):
-            gap = abs(v[c["lower"][1]] - v[c["lower"][0]])
-        elif c.get("lowest"):
-            gap = abs(v[c["lowest"][0]] - v[best]) if not ok else min(
-                [abs(v[n] - v[c["lowest"][0]]) for n in pool if n not in c["lowest"]] or [math.inf])
-        else:
-            gap = math.inf
-        if stds and gap < max(stds):
-            detail += f"; the gap is within one seed std ({max(stds):.2f})"
-        elif seeds == 1 and gap < NOISE_POINTS:
-            detail += f"; a gap under {NOISE_POINTS:g} point from one seed, not conclusive"
-        results.append({"says": c["says"], "verdict": "holds" if ok else "does not hold", "detail": detail,
-                        "seeds": seeds})
-    return results
-
-
-NOISE_POINTS = 1.0  # with one seed, gaps smaller than this (in points of error) are not read as findings
 
 
 def fail_marks(meta: dict, stats) -> list[str]:
@@ -279,42 +138,86 @@ def fail_marks(meta: dict, stats) -> list[str]:
         if paper or ours:
             agree = "as in the paper" if ours == paper else "unlike the paper"
             lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
-                         f"{'fail' if ours else 'no fail'} ({_num(d['test_median'])}%) — {agree}")
+                         f"{'fail' if ours else 'no fail'} ({_num(d['ours'])}%) — {agree}")
     return lines
 
 
-# --- plots ------------------------------------------------------------------------------------
+def agreement_lines(manifest, stats) -> list[str]:
+    lines = []
+    for name, table in ranked(manifest).items():
+        for column, a in st.agreements(stats, name):
+            lines.append(f"- {table}{f' ({column})' if column else ''}: Spearman rho = {a.spearman:+.2f} "
+                         f"(p {st.format_p(a.spearman_p)}), Kendall tau-b = {a.kendall:+.2f} "
+                         f"(p {st.format_p(a.kendall_p)}) over {len(a.rows)} rows")
+    return lines
+
+
+def findings(manifest, runs, stats, tables) -> list[str]:
+    checked = {name: st.test_claims(meta.get("claims", []), st.samples(runs, name))
+               for name, meta in manifest["experiments"].items() if name in tables}
+    verdicts = [r["verdict"] for rs in checked.values() for r in rs]
+    lines = ["## Findings", "",
+             f"Each claim of the papers as a tested statement on our seeds (computed, not edited): HOLDS when "
+             f"significant at {st.ALPHA} after Holm's correction over the claims of its experiment, CONTRADICTED "
+             f"when the opposite is, NOT SIGNIFICANT when neither; `lower` is a {st.TEST_NAME} on the means, "
+             "`lowest` an intersection-union of such tests, `close` an equivalence test (TOST); the effect is a "
+             "difference of means with its two-sided 95% CI, not corrected for multiple claims, so a one-sided "
+             "test may hold while the interval still touches zero (ablation/stats.py).", ""]
+    if verdicts:
+        counts = "; ".join(f"{v}: {verdicts.count(v)}" for v in st.VERDICTS)
+        lines += [f"Claims: {len(verdicts)}; {counts}.", ""]
+    for name, meta in manifest["experiments"].items():
+        results, fails = checked.get(name, []), fail_marks(meta, stats) if name in tables else []
+        if results or fails:
+            lines += [f"**{name}**", ""]
+            lines += [f"- {r['verdict'].upper()}: {r['says']} — {r['detail']}" for r in results]
+            lines += [f"- fail marks: {f}" for f in fails]
+            lines.append("")
+    if not checked:
+        lines += ["No claim could be checked: no finished runs.", ""]
+    ranking = agreement_lines(manifest, stats)
+    if ranking:
+        lines += ["Our ranking of the rows against the paper's (ours: the statistic of the tables; rows the paper "
+                  "marks fail, and ours where most seeds failed, tied last):", "", *ranking, ""]
+    return lines
+
+
+# --- the whole report -------------------------------------------------------------------------
 
 
 def build(out, quiet: bool = True) -> dict:
     """Rebuild every table, plot and the README of ``out``; returns the paths written."""
     out = Path(out)
     results = ResultsDir(out)
-    manifest, runs, history = load(out)
-    stats = row_stats(manifest, runs)
+    manifest, runs, history = load_tables(out)
+    stats = st.row_stats(manifest, runs)
     write_atomic(results.runs_csv, runs.to_csv(index=False))
     write_atomic(results.rows_csv, stats.to_csv(index=False))
     write_atomic(results.history_csv, history.to_csv(index=False))
     written = {"tables": [], "plots": []}
-    tables = {}
-    for name, meta in manifest["experiments"].items():
-        md = markdown_table(meta, stats)
-        if md:
-            tables[name] = md
-            path = results.table(name)
-            write_atomic(path, f"# {meta['title']}\n\n{md}")
-            written["tables"].append(str(path))
-    from .plots import plot_bars, plot_degradation, plot_depth, plot_shortcut_curves  # matplotlib only when drawing
+    tables = _tables(manifest, stats)
+    for name, md in tables.items():
+        path = results.table(name)
+        write_atomic(path, f"# {manifest['experiments'][name]['title']}\n\n{md}")
+        written["tables"].append(str(path))
+    lesion, missing = _lesion(results, runs)
+    from . import plots as P  # matplotlib only when drawing
 
     plots = results.plots
     if "degradation" in manifest["experiments"]:
-        written["plots"] += plot_degradation(manifest, runs, history, plots)
-        written["plots"] += plot_depth(manifest, runs, stats, plots)
+        written["plots"] += P.plot_degradation(manifest, runs, history, plots)
+        written["plots"] += P.plot_depth(manifest, runs, stats, plots)
     for name in manifest["experiments"]:
-        written["plots"] += plot_bars(manifest, runs, stats, name, plots)
+        written["plots"] += P.plot_bars(manifest, runs, stats, name, plots)
     if "identity_mappings" in manifest["experiments"]:
-        written["plots"] += plot_shortcut_curves(manifest, runs, history, plots)
-    write_atomic(results.readme, readme(out, manifest, runs, stats, tables, _plot_order(written["plots"])))
+        written["plots"] += P.plot_shortcut_curves(manifest, runs, history, plots)
+    written["plots"] += P.plot_ranking(stats, ranked(manifest), plots)
+    for name in manifest["experiments"]:
+        written["plots"] += P.plot_lesion(manifest, runs, lesion, name, plots)
+        written["plots"] += P.plot_grad_flow(manifest, runs, history, name, plots)
+        written["plots"] += P.plot_gates(manifest, runs, history, name, plots)
+    text = readme(out, manifest, runs, history, stats, tables, _plot_order(written["plots"]), (lesion, missing))
+    write_atomic(results.readme, text)
     written["readme"] = str(results.readme)
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
@@ -322,21 +225,31 @@ def build(out, quiet: bool = True) -> dict:
     return written
 
 
+def _tables(manifest, stats) -> dict:
+    return {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
+
+
+def _lesion(results: ResultsDir, runs):
+    from .analysis import lesion_study  # torch only when there is something to study
+
+    return lesion_study(results, runs)
+
+
 def refresh_readme(out) -> None:
-    """Rewrite README.md alone (tables and findings again, no plots)."""
+    """Rewrite README.md alone (tables and findings again, no plots; the lesion study from its cache)."""
     results = ResultsDir(out)
-    manifest, runs, _ = load(out)
-    stats = row_stats(manifest, runs)
-    tables = {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
+    manifest, runs, history = load_tables(out)
+    stats = st.row_stats(manifest, runs)
     plots = sorted(str(p) for p in results.plots.glob("*.png")) if results.plots.is_dir() else []
-    write_atomic(results.readme, readme(results.path, manifest, runs, stats, tables, _plot_order(plots)))
+    write_atomic(results.readme, readme(results.path, manifest, runs, history, stats, _tables(manifest, stats),
+                                        _plot_order(plots), _lesion(results, runs)))
 
 
 def _plot_order(paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (not Path(p).stem.startswith("degradation"), Path(p).stem))
 
 
-def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> str:
+def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[str], lesion) -> str:
     results = ResultsDir(out)
     inv = results.read_invocations()
     trained = [i for i in inv if i.get("trained")]
@@ -371,9 +284,8 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
             lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {_num(d['steps'], 0)} "
                          f"{d['schedule_unit']} | {_num(d['batch_size'], 0)} |")
         seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
-        lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. Errors are final test / training errors "
-                  "in %, median over seeds ([mean ± std] when there are several). The paper's numbers come from "
-                  "its own, full-scale setup: compare orderings, not values.", ""]
+        lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. The paper's numbers come from its own, "
+                  "full-scale setup: compare orderings, not values.", ""]
     notes = results.read_notes()
     if notes:  # measurements made outside the runner, kept across rebuilds
         lines += ["## Notes", "", notes.strip(), ""]
@@ -383,34 +295,10 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
         lines += [f"### {meta['title']}", "", md]
         if meta.get("notes"):
             lines += [meta["notes"], ""]
-    lines += ["## Findings", "",
-              "Each of the papers' claims checked against our medians (computed, not edited):", ""]
-    checked = {name: check_claims(meta, stats) for name, meta in manifest["experiments"].items() if name in tables}
-    verdicts = [r["verdict"] for rs in checked.values() for r in rs]
-    if verdicts:
-        lines += [f"Claims checked: {len(verdicts)}; hold: {verdicts.count('holds')}; do not hold: "
-                  f"{verdicts.count('does not hold')}; not checkable (rows not run): {verdicts.count('not run')}.", ""]
-    any_claim = False
-    for name, meta in manifest["experiments"].items():
-        if name not in tables:
-            continue
-        results = checked[name]
-        fails = fail_marks(meta, stats)
-        if not results and not fails:
-            continue
-        any_claim = True
-        lines += [f"**{name}**", ""]
-        for r in results:
-            lines.append(f"- {r['verdict'].upper()}: {r['says']} — {r['detail']}")
-        for f in fails:
-            lines.append(f"- fail marks: {f}")
-        lines.append("")
-    if not any_claim:
-        lines += ["No claim could be checked: no finished runs.", ""]
-    single = stats[(stats["seeds"] == 1)]
-    if not single.empty:
-        lines += ["With one seed per row there is no estimate of seed-to-seed noise; differences of a point "
-                  "or less between rows should not be read as real.", ""]
+    lines += findings(manifest, runs, stats, tables)
+    from .analysis import mechanism_lines
+
+    lines += mechanism_lines(manifest, runs, history, *lesion)
     errors = runs[runs["status"] == "error"]
     if not errors.empty:
         lines += ["## Runs that raised an error", ""]
@@ -423,7 +311,7 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
         lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in pngs]
         lines.append("")
     lines += ["All tables and plots: `python -m ablation.report " + str(out) + "` (trains nothing). "
-              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`.", ""]
+              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`; lesion study: `lesion.csv`.", ""]
     return "\n".join(lines)
 
 

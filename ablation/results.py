@@ -3,18 +3,23 @@
     <out>/manifest.json          which run (hash) holds which experiment row and seed
     <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
     <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
-                                 claim.json while a process trains it (ablation.locks)
+                                 claim.json while a process trains it (ablation.locks), and
+                                 TensorBoard's events.out.tfevents.* with tensorboard=true
     <out>/.lock                  the lock of the shared files above and below (ablation.locks)
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
+    <out>/lesion.csv             the lesion study of the trained weights (ablation.analysis), kept
+                                 so that results without their run folders still show it
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
 
 Every file that holds results is written atomically (a temporary beside it, then a rename),
-so a kill at any moment leaves the old file or the new one, never half of one.
+so a kill at any moment leaves the old file or the new one, never half of one. The report reads
+the whole folder as pandas tables through :func:`load_tables`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -23,7 +28,7 @@ from .errors import ConfigError
 RUNS = "runs"
 MANIFEST = "manifest.json"
 INVOCATIONS = "invocations.jsonl"
-RUNS_CSV, ROWS_CSV, HISTORY_CSV = "runs.csv", "rows.csv", "history.csv"
+RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV = "runs.csv", "rows.csv", "history.csv", "lesion.csv"
 TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 
@@ -155,7 +160,8 @@ class ResultsDir:
         self.runs = self.path / RUNS
         self.manifest = self.path / MANIFEST
         self.invocations = self.path / INVOCATIONS
-        self.runs_csv, self.rows_csv, self.history_csv = (self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV))
+        self.runs_csv, self.rows_csv, self.history_csv, self.lesion_csv = (
+            self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV))
         self.tables, self.plots = self.path / TABLES, self.path / PLOTS
         self.readme, self.notes = self.path / README, self.path / NOTES
 
@@ -194,3 +200,102 @@ class ResultsDir:
 
     def read_notes(self) -> str | None:
         return self.notes.read_text() if self.notes.is_file() else None
+
+
+# --- the whole folder as tables (pandas) ------------------------------------------------------
+
+SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
+                  "iterations", "epochs", "time_s", "images_per_s", "device")
+CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
+                 "batch_size", "steps", "schedule_unit", "optimizer", "lr")
+HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
+                  "images_per_s", "gate_mean", "grad_norms")
+JSON_FIELDS = ("gate_mean", "grad_norms")  # kept in history.csv as JSON text
+
+
+def load_tables(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
+    """(manifest, runs table, history table) of the results folder ``out``: one line per run and seed
+    (its summary and config fields), one per history point. A run whose folder is absent comes from
+    the ``runs.csv`` and ``history.csv`` an earlier report wrote."""
+    import pandas as pd
+
+    results = ResultsDir(out)
+    manifest = results.read_manifest()
+    stored_runs = _read_csv(results.runs_csv)
+    stored_hist = _read_csv(results.history_csv)
+    rows, hist = [], []
+    labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
+    by_hash = {}
+    for entry in manifest["runs"].values():
+        h = entry["hash"]
+        if h not in by_hash:
+            by_hash[h] = _run_record(results.run(h), h, stored_runs, stored_hist, hist)
+        meta = labels.get((entry["experiment"], entry["variant"]), {})
+        rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
+                     "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
+                     "paper": meta.get("paper"), "hash": h, **by_hash[h]})
+    runs = pd.DataFrame(rows)
+    history = pd.DataFrame(hist, columns=["hash", *HISTORY_FIELDS])
+    return manifest, runs, history
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
+                          f"run folders") from None
+    if "hash" not in table.columns:
+        raise ConfigError(f"{path} has no 'hash' column; delete it to rebuild it from the run folders")
+    return table
+
+
+def _run_record(run: RunDir, h: str, stored_runs, stored_hist, hist: list) -> dict:
+    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
+    cfg = run.read_config()
+    if isinstance(cfg, dict):
+        rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
+        rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
+        summary = run.read_summary()
+        if isinstance(summary, dict):  # an unreadable summary means the run has not finished
+            rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+        else:
+            rec["status"] = "incomplete" if run.is_started() else "not run"
+        for r in run.read_history():
+            hist.append({"hash": h, **{k: _jsonish(k, r.get(k)) for k in HISTORY_FIELDS}})
+        return rec
+    if stored_runs is not None and (stored_runs["hash"] == h).any():
+        old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
+        rec.update({k: _nan_to_none(old.get(k)) for k in rec})
+        if stored_hist is not None:
+            for r in stored_hist[stored_hist["hash"] == h].to_dict("records"):
+                hist.append({"hash": h, **{k: _nan_to_none(r.get(k)) for k in HISTORY_FIELDS}})
+        return rec
+    rec["status"] = "not run"
+    return rec
+
+
+def _jsonish(key, v):
+    return json.dumps(v, sort_keys=True) if key in JSON_FIELDS and v is not None else v
+
+
+def _nan_to_none(v):
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def read_table(path, columns=(), dtype=None):
+    """A CSV table the report keeps (``lesion.csv``), or None where it is absent, unreadable or lacks
+    ``columns``: such a table is rebuilt from what it was computed from."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=dtype)
+    except (ValueError, pd.errors.ParserError):
+        return None
+    return table if set(columns) <= set(table.columns) else None

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as datasets
+from .board import board_for
 from .config import describe_keys, differing_keys, model_options, parse_overrides, validate_config
 from .errors import ConfigError
 from .locks import Claim
@@ -76,7 +77,7 @@ def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
     amp = cfg["bf16"] and use_bf16(device)
     bar = tqdm(total=plan.total, initial=s.it, desc=run.name, unit="it", dynamic_ncols=True,
                disable=cfg["quiet"] or not sys.stderr.isatty())
-    with bar:
+    with bar, board_for(cfg, run.path, s.it) as board:
         while s.it < plan.total and s.status is None:
             x, y = next_batch(d, s, cfg, device)
             lr = _lr(cfg, plan, s)
@@ -93,6 +94,7 @@ def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
                 rec = _record(cfg, plan, s, model, d, eval_idx, lr, norms, amp, final=s.it == plan.total)
                 claim.ensure()
                 run.append_history(rec)
+                board.record(rec)
                 s.history_len += 1
                 bar.set_postfix_str(f"loss {rec['train_loss'] or float('nan'):.3f} err {rec['train_error']:.1f}% "
                                     f"{rec['images_per_s']:.0f} img/s")

@@ -131,7 +131,8 @@ def test_command_line_end_to_end_with_report(tiny, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["runs"]) == 6 and manifest["preset"] == "quick"
     table = (out / "tables/tiny.md").read_text()
-    assert "17.00 [17.00 ± 1.00]" in table  # identity: final errors 16, 17, 18
+    # identity: final errors 16, 17, 18; 17 +- t(0.975, 2) * 1 / sqrt(3) = 17 +- 4.303 / 1.732
+    assert "17.00 (median)" in table and "17.00 ± 1.00 [14.52, 19.48]" in table
     readme = (out / "README.md").read_text()
     assert "HOLDS: identity beats plain" in readme
     assert (out / "runs.csv").read_text().count("\n") == 7
