@@ -85,11 +85,13 @@ def describe(claim: dict) -> str:
 class Claim:
     """This process's claim on one run folder; a context manager that heartbeats and releases."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, ticket: str | None = None, device: str | None = None):
         self.path = Path(run_dir) / CLAIM
         self.token = uuid.uuid4().hex
+        # ticket: the driver's name for this task, the same on every retry (see wait_for_earlier_attempt);
+        # device: where it trains, for the driver's progress display
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S"), "ticket": ticket, "device": device}
         self._stop = threading.Event()
         self._thread = None
         self.lost = False
@@ -155,6 +157,24 @@ class Claim:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def wait_for_earlier_attempt(run_dir, ticket: str, poll_s: float | None = None) -> None:
+    """Wait while ``run_dir`` is claimed by an earlier attempt of the same task (the same ``ticket``).
+
+    A cluster retries a task whose worker or node died; the dead attempt's claim stays behind. On
+    the same host a dead pid frees it at once; from another host only its heartbeat's age can,
+    after :data:`STALE_S`. An attempt that is not dead but slow (a partitioned node) keeps its
+    heartbeat fresh and so holds the run until it ends: the retry waits for it rather than train
+    the run a second time. A claim of another task (another driver) is not waited for: the
+    trainer reports it as busy.
+    """
+    poll_s = poll_s or HEARTBEAT_S / 2
+    while True:
+        held = read_claim(run_dir)
+        if held is None or held.get("ticket") != ticket or is_stale(held):
+            return
+        time.sleep(poll_s)
 
 
 @contextlib.contextmanager

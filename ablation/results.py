@@ -5,6 +5,8 @@
     <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
                                  claim.json while a process trains it (ablation.locks)
     <out>/.lock                  the lock of the shared files above and below (ablation.locks)
+    <out>/.storage-check.<token>[.<node>]   while a cluster study runs: the driver's token, and each
+                                 node's reply, which show that every node sees this folder
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
 
@@ -29,6 +31,7 @@ README, NOTES = "README.md", "notes.md"
 
 CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
 CLAIM, FOLDER_LOCK = "claim.json", ".lock"
+STORAGE_CHECK = ".storage-check"
 
 
 # --- atomic writes ---------------------------------------------------------------------------
@@ -188,6 +191,10 @@ class ResultsDir:
     def log_invocation(self, entry: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         append_jsonl(self.invocations, entry)
+
+    def storage_check(self, token: str, node: str | None = None) -> Path:
+        """The driver's token file (``node`` None) or a node's reply to it (ablation.ray_backend)."""
+        return self.path / ".".join([STORAGE_CHECK, token, *([node] if node else [])])
 
     def table(self, experiment: str) -> Path:
         return self.tables / f"{experiment}.md"
