@@ -168,8 +168,8 @@ class RayBackend(Backend):
             raise ConfigError(f"--gpus-per-run {self.gpus_per_run:g} would hold GPUs that --device cpu runs leave idle")
         if not any(n["Resources"].get("CPU", 0) >= self.cpus_per_run
                    and n["Resources"].get("GPU", 0) >= self.gpus_per_run for n in self.nodes):
-            raise ConfigError(f"no node of {where} has {self.cpus_per_run} CPUs and {self.gpus_per_run:g} GPUs for "
-                              f"one run; lower --cpus-per-run or --gpus-per-run")
+            raise ConfigError(f"no node of {where} has the {self.cpus_per_run} CPU and {self.gpus_per_run:g} GPU "
+                              f"that one run asks for; lower --cpus-per-run or --gpus-per-run")
 
     def threads(self) -> int | None:
         return self.cpus_per_run

@@ -183,9 +183,10 @@ def check_backend_flags(args) -> None:
     if args.jobs not in (None, "auto"):
         raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
                           "set how many runs share a node")
-    from .ray_backend import check_request
+    from .ray_backend import check_request, import_ray
 
     check_request(args.gpus_per_run, 1 if args.cpus_per_run is None else args.cpus_per_run)
+    import_ray()  # before any data is loaded: without Ray, the install command is the one line
 
 
 def to_train(runs: list[ex.Run], results: ResultsDir) -> list[dict]:
