@@ -7,6 +7,7 @@ import math
 import time
 
 from .data import DATASETS
+from .errors import ConfigError
 from .models import build_model, count_flops, count_params
 from .results import ResultsDir
 
@@ -80,8 +81,8 @@ def measure_rate(cfg: dict, seconds: float = 1.0, max_steps: int = 50) -> dict:
 
     Random images of the run's dataset shape go through the trainer's own step (its device,
     threads, precision): one warm-up step (allocations, kernel choice), then steps until
-    ``seconds`` have passed (at least two). The rate counts a step as 3x the forward FLOPs, as
-    :func:`run_flops` does, and leaves evaluation out.
+    ``seconds`` have passed, at least one (a paper-scale net on a CPU takes seconds a step). The
+    rate counts a step as 3x the forward FLOPs, as :func:`run_flops` does, and leaves evaluation out.
     Returns ``{"flops_per_s", "images_per_s", "steps", "device", "arch", "threads"}``.
     """
     import torch
@@ -130,12 +131,32 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
 
     steps(1)
     n, t0 = 0, time.perf_counter()
-    while n < 2 or (time.perf_counter() - t0 < seconds and n < max_steps):
+    while n < 1 or (time.perf_counter() - t0 < seconds and n < max_steps):
         steps(1)
         n += 1
     ips = n * batch / (time.perf_counter() - t0)
     return {"flops_per_s": 3.0 * count_flops(model, d.shape) * ips, "images_per_s": ips, "steps": n,
             "device": trainer.device_label(device), "arch": cfg["arch"], "threads": torch.get_num_threads()}
+
+
+def run_rate(results: ResultsDir, backend, cfg: dict) -> tuple[float, dict]:
+    """FLOP/s of one run, and where the figure comes from.
+
+    The finished runs in ``results`` (``{"source": "finished", "runs", "folder"}``), else a few
+    steps of ``cfg`` timed by :func:`measure_rate` where ``backend`` trains a run
+    (``{"source": "timed", **measurement}``), else :data:`CPU_FLOPS_GUESS` (``{"source": "guess",
+    "error"}``).
+    """
+    rate = measured_rate(results)
+    if rate:
+        return rate, {"source": "finished", "runs": len(results.finished_runs()), "folder": str(results.path)}
+    try:
+        m = backend.call(measure_rate, {**cfg, "threads": backend.threads() or cfg.get("threads")})
+    except ConfigError:
+        raise
+    except Exception as e:  # an estimate must not stop a dry run
+        return CPU_FLOPS_GUESS, {"source": "guess", "error": f"{type(e).__name__}: {e}"}
+    return m["flops_per_s"], {"source": "timed", **m}
 
 
 def plan(run_flops_todo: list[float], rate: float, jobs: int, gpus_per_run: float) -> dict:

@@ -227,6 +227,15 @@ def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=()
     return LocalPool(jobs, plugins, train_fn, devices[:jobs], per)
 
 
+def to_train(runs, results: ResultsDir) -> list[dict]:
+    """The configs of the distinct runs of ``runs`` not finished in ``results``."""
+    todo = {}
+    for r in runs:
+        if r.hash not in todo and not results.run(r.hash).is_finished():
+            todo[r.hash] = r.config
+    return list(todo.values())
+
+
 def _length(cfg: dict) -> float:
     """Images times depth: how long a run takes, for ordering only."""
     try:

@@ -11,9 +11,10 @@ resumes from the run folder by itself; it first waits out its own earlier attemp
 (:func:`ablation.locks.wait_for_earlier_attempt`). An exception inside a run is not retried: it
 becomes the run's error, as with the local backend.
 
-The workers run the driver's own copy of this package (sent through Ray's ``py_modules`` with the
-job), so a cluster never mixes two versions of the trainer; torch and the other dependencies must be
-installed on every node. Ray is imported here only, and this module only when ``--backend ray`` asks for it.
+On a cluster (``--address``) the workers run the driver's own copy of this package (sent through
+Ray's ``py_modules`` with the job), so a cluster never mixes two versions of the trainer; torch and
+the other dependencies must be installed on every node. A local instance's workers import the
+package as the driver does, and so start from Ray's ready pool of workers. Ray is imported here only, and this module only when ``--backend ray`` asks for it.
 """
 
 from __future__ import annotations
@@ -135,18 +136,23 @@ class RayBackend(Backend):
         if gpus_per_run is None:
             gpus_per_run = 1.0 if self.gpus > 0 and devices != {"cpu"} else 0.0
         self.gpus_per_run = float(gpus_per_run)
-        self._check_fits(devices)
+        try:
+            self._check_fits(devices)
+        except ConfigError:
+            self.close()  # a local instance started for nothing
+            raise
         self.jobs = max(1, sum(cost.slots(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0),
                                           self.cpus_per_run, self.gpus_per_run) for n in self.nodes))
 
     def _connect(self, num_cpus):
         ray = self.ray
         if not ray.is_initialized():
-            import ablation
+            kwargs = {"address": self.address, "logging_level": logging.WARNING}
+            if self.address is not None:
+                import ablation
 
-            kwargs = {"address": self.address, "logging_level": logging.WARNING,
-                      "runtime_env": {"py_modules": [str(Path(ablation.__file__).parent)]}}
-            if self.address is None:  # a local instance, this process's own
+                kwargs["runtime_env"] = {"py_modules": [str(Path(ablation.__file__).parent)]}
+            else:  # a local instance, this process's own: its workers share this process's files and paths
                 kwargs.update(include_dashboard=False, num_cpus=num_cpus)
                 # it starts with token authentication on, and says so at length; that is the safe default
                 logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)

@@ -29,7 +29,7 @@ from pathlib import Path
 from . import config as schema
 from . import experiments as ex
 from .errors import ConfigError, did_you_mean, unknown_choice
-from .grid import local_backend, run_grid
+from .grid import local_backend, run_grid, to_train
 from .locks import folder_lock
 from .results import ResultsDir
 
@@ -189,15 +189,6 @@ def check_backend_flags(args) -> None:
     import_ray()  # before any data is loaded: without Ray, the install command is the one line
 
 
-def to_train(runs: list[ex.Run], results: ResultsDir) -> list[dict]:
-    """The configs of the distinct runs not finished in ``results``."""
-    todo = {}
-    for r in runs:
-        if r.hash not in todo and not results.run(r.hash).is_finished():
-            todo[r.hash] = r.config
-    return list(todo.values())
-
-
 def open_backend(args, jobs, configs: list[dict], train_fn=None):
     """The backend the flags ask for, sized for ``configs`` (a context manager)."""
     if args.backend == "ray":
@@ -268,30 +259,23 @@ def print_grid(runs: list[ex.Run], results: ResultsDir, backend) -> None:
     if not unique:
         return
     # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate
-    rate, basis = run_rate(results, backend, max(unique.values(), key=lambda fc: fc[0])[1])
+    rate, source = cost.run_rate(results, backend, max(unique.values(), key=lambda fc: fc[0])[1])
     plan = cost.plan([f for f, _ in unique.values()], rate, backend.jobs, backend.gpus_per_run)
     gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
-    print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {basis}")
+    print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {_rate_source(source)}")
     print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
           f"{backend.describe()}")
 
 
-def run_rate(results: ResultsDir, backend, cfg: dict) -> tuple[float, str]:
-    """FLOP/s of one run and where the figure comes from: finished runs, else a few timed steps."""
-    from . import cost
-
-    rate = cost.measured_rate(results)
-    if rate:
-        return rate, f"measured on the {len(results.finished_runs())} finished runs in {results.path}"
-    try:
-        m = backend.call(cost.measure_rate, {**cfg, "threads": backend.threads() or cfg.get("threads")})
-    except ConfigError:
-        raise
-    except Exception as e:  # an estimate must not stop a dry run
-        return cost.CPU_FLOPS_GUESS, f"a guess: timing a step failed ({type(e).__name__}: {e})"
-    return m["flops_per_s"], (f"timed just now: {m['steps']} training steps of {m['arch']} on {m['device']}, "
-                              f"{m['threads']} thread{'s' if m['threads'] != 1 else ''}, where a run trains "
-                              f"(no finished run to learn from)")
+def _rate_source(src: dict) -> str:
+    if src["source"] == "finished":
+        return f"measured on the {src['runs']} finished runs in {src['folder']}"
+    if src["source"] == "timed":
+        m = src
+        return (f"timed just now: {m['steps']} training step{'s' if m['steps'] != 1 else ''} of {m['arch']} on "
+                f"{m['device']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}, where a run trains "
+                f"(no finished run to learn from)")
+    return f"a guess: timing a step failed ({src['error']})"
 
 
 def _span(seconds: float) -> str:

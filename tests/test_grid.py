@@ -126,7 +126,7 @@ def test_measure_rate_times_the_runs_own_net_and_leaves_the_process_as_it_was():
     before = torch.get_num_threads()
     cfg = validate_config({"dataset": "synthetic", "arch": "resnet8", "width": 4, "batch_size": 32, "threads": 1})
     m = cost.measure_rate(cfg, seconds=0.2)
-    assert m["threads"] == 1 and m["device"] == "cpu" and m["steps"] >= 2 and m["arch"] == "resnet8"
+    assert m["threads"] == 1 and m["device"] == "cpu" and m["steps"] >= 1 and m["arch"] == "resnet8"
     flops = cost.estimate([cfg])[0]["flops"]
     assert m["flops_per_s"] == pytest.approx(3 * flops * m["images_per_s"])
     assert torch.get_num_threads() == before
