@@ -2,16 +2,19 @@
 
 A backend executes :class:`Task` objects and reports each summary as it arrives. Two ship
 here: :class:`InProcess` (one run after another) and :class:`LocalPool` (a pool of worker
-processes on this machine). Another backend (a cluster) is one more subclass of :class:`Backend`.
+processes on this machine, spread over its GPUs where it has several). A cluster is one more
+subclass of :class:`Backend` (:class:`ablation.ray_backend.RayBackend`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +22,7 @@ from .cost import images_seen
 from .errors import ConfigError
 from .locks import ClaimLost, RunBusy
 from .models import arch_spec
+from .progress import Watcher
 from .results import ResultsDir
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
@@ -35,6 +39,7 @@ class Task:
     hash: str
     config: dict
     run_dir: str
+    ticket: str | None = None  # this study's name for the task, kept by a cluster's retries (locks.Claim)
 
 
 def train_task(task: Task, train_fn=None) -> dict:
@@ -43,7 +48,7 @@ def train_task(task: Task, train_fn=None) -> dict:
 
     try:
         if train_fn is None:
-            return train(task.config, task.run_dir, finished_ok=False)
+            return train(task.config, task.run_dir, finished_ok=False, ticket=task.ticket)
         return train_fn(task.config, task.run_dir)
     except AlreadyFinished:  # another invocation finished it since this one made its list
         return {"status": "done", "reason": None}
@@ -57,9 +62,15 @@ def train_task(task: Task, train_fn=None) -> dict:
 
 class Backend:
     """Executes tasks. ``execute`` calls ``on_done(task, summary, seconds)`` as each run ends and lets
-    KeyboardInterrupt through once it has stopped its workers (each keeps its last checkpoint)."""
+    KeyboardInterrupt through once it has stopped its workers (each keeps its last checkpoint).
+
+    ``jobs`` is how many runs train at once and ``gpus_per_run`` the share of a GPU each holds
+    (0 on CPU): the dry run's wall time and GPU-hours come from them. A backend is a context
+    manager; leaving it releases what it started.
+    """
 
     jobs = 1
+    gpus_per_run = 0.0
 
     def execute(self, tasks: list[Task], on_done: Callable) -> None:
         raise NotImplementedError
@@ -67,6 +78,25 @@ class Backend:
     def threads(self) -> int | None:
         """Torch threads per run: one per run when several share the cores, else torch's choice."""
         return PER_JOB_THREADS if self.jobs > 1 else None
+
+    def describe(self) -> str:
+        return f"{self.jobs} run{'s' if self.jobs != 1 else ''} at once on this machine"
+
+    def call(self, fn: Callable, *args):
+        """``fn(*args)`` where a run would train (here, in this process), e.g. to time a few steps."""
+        return fn(*args)
+
+    def check_storage(self, out) -> None:
+        """ConfigError unless every worker sees ``out`` as this process does (always so on one machine)."""
+
+    def close(self) -> None:
+        """Release what the backend started."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class InProcess(Backend):
@@ -81,9 +111,15 @@ class InProcess(Backend):
             on_done(t, train_task(t, self.train_fn), time.time() - t0)
 
 
-def _init_worker(plugins) -> None:
+def _init_worker(plugins, devices, counter) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides, and stops workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if devices:
+        # one GPU per worker, before anything initialises CUDA: the trainer's "cuda" is then that GPU
+        with counter.get_lock():
+            slot = counter.value
+            counter.value += 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
     from . import shortcuts
 
     for spec in plugins:
@@ -91,10 +127,22 @@ def _init_worker(plugins) -> None:
 
 
 class LocalPool(Backend):
-    """``jobs`` worker processes on this machine (spawned, so each has its own torch state)."""
+    """``jobs`` worker processes on this machine (spawned, so each has its own torch state).
 
-    def __init__(self, jobs: int, plugins=(), train_fn=None):
+    With ``devices`` (GPU ids, one per worker: :func:`gpu_slots`) the i-th worker started sees
+    only ``devices[i]``, so that runs spread over the GPUs.
+    """
+
+    def __init__(self, jobs: int, plugins=(), train_fn=None, devices: list[str] | None = None, per_gpu: int = 1):
         self.jobs, self.plugins, self.train_fn = jobs, list(plugins), train_fn
+        self.devices = list(devices or [])
+        self.gpus_per_run = 1.0 / per_gpu if self.devices else 0.0
+
+    def describe(self) -> str:
+        if not self.devices:
+            return super().describe()
+        n = len(set(self.devices))
+        return f"{self.jobs} runs at once on this machine's {n} GPU{'s' if n != 1 else ''}"
 
     def execute(self, tasks, on_done):
         import multiprocessing as mp
@@ -104,8 +152,9 @@ class LocalPool(Backend):
         # tracker process then warns about them on exit, which is noise, not a leak that outlives us
         filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
         os.environ["PYTHONWARNINGS"] = ",".join([*filters, "ignore::UserWarning:multiprocessing.resource_tracker"])
-        pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(self.plugins,))
+        ctx = mp.get_context("spawn")
+        pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(self.plugins, self.devices, ctx.Value("i", 0)))
         started, pending = {}, {}
         try:
             for t in tasks:
@@ -129,20 +178,62 @@ class LocalPool(Backend):
         pool.shutdown()
 
 
-def auto_jobs(configs: list[dict]) -> int:
-    """One single-threaded run per core on CPU; one run at a time on a GPU."""
+def visible_gpus(count: int, env: str | None) -> list[str]:
+    """The ids of this process's ``count`` GPUs as a child process names them in CUDA_VISIBLE_DEVICES.
+
+    ``env`` is this process's own CUDA_VISIBLE_DEVICES (None where unset): its entries, in order,
+    are what torch counts; unset, the GPUs are 0..count-1.
+    """
+    if env is None:
+        return [str(i) for i in range(count)]
+    return [d.strip() for d in env.split(",") if d.strip()][:count]
+
+
+def gpu_slots(devices: list[str], per_gpu: int) -> list[str]:
+    """The GPU of each of ``per_gpu * len(devices)`` workers, round robin: the first workers spread."""
+    return [devices[i % len(devices)] for i in range(per_gpu * len(devices))]
+
+
+def _runs_on_gpu(configs: list[dict]) -> bool:
     import torch
 
     devices = {c.get("device", "auto") for c in configs}
-    if "cuda" in devices or ("auto" in devices and torch.cuda.is_available()):
+    return "cuda" in devices or ("auto" in devices and torch.cuda.is_available())
+
+
+def auto_jobs(configs: list[dict]) -> int:
+    """One single-threaded run per core on CPU; one run at a time per GPU."""
+    if _runs_on_gpu(configs):
         return 1
     return max(1, min(os.cpu_count() or 1, len(configs)))
 
 
 def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=(), train_fn=None) -> Backend:
-    """In-process for one job at a time, else a local pool; ``jobs=None`` picks :func:`auto_jobs`."""
-    jobs = max(1, min(jobs or auto_jobs(configs), n_todo or 1))
-    return InProcess(train_fn) if jobs == 1 else LocalPool(jobs, plugins, train_fn)
+    """In-process for one run at a time, else a local pool; ``jobs=None`` picks :func:`auto_jobs`.
+
+    On GPUs ``jobs`` counts runs at once per GPU and the pool spreads over every visible GPU.
+    """
+    per = jobs or auto_jobs(configs)
+    devices = []
+    if _runs_on_gpu(configs):
+        import torch
+
+        devices = gpu_slots(visible_gpus(torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")), per)
+    jobs = max(1, min(len(devices) or per, n_todo or 1))
+    if jobs == 1:
+        backend = InProcess(train_fn)
+        backend.gpus_per_run = 1.0 / per if devices else 0.0
+        return backend
+    return LocalPool(jobs, plugins, train_fn, devices[:jobs], per)
+
+
+def to_train(runs, results: ResultsDir) -> list[dict]:
+    """The configs of the distinct runs of ``runs`` not finished in ``results``."""
+    todo = {}
+    for r in runs:
+        if r.hash not in todo and not results.run(r.hash).is_finished():
+            todo[r.hash] = r.config
+    return list(todo.values())
 
 
 def _length(cfg: dict) -> float:
@@ -182,14 +273,16 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
     if backend is None:
         backend = local_backend(jobs, len(todo), [r.config for r in todo], plugins, train_fn)
     result = {"trained": 0, "skipped": skipped, "errors": 0, "busy": 0, "interrupted": False, "done": 0,
-              "todo": len(todo), "jobs": backend.jobs}
+              "todo": len(todo), "jobs": backend.jobs, "backend": backend.describe()}
     if not todo:
         return result
     bar = tqdm(total=len(todo), unit="run", desc="study", disable=quiet, dynamic_ncols=True)
     by_hash = {r.hash: r for r in todo}
+    ended = set()  # hashes of the runs that came back, for the in-flight display
 
     def finished(task: Task, summary: dict | None, seconds: float):
         r = by_hash[task.hash]
+        ended.add(task.hash)
         result["done"] += 1
         status = (summary or {}).get("status", "error")
         if status == "error":
@@ -212,9 +305,11 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
 
     threads = backend.threads()
     tasks = [Task(r.key, r.hash, {**r.config, "quiet": True, "threads": threads or r.config.get("threads")},
-                  str(results.run(r.hash).path)) for r in todo]
+                  str(results.run(r.hash).path), uuid.uuid4().hex[:16]) for r in todo]
+    watch = contextlib.nullcontext() if quiet else Watcher(tasks, ended)
     try:
-        backend.execute(tasks, finished)
+        with watch:
+            backend.execute(tasks, finished)
     except KeyboardInterrupt:
         result["interrupted"] = True
     finally:

@@ -5,12 +5,14 @@ local disks and on NFS), naming its owner (host, pid, a random token). While the
 thread refreshes the claim's modification time every :data:`HEARTBEAT_S` seconds. Another process
 that finds the claim takes it over only when it is stale: its owner is a dead process on the
 same host, or its heartbeat is older than :data:`STALE_S` seconds (several heartbeats, so a
-modest clock skew between machines on shared storage does not count as death). Taking over is a
-rename of the stale file to a unique name, which only one of several contenders can win.
+modest clock skew between machines on shared storage does not count as death).
 
 The owner checks, before each write, that the claim is still its own: a trainer whose claim was
 taken over (it was paused for longer than STALE_S) stops without writing, so two processes never
 train the same run at the same time.
+
+Taking over is judged and done under a short ``fcntl.lockf`` lock of a sidecar file, so a
+contender that judged an old claim never removes a newer one.
 
 The *folder lock* serialises the read-modify-write of a results folder's shared files (the
 manifest, the invocation log, the report) with ``fcntl.lockf``, which NFS supports through its
@@ -31,7 +33,7 @@ import uuid
 from pathlib import Path
 
 from .errors import ConfigError
-from .results import CLAIM, FOLDER_LOCK
+from .results import CLAIM, FOLDER_LOCK, TAKEOVER_LOCK
 
 HEARTBEAT_S = 10.0
 STALE_S = 90.0
@@ -85,11 +87,13 @@ def describe(claim: dict) -> str:
 class Claim:
     """This process's claim on one run folder; a context manager that heartbeats and releases."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, ticket: str | None = None, device: str | None = None):
         self.path = Path(run_dir) / CLAIM
         self.token = uuid.uuid4().hex
+        # ticket: the driver's name for this task, the same on every retry (see wait_for_earlier_attempt);
+        # device: where it trains, for the driver's progress display
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S"), "ticket": ticket, "device": device}
         self._stop = threading.Event()
         self._thread = None
         self.lost = False
@@ -101,17 +105,15 @@ class Claim:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                held = read_claim(self.path.parent)
-                if held is None:
-                    continue  # released between our two looks
-                if not is_stale(held):
-                    raise RunBusy(f"{self.path.parent} is being trained by another process ({describe(held)})")
-                tomb = self.path.with_name(f".{CLAIM}.stale{uuid.uuid4().hex[:8]}")
-                try:
-                    os.rename(self.path, tomb)  # only one contender's rename finds the file
-                except FileNotFoundError:
-                    continue
-                tomb.unlink(missing_ok=True)
+                # judging a claim stale and removing it is one step under the takeover lock: else a
+                # contender that judged the *old* claim could remove the fresh one of a faster contender
+                with _file_lock(self.path.with_name(TAKEOVER_LOCK)):
+                    held = read_claim(self.path.parent)
+                    if held is None:
+                        continue  # released between our two looks
+                    if not is_stale(held):
+                        raise RunBusy(f"{self.path.parent} is being trained by another process ({describe(held)})")
+                    self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(self.owner))
@@ -157,12 +159,35 @@ class Claim:
         self.release()
 
 
-@contextlib.contextmanager
+def wait_for_earlier_attempt(run_dir, ticket: str, poll_s: float | None = None) -> None:
+    """Wait while ``run_dir`` is claimed by an earlier attempt of the same task (the same ``ticket``).
+
+    A cluster retries a task whose worker or node died; the dead attempt's claim stays behind. On
+    the same host a dead pid frees it at once; from another host only its heartbeat's age can,
+    after :data:`STALE_S`. An attempt that is not dead but slow (a partitioned node) keeps its
+    heartbeat fresh and so holds the run until it ends: the retry waits for it rather than train
+    the run a second time. A claim of another task (another driver) is not waited for: the
+    trainer reports it as busy.
+    """
+    poll_s = poll_s or HEARTBEAT_S / 2
+    while True:
+        held = read_claim(run_dir)
+        if held is None or held.get("ticket") != ticket or is_stale(held):
+            return
+        time.sleep(poll_s)
+
+
 def folder_lock(folder, timeout_s: float = 600.0):
     """Hold the exclusive lock of ``folder``'s shared files (manifest, invocation log, report)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / FOLDER_LOCK, "a+") as f:
+    return _file_lock(folder / FOLDER_LOCK, timeout_s, f"{folder} stayed locked by another invocation")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout_s: float = 600.0, what: str | None = None):
+    """An exclusive ``fcntl.lockf`` lock of ``path`` (created if absent, never removed)."""
+    with open(path, "a+") as f:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -172,7 +197,7 @@ def folder_lock(folder, timeout_s: float = 600.0):
                 if e.errno not in (errno.EACCES, errno.EAGAIN):
                     raise
                 if time.monotonic() > deadline:
-                    raise ConfigError(f"{folder} stayed locked by another invocation for {timeout_s:.0f}s") from None
+                    raise ConfigError(f"{what or path} for {timeout_s:.0f}s") from None
                 time.sleep(0.2)
         try:
             yield

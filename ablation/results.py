@@ -3,9 +3,11 @@
     <out>/manifest.json          which run (hash) holds which experiment row and seed
     <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
     <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
-                                 claim.json while a process trains it (ablation.locks), and
+                                 claim.json while a process trains it and .claim.lock (ablation.locks),
                                  TensorBoard's events.out.tfevents.* with tensorboard=true
     <out>/.lock                  the lock of the shared files above and below (ablation.locks)
+    <out>/.storage-check.<token>[.<node>]   while a cluster study runs: the driver's token, and each
+                                 node's reply, which show that every node sees this folder
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
     <out>/lesion.csv             the lesion study of the trained weights (ablation.analysis), kept
                                  so that results without their run folders still show it
@@ -33,7 +35,8 @@ TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 
 CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
-CLAIM, FOLDER_LOCK = "claim.json", ".lock"
+CLAIM, FOLDER_LOCK, TAKEOVER_LOCK = "claim.json", ".lock", ".claim.lock"
+STORAGE_CHECK = ".storage-check"
 
 
 # --- atomic writes ---------------------------------------------------------------------------
@@ -194,6 +197,10 @@ class ResultsDir:
     def log_invocation(self, entry: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         append_jsonl(self.invocations, entry)
+
+    def storage_check(self, token: str, node: str | None = None) -> Path:
+        """The driver's token file (``node`` None) or a node's reply to it (ablation.ray_backend)."""
+        return self.path / ".".join([STORAGE_CHECK, token, *([node] if node else [])])
 
     def table(self, experiment: str) -> Path:
         return self.tables / f"{experiment}.md"

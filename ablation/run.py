@@ -4,6 +4,7 @@
     python -m ablation.run --experiment activations --preset paper --seeds 5
     python -m ablation.run --variants original,shortcut-gate-b-6 --dry-run
     python -m ablation.run --plugin my_gates.py --variants my-gate
+    python -m ablation.run --preset paper --variants all --backend ray --address auto --out /shared/paper
 
 Each run lives in ``<out>/runs/<hash>/`` where the hash is that of its full config, so a
 finished run (``summary.json`` present) is never trained twice and an interrupted one resumes
@@ -17,6 +18,7 @@ import time
 _STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -27,7 +29,7 @@ from pathlib import Path
 from . import config as schema
 from . import experiments as ex
 from .errors import ConfigError, did_you_mean, unknown_choice
-from .grid import run_grid
+from .grid import local_backend, run_grid, to_train
 from .locks import folder_lock
 from .results import ResultsDir
 
@@ -50,8 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="seeds per row (default: the preset's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (default: auto)")
     p.add_argument("--out", help="results folder (default: results/<preset>)")
-    p.add_argument("--jobs", default="auto", help="runs trained at once, each in its own process on one thread "
-                   "(default: auto = one per CPU core on CPU, 1 on GPU)")
+    p.add_argument("--jobs", default="auto", help="runs trained at once, each in its own process on one thread; on "
+                   "GPUs, runs at once per GPU, spread over every GPU (default: auto = one per CPU core on CPU, "
+                   "1 per GPU)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: processes on this machine (default); ray: every run a Ray task, on a cluster "
+                   "or a local Ray instance (needs pip install -e '.[ray]')")
+    p.add_argument("--address", help="with --backend ray: the cluster to join, 'auto' or HOST:PORT "
+                   "(default: start a local Ray instance)")
+    p.add_argument("--gpus-per-run", type=float, metavar="G", help="with --backend ray: GPUs each run holds; "
+                   "0.25 packs four runs per GPU (default: 1 where the cluster has GPUs, else 0)")
+    p.add_argument("--cpus-per-run", type=int, metavar="N", help="with --backend ray: CPU cores (and torch "
+                   "threads) each run holds (default: 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="set a config key for every run, after the preset (repeatable; keys: "
                    "python -m ablation.train --help)")
@@ -74,6 +86,9 @@ def main(argv=None, train_fn=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before or after the runs (data, cluster start): nothing of theirs is lost
+        print(f"interrupted. Run the same command again to resume:\n  {argv_line()}", file=sys.stderr)
+        return 130
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
@@ -86,6 +101,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if args.depth is not None:
         ex.check_depth(args.depth)
     jobs = _parse_jobs(args.jobs)
+    check_backend_flags(args)
     settings = parse_settings(args.settings)
     experiments = ex.load_experiments(args.experiments_dir)
     presets = ex.load_presets(args.experiments_dir)
@@ -104,14 +120,25 @@ def run_cli(args, train_fn=None, started=None) -> int:
     out = Path(args.out or Path("results") / preset.name)
     results = ResultsDir(out)
     if args.dry_run:
-        print_grid(runs, results, {(v.experiment, v.name): v for v in rows})
+        todo = to_train(runs, results)
+        with open_backend(args, jobs, todo, train_fn) as backend:
+            print_grid(runs, results, backend, {(v.experiment, v.name): v for v in rows})
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
-    with folder_lock(out):  # another invocation may be merging its rows into the same manifest
-        results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs))
-    result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
-                      plugins=args.plugin)
+    # the local backend is sized by run_grid, once it knows what is left; a cluster is joined first,
+    # and checked to share the results folder before anything is written there
+    cluster = open_backend(args, jobs, to_train(runs, results), train_fn) if args.backend == "ray" else None
+    with cluster or contextlib.nullcontext() as backend:
+        if backend is not None:
+            backend.check_storage(out)
+            if not args.quiet:
+                print(f"backend: {backend.describe()}", file=sys.stderr)
+        with folder_lock(out):  # another invocation may be merging its rows into the same manifest
+            results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows,
+                                               runs))
+        result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
+                          plugins=args.plugin, backend=backend)
     if result["interrupted"]:
         with folder_lock(out):
             log_invocation(results, argv_line(), time.time() - started, result, jobs)
@@ -143,6 +170,32 @@ def parse_settings(words: list[str]) -> dict:
             raise ConfigError(f"--set {key}: unknown config key{did_you_mean(key, schema.SCHEMA)}")
         schema.check_value(f"--set {key}", value, schema.SCHEMA[key])
     return settings
+
+
+def check_backend_flags(args) -> None:
+    """The backend's flags, each wrong combination one line."""
+    if args.backend != "ray":
+        given = [flag for flag, value in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
+                                          ("--cpus-per-run", args.cpus_per_run)) if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} applies to --backend ray only")
+        return
+    if args.jobs not in (None, "auto"):
+        raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
+                          "set how many runs share a node")
+    from .ray_backend import check_request, import_ray
+
+    check_request(args.gpus_per_run, 1 if args.cpus_per_run is None else args.cpus_per_run)
+    import_ray()  # before any data is loaded: without Ray, the install command is the one line
+
+
+def open_backend(args, jobs, configs: list[dict], train_fn=None):
+    """The backend the flags ask for, sized for ``configs`` (a context manager)."""
+    if args.backend == "ray":
+        from .ray_backend import RayBackend
+
+        return RayBackend(args.address, args.gpus_per_run, args.cpus_per_run or 1, configs, args.plugin, train_fn)
+    return local_backend(jobs, len(configs), configs, args.plugin, train_fn)
 
 
 def argv_line() -> str:
@@ -184,8 +237,9 @@ def print_list(experiments: dict, presets: dict) -> None:
         print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
 
 
-def print_grid(runs: list[ex.Run], results: ResultsDir, rows: dict | None = None) -> None:
-    """One line per run: its row, seed, hash, net, cost, the paper's number with its source, and status."""
+def print_grid(runs: list[ex.Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
+    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
+    then what the runs left to train cost on ``backend``."""
     from . import cost
 
     est = cost.estimate([r.config for r in runs])
@@ -203,14 +257,40 @@ def print_grid(runs: list[ex.Run], results: ResultsDir, rows: dict | None = None
         print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>11,} "
               f"{e['train_flops'] / 1e9:>9.1f}  {paper:{width}}  {status}")
         if not done:
-            unique.setdefault(r.hash, e["train_flops"])
-    total = sum(unique.values())
-    rate = cost.measured_rate(results)
-    basis = "measured on finished runs here" if rate else "a guess: no finished run to measure"
-    rate = rate or cost.CPU_FLOPS_GUESS
+            unique.setdefault(r.hash, (e["train_flops"], r.config))
+    total = sum(f for f, _ in unique.values())
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
-          f"{total / 1e12:.2f} TFLOP, about {total / rate / 60:.1f} min of one process at "
-          f"{rate / 1e9:.1f} GFLOP/s ({basis}); divide by --jobs for parallel runs")
+          f"{total / 1e12:.2f} TFLOP")
+    if not unique:
+        return
+    # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate
+    rate, source = cost.run_rate(results, backend, max(unique.values(), key=lambda fc: fc[0])[1])
+    plan = cost.plan([f for f, _ in unique.values()], rate, backend.jobs, backend.gpus_per_run)
+    gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
+    print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {_rate_source(source)}")
+    print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
+          f"{backend.describe()}")
+
+
+def _rate_source(src: dict) -> str:
+    if src["source"] == "finished":
+        return f"measured on the {src['runs']} finished runs in {src['folder']}"
+    if src["source"] == "timed":
+        m = src
+        return (f"timed just now: {m['steps']} training step{'s' if m['steps'] != 1 else ''} of {m['arch']} on "
+                f"{m['device']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}, where a run trains "
+                f"(no finished run to learn from)")
+    return f"a guess: timing a step failed ({src['error']})"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _paper_cell(v: ex.Variant) -> str:
@@ -264,6 +344,7 @@ def log_invocation(results: ResultsDir, command: str, wall: float, result: dict,
     results.log_invocation({
         "command": command, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(wall, 1), "machine": machine(), "jobs": result.get("jobs", jobs),
+        "backend": result.get("backend"),
         **{k: result[k] for k in ("trained", "skipped", "errors", "interrupted")}})
 
 

@@ -41,12 +41,13 @@ class AlreadyFinished(Exception):
     """The run was finished (by another process) before this one could train it."""
 
 
-def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True) -> dict:
+def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True, ticket: str | None = None) -> dict:
     """Train ``cfg`` into ``run_dir`` and return the summary; resumes from ``run_dir/checkpoint.pt``.
 
     ``callback(iteration)`` runs after every step (after any checkpoint), e.g. to stop a run early.
     A finished run returns its stored summary, or raises :class:`AlreadyFinished` when not
-    ``finished_ok`` (so that a study counts runs trained elsewhere apart).
+    ``finished_ok`` (so that a study counts runs trained elsewhere apart). ``ticket`` names the
+    study's task in the run's claim, so that a retry of it knows its own earlier attempt.
     """
     cfg, run = validate_config(cfg), RunDir(run_dir)
     check_same_run(run, cfg)  # before anything is read from it: a finished run may hold another config
@@ -56,7 +57,7 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True) -> dic
     d = datasets.load(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["image_size"], cfg["val_split"],
                       cfg["train_subset"], cfg["normalize"]).to(device)
     # the data is there: claim the run (another process may hold it) and only then write into it
-    with Claim(run.path) as claim:
+    with Claim(run.path, ticket=ticket, device=device_label(device)) as claim:
         if run.is_finished():  # finished by another process while this one loaded the data
             return _finished(run, finished_ok)
         return _train_claimed(cfg, run, d, device, claim, callback)
@@ -127,6 +128,16 @@ def setup_runtime(cfg) -> torch.device:
     torch.backends.cudnn.deterministic = cfg["deterministic"]
     torch.backends.cudnn.benchmark = not cfg["deterministic"]
     return torch.device(name)
+
+
+def device_label(device) -> str:
+    """``cpu``, or ``cuda:N`` with N the GPU's index on its machine (a worker may see only its own GPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device.type
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    index = device.index or 0
+    return f"cuda:{visible[index].strip() if index < len(visible) else index}"
 
 
 def use_bf16(device) -> bool:

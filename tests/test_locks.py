@@ -57,13 +57,13 @@ def test_the_owner_whose_claim_was_taken_over_stops_writing(tmp_path):
     assert (tmp_path / locks.CLAIM).exists()  # the new owner's claim is left alone
 
 
-def _contend(run_dir, start, results):
+def _contend(run_dir, start, results, everyone_tried):
     while time.time() < start:
         time.sleep(0.001)
     try:
         c = Claim(run_dir).acquire()
         results.put("won")
-        time.sleep(1.0)  # hold it while the others try
+        everyone_tried.wait(120)  # hold it until every contender has tried, however late it started
         c.release()
     except RunBusy:
         results.put("busy")
@@ -72,13 +72,14 @@ def _contend(run_dir, start, results):
 def test_exactly_one_of_several_processes_takes_over_a_stale_claim(tmp_path):
     _stale_claim(tmp_path)
     ctx = mp.get_context("spawn")
-    results, start = ctx.Queue(), time.time() + 3
-    procs = [ctx.Process(target=_contend, args=(tmp_path, start, results)) for _ in range(4)]
+    results, start, everyone_tried = ctx.Queue(), time.time() + 3, ctx.Event()
+    procs = [ctx.Process(target=_contend, args=(tmp_path, start, results, everyone_tried)) for _ in range(4)]
     for p in procs:
         p.start()
+    outcomes = sorted(results.get(timeout=120) for _ in procs)
+    everyone_tried.set()
     for p in procs:
         p.join(60)
-    outcomes = sorted(results.get(timeout=5) for _ in procs)
     assert outcomes == ["busy", "busy", "busy", "won"]
 
 

@@ -191,6 +191,13 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monk
     (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
     (["--varaints", "all"], "unrecognized arguments: --varaints"),
     (["--depth", "x"], "invalid int value"),
+    (["--address", "auto"], "--address applies to --backend ray only"),
+    (["--cpus-per-run", "2"], "--cpus-per-run applies to --backend ray only"),
+    (["--backend", "ray", "--jobs", "2"], "--jobs applies to --backend local"),
+    (["--backend", "ray", "--gpus-per-run", "1.5"], "--gpus-per-run must be 0, a fraction of one GPU"),
+    (["--backend", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be 0, a fraction of one GPU"),
+    (["--backend", "ray", "--cpus-per-run", "0"], "--cpus-per-run must be a whole number >= 1"),
+    (["--backend", "slurm"], "argument --backend: invalid choice: 'slurm'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     fake = FakeTrainer()
@@ -198,6 +205,16 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err and not fake.calls and not (tmp_path / "o").exists()
+
+
+def test_backend_ray_without_ray_says_how_to_install_it(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray gives: ImportError
+    fake = FakeTrainer()
+    argv = ["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--backend", "ray"]
+    assert run.main(argv, train_fn=fake) == 2 and run.main(argv + ["--dry-run"], train_fn=fake) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --backend ray needs Ray, which is not installed here: pip install -e '.[ray]'\n" * 2
+    assert not fake.calls and not (tmp_path / "o").exists()
 
 
 def _exit_code(argv, train_fn):

@@ -1,0 +1,132 @@
+"""Backends on one machine (runs spread over GPUs), the in-flight display, and the dry run's cost."""
+
+import io
+import json
+import os
+import time
+
+import pytest
+
+from ablation import cost, grid, locks, progress
+from ablation.config import validate_config
+
+
+def test_visible_gpus_follow_the_parents_cuda_visible_devices():
+    assert grid.visible_gpus(3, None) == ["0", "1", "2"]
+    assert grid.visible_gpus(2, "4, 6") == ["4", "6"]
+    assert grid.visible_gpus(1, "GPU-abc,GPU-def") == ["GPU-abc"]  # torch counts what it can open
+    assert grid.visible_gpus(0, "") == []
+
+
+def test_gpu_slots_put_jobs_per_gpu_and_spread_the_first_workers():
+    assert grid.gpu_slots(["0", "1"], 2) == ["0", "1", "0", "1"]
+    assert grid.gpu_slots(["3"], 4) == ["3"] * 4
+    slots = grid.gpu_slots([str(i) for i in range(8)], 3)
+    assert len(slots) == 24 and all(slots.count(str(i)) == 3 for i in range(8))
+    assert sorted(slots[:8]) == [str(i) for i in range(8)]  # with 8 runs left, one on each GPU
+
+
+def test_local_backend_sizes_jobs_per_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    cfgs = [{"device": "auto"}] * 10
+    b = grid.local_backend(3, 10, cfgs)
+    assert isinstance(b, grid.LocalPool) and b.jobs == 6 and sorted(b.devices) == ["0"] * 3 + ["1"] * 3
+    assert b.gpus_per_run == pytest.approx(1 / 3)
+    b = grid.local_backend(None, 10, cfgs)  # auto: one run per GPU
+    assert b.jobs == 2 and b.devices == ["0", "1"] and b.gpus_per_run == 1.0
+    b = grid.local_backend(3, 1, cfgs)  # one run left: in this process
+    assert isinstance(b, grid.InProcess)
+    assert grid.local_backend(None, 10, [{"device": "cpu"}] * 10).gpus_per_run == 0.0
+
+
+def _report_device(cfg, run_dir):  # module level: the spawned workers import it
+    time.sleep(0.3)  # long enough that every worker takes some runs
+    return {"status": "ok", "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+
+
+def test_a_local_pool_pins_each_worker_to_one_gpu(tmp_path):
+    """The assignment itself, without CUDA: each worker process sees exactly its own device."""
+    pool = grid.LocalPool(4, train_fn=_report_device, devices=grid.gpu_slots(["0", "1"], 2), per_gpu=2)
+    tasks = [grid.Task(f"t{i}", f"h{i}", {}, str(tmp_path / f"r{i}")) for i in range(12)]
+    seen = []
+    pool.execute(tasks, lambda t, s, sec: seen.append(s))
+    assert len(seen) == 12
+    by_pid = {}
+    for s in seen:
+        by_pid.setdefault(s["pid"], set()).add(s["device"])
+    assert all(len(d) == 1 for d in by_pid.values())  # a worker never changes GPU
+    per_device = [d for ds in by_pid.values() for d in ds]
+    assert set(per_device) == {"0", "1"} and max(per_device.count("0"), per_device.count("1")) <= 2
+
+
+# --- in flight ------------------------------------------------------------------------------------
+
+
+def _task(tmp_path, steps=100, batch=10):
+    cfg = validate_config({"dataset": "synthetic", "steps": steps, "batch_size": batch})
+    return grid.Task("tiny:identity:0", "abc", cfg, str(tmp_path / "run"))
+
+
+def test_a_run_in_flight_shows_where_how_far_and_how_fast(tmp_path):
+    t = _task(tmp_path)
+    assert progress.flight(t) is None  # nobody trains it
+    with locks.Claim(t.run_dir, device="cuda:3"):
+        f = progress.flight(t)
+        assert (f.iteration, f.total, f.images_per_s, f.eta_s) == (0, 100, None, None)
+        assert f.line().endswith("it 0/100  starting  ETA ?")
+        with open(os.path.join(t.run_dir, "history.jsonl"), "w") as h:
+            h.write(json.dumps({"iteration": 40, "images_per_s": 20.0}) + "\n")
+        f = progress.flight(t)
+        assert f.where == f"{locks.socket.gethostname()}/cuda:3"
+        assert f.eta_s == pytest.approx((100 - 40) * 10 / 20.0)  # 30 s
+        assert f.line() == f"tiny:identity:0  {f.where}  it 40/100  20 img/s  ETA 30s"
+        assert progress.in_flight([t], done=set()) == [f] and progress.in_flight([t], done={"abc"}) == []
+    assert progress.flight(t) is None  # released
+
+
+def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
+    t = _task(tmp_path)
+    log = io.StringIO()
+    with locks.Claim(t.run_dir, device="cpu"):
+        with progress.Watcher([t], set(), file=log, period_s=0.05):
+            time.sleep(0.4)
+    assert "  in flight: tiny:identity:0  " in log.getvalue() and "it 0/100" in log.getvalue()
+
+
+def test_total_iterations_follow_the_trainers_plan():
+    from ablation.train import Plan
+
+    for over in ({"steps": 7}, {"schedule_unit": "epochs", "steps": 2, "batch_size": 100},
+                 {"schedule_unit": "epochs", "steps": 0.5, "train_subset": 300, "batch_size": 64}):
+        cfg = validate_config({"dataset": "synthetic", **over})
+        n = cfg["train_subset"] or 1024
+        assert cost.total_iterations(cfg) == Plan.of(cfg, n).total
+
+
+# --- the dry run's cost ---------------------------------------------------------------------------
+
+
+def test_plan_divides_by_runs_at_once_but_never_below_the_longest_run():
+    p = cost.plan([3600e9, 3600e9, 7200e9], rate=1e9, jobs=2, gpus_per_run=0.25)
+    assert p["run_hours"] == pytest.approx(4.0) and p["gpu_hours"] == pytest.approx(1.0)
+    assert p["wall_s"] == pytest.approx(7200)  # 4 h over 2 slots = 2 h, the longest run alone
+    assert cost.plan([3600e9] * 4, 1e9, 4, 0)["wall_s"] == pytest.approx(3600)
+    assert cost.slots(cpus=16, gpus=4, cpus_per_run=2, gpus_per_run=0.25) == 8
+    assert cost.slots(cpus=64, gpus=4, cpus_per_run=2, gpus_per_run=0.25) == 16
+    assert cost.slots(cpus=2, gpus=0, cpus_per_run=1, gpus_per_run=0) == 2
+
+
+def test_measure_rate_times_the_runs_own_net_and_leaves_the_process_as_it_was():
+    import torch
+
+    before = torch.get_num_threads()
+    cfg = validate_config({"dataset": "synthetic", "arch": "resnet8", "width": 4, "batch_size": 32, "threads": 1})
+    m = cost.measure_rate(cfg, seconds=0.2)
+    assert m["threads"] == 1 and m["device"] == "cpu" and m["steps"] >= 1 and m["arch"] == "resnet8"
+    flops = cost.estimate([cfg])[0]["flops"]
+    assert m["flops_per_s"] == pytest.approx(3 * flops * m["images_per_s"])
+    assert torch.get_num_threads() == before
