@@ -164,7 +164,8 @@ def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
                            "download=false", f"out={tmp_path / 'run'}"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: dataset 'cifar10' not found") and proc.stderr.count("\n") == 1
-    assert "--data-dir" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+    assert "data_dir=DIR" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+    assert "--data-dir" not in proc.stderr  # no such flag
     assert not (tmp_path / "run").exists()
 
 
