@@ -1,8 +1,12 @@
 """Train a list of runs: skip the finished ones, order the rest longest first, hand them to a backend.
 
 A backend executes :class:`Task` objects and reports each summary as it arrives. Two ship
-here: :class:`InProcess` (one run after another) and :class:`LocalPool` (a pool of worker
-processes on this machine). Another backend (a cluster) is one more subclass of :class:`Backend`.
+here: :class:`InProcess` (one run after another) and :class:`LocalPool` (worker processes on
+this machine). Another backend (a cluster) is one more subclass of :class:`Backend`.
+
+A run that raises, or whose worker process dies (a segfault, the OOM killer), is recorded as
+``error`` with its reason in its run folder (``error.json``) and the study goes on; a full
+disk stops the study (every later run would fail the same way), keeping what is written.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +24,7 @@ from .cost import images_seen
 from .errors import ConfigError
 from .locks import ClaimLost, RunBusy
 from .models import arch_spec
-from .results import ResultsDir
+from .results import DiskFull, ResultsDir
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
 # beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
@@ -38,7 +43,11 @@ class Task:
 
 
 def train_task(task: Task, train_fn=None) -> dict:
-    """Train one task and return its summary; any exception becomes an ``error`` summary, not a crash."""
+    """Train one task and return its summary; any exception becomes an ``error`` summary, not a crash.
+
+    A full disk is reported with ``disk_full`` set, so that the study stops rather than fail every
+    run after it the same way.
+    """
     from .train import AlreadyFinished, train
 
     try:
@@ -49,6 +58,8 @@ def train_task(task: Task, train_fn=None) -> dict:
         return {"status": "done", "reason": None}
     except (RunBusy, ClaimLost) as e:  # another process trains it: not an error of the run
         return {"status": "busy", "reason": str(e)}
+    except DiskFull as e:
+        return {"status": "error", "reason": str(e), "disk_full": True}
     except ConfigError as e:
         return {"status": "error", "reason": str(e)}
     except Exception as e:  # one broken run must not stop the study; its error goes in the table
@@ -57,23 +68,29 @@ def train_task(task: Task, train_fn=None) -> dict:
 
 class Backend:
     """Executes tasks. ``execute`` calls ``on_done(task, summary, seconds)`` as each run ends and lets
-    KeyboardInterrupt through once it has stopped its workers (each keeps its last checkpoint)."""
+    KeyboardInterrupt (and any exception of ``on_done``) through once it has stopped its workers
+    (each keeps its last checkpoint)."""
 
-    jobs = 1
+    jobs = 1  # runs at once
+    requested_jobs = None  # the --jobs asked for, which may be more than the runs left; None: ``jobs``
 
     def execute(self, tasks: list[Task], on_done: Callable) -> None:
         raise NotImplementedError
 
     def threads(self) -> int | None:
-        """Torch threads per run: one per run when several share the cores, else torch's choice."""
-        return PER_JOB_THREADS if self.jobs > 1 else None
+        """Torch threads per run: one per run when several runs were asked to share the cores, else torch's choice.
+
+        It follows the jobs requested, not the runs left: a run's last digits depend on its thread
+        count, so a resumed study's last run must train as it would have uninterrupted.
+        """
+        return PER_JOB_THREADS if (self.requested_jobs or self.jobs) > 1 else None
 
 
 class InProcess(Backend):
     """One run after another in this process."""
 
-    def __init__(self, train_fn=None):
-        self.train_fn = train_fn
+    def __init__(self, train_fn=None, requested_jobs: int | None = None):
+        self.train_fn, self.requested_jobs = train_fn, requested_jobs
 
     def execute(self, tasks, on_done):
         for t in tasks:
@@ -81,52 +98,159 @@ class InProcess(Backend):
             on_done(t, train_task(t, self.train_fn), time.time() - t0)
 
 
-def _init_worker(plugins) -> None:
+def _worker(conn, parent_pid: int, plugins, train_fn) -> None:
+    """A worker process: train each task the parent sends, answer with its summary, stop at None."""
+    from . import procs
+
     # Ctrl-C reaches the whole process group; the parent alone decides, and stops workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import shortcuts
+    procs.die_with_parent(parent_pid)  # a SIGKILLed runner must not leave workers training
+    failed = None
+    try:
+        from . import shortcuts
 
-    for spec in plugins:
-        shortcuts.load_plugin(spec)
+        for spec in plugins:
+            shortcuts.load_plugin(spec)
+    except Exception as e:
+        failed = {"status": "error", "reason": f"the worker could not load its plugins: {e}"}
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(failed or train_task(task, train_fn))
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"its worker process died of signal {name}"
+    return f"its worker process exited with code {exitcode} before it reported"
+
+
+class _Worker:
+    """One worker process and the pipe to it."""
+
+    def __init__(self, ctx, plugins, train_fn):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(child, os.getpid(), plugins, train_fn), daemon=True)
+        # started with SIGINT ignored, which a new interpreter keeps: a Ctrl-C while it starts up
+        # would otherwise print its traceback
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self.process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        child.close()
+
+    def send(self, task) -> bool:
+        try:
+            self.conn.send(task)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def receive(self) -> dict | None:
+        """The summary it sent, or None where it died first."""
+        try:
+            if self.conn.poll():
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def stop(self, kill: bool) -> None:
+        if kill:
+            self.process.terminate()
+        else:
+            self.send(None)
+        self.process.join(None if kill else 10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
 
 
 class LocalPool(Backend):
-    """``jobs`` worker processes on this machine (spawned, so each has its own torch state)."""
+    """``jobs`` worker processes on this machine (spawned, so each has its own torch state).
 
-    def __init__(self, jobs: int, plugins=(), train_fn=None):
-        self.jobs, self.plugins, self.train_fn = jobs, list(plugins), train_fn
+    Each worker trains one task at a time. A worker that dies (a signal, a native crash) has its
+    run reported as ``error`` with the signal and is replaced, so the other runs go on; workers
+    end when this process ends, however it ends (:func:`ablation.procs.die_with_parent`).
+    """
+
+    def __init__(self, jobs: int, plugins=(), train_fn=None, requested_jobs: int | None = None):
+        self.jobs, self.plugins, self.train_fn, self.requested_jobs = jobs, list(plugins), train_fn, requested_jobs
 
     def execute(self, tasks, on_done):
         import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from multiprocessing.connection import wait
 
-        # after Ctrl-C the workers are terminated with the pool's queue semaphores still registered; the
-        # tracker process then warns about them on exit, which is noise, not a leak that outlives us
+        # a worker that dies or is stopped leaves its semaphores (tqdm's lock) registered with the
+        # tracker process, which then warns about them on exit: noise, not a leak that outlives us
         filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
-        os.environ["PYTHONWARNINGS"] = ",".join([*filters, "ignore::UserWarning:multiprocessing.resource_tracker"])
-        pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(self.plugins,))
-        started, pending = {}, {}
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        if quiet not in filters:
+            os.environ["PYTHONWARNINGS"] = ",".join([*filters, quiet])
+        ctx = mp.get_context("spawn")
+        queue, idle, busy = list(tasks), [], {}  # busy: worker -> (task, start time)
+        workers = []
+        clean = False
         try:
-            for t in tasks:
-                f = pool.submit(train_task, t, self.train_fn)
-                pending[f] = t
-                started[f] = time.time()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    t = pending.pop(f)
-                    on_done(t, f.result(), time.time() - started[f])
-        except BaseException:
-            # workers ignore SIGINT: stop them here; each loses at most the steps since its checkpoint
-            procs = list(getattr(pool, "_processes", {}).values())
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown()
+            while queue or busy:
+                while queue and len(busy) < self.jobs:
+                    w = idle.pop() if idle else _Worker(ctx, self.plugins, self.train_fn)
+                    if w not in workers:
+                        workers.append(w)
+                    task = queue.pop(0)
+                    if w.process.is_alive() and w.send(task):
+                        busy[w] = (task, time.time())
+                    else:  # it died before it took the task (at start-up, or while it waited)
+                        self._dead(w, workers)
+                        on_done(task, {"status": "error", "reason": _death(w.process.exitcode)}, 0.0)
+                if not busy:
+                    continue
+                ready = set(wait([x for w in busy for x in (w.conn, w.process.sentinel)]))
+                for w in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+                    task, t0 = busy.pop(w)
+                    summary = w.receive()
+                    if summary is None:  # it died: its run is an error, a new worker takes its place
+                        self._dead(w, workers)
+                        summary = {"status": "error", "reason": _death(w.process.exitcode)}
+                    else:
+                        idle.append(w)
+                    on_done(task, summary, time.time() - t0)
+            clean = True
+        finally:
+            # after an interrupt workers are stopped here (they ignore SIGINT); each loses at most the
+            # steps since its checkpoint
+            for w in workers:
+                w.stop(kill=not clean)
+
+    @staticmethod
+    def _dead(w: "_Worker", workers: list) -> None:
+        w.process.join(5)  # reap it, for its exit code
+        w.stop(kill=True)
+        workers.remove(w)
+
+
+def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=(), train_fn=None) -> Backend:
+    """In-process for one job, else a local pool; ``jobs=None`` picks :func:`auto_jobs`.
+
+    The pool has no more workers than runs to train, but each run's thread count follows the
+    jobs requested (:meth:`Backend.threads`).
+    """
+    requested = jobs or auto_jobs(configs)
+    if requested == 1:
+        return InProcess(train_fn, requested_jobs=1)
+    return LocalPool(max(1, min(requested, n_todo)), plugins, train_fn, requested_jobs=requested)
 
 
 def auto_jobs(configs: list[dict]) -> int:
@@ -136,13 +260,7 @@ def auto_jobs(configs: list[dict]) -> int:
     devices = {c.get("device", "auto") for c in configs}
     if "cuda" in devices or ("auto" in devices and torch.cuda.is_available()):
         return 1
-    return max(1, min(os.cpu_count() or 1, len(configs)))
-
-
-def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=(), train_fn=None) -> Backend:
-    """In-process for one job at a time, else a local pool; ``jobs=None`` picks :func:`auto_jobs`."""
-    jobs = max(1, min(jobs or auto_jobs(configs), n_todo or 1))
-    return InProcess(train_fn) if jobs == 1 else LocalPool(jobs, plugins, train_fn)
+    return max(1, os.cpu_count() or 1)  # not capped by the runs left: see Backend.threads
 
 
 def _length(cfg: dict) -> float:
@@ -190,11 +308,15 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
 
     def finished(task: Task, summary: dict | None, seconds: float):
         r = by_hash[task.hash]
+        summary = summary if isinstance(summary, dict) else {"status": "error", "reason": "no summary returned"}
+        status = summary.get("status", "error")
+        if summary.get("disk_full"):  # every later run would fail the same way: stop, keep what is written
+            raise DiskFull(summary["reason"])
         result["done"] += 1
-        status = (summary or {}).get("status", "error")
         if status == "error":
             result["errors"] += 1
-            tqdm.write(f"error in {r.key} ({r.hash}): {(summary or {}).get('reason')}", file=sys.stderr)
+            tqdm.write(f"error in {r.key} ({r.hash}): {summary.get('reason')}", file=sys.stderr)
+            results.run(r.hash).write_error(str(summary.get("reason")))  # for the tables and the README
         elif status == "done":
             result["skipped"] += 1
         elif status == "busy":
@@ -202,6 +324,7 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
             tqdm.write(f"skipped {r.key} ({r.hash}): {summary.get('reason')}", file=sys.stderr)
         else:
             result["trained"] += 1
+            results.run(r.hash).clear_error()  # an earlier attempt's error no longer holds
             if not quiet:
                 err = summary.get("final_test_error")
                 err = f"{err:.2f}%" if isinstance(err, (int, float)) else "n/a"

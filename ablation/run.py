@@ -16,6 +16,11 @@ import time
 
 _STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
 
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import argparse
 import datetime as dt
 import os
@@ -26,26 +31,22 @@ from pathlib import Path
 
 from . import config as schema
 from . import experiments as ex
-from .errors import ConfigError, did_you_mean, unknown_choice
+from .data import DATASETS
+from .errors import ArgumentParser, ConfigError, did_you_mean, run_main, unknown_choice
 from .grid import run_grid
 from .locks import folder_lock
-from .results import ResultsDir
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from .results import ResultsDir, check_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", help="'all' (identity_mappings rows + plain/residual at a shallow and a deep "
                    "depth), or a comma list of variant names, experiment:variant, or shortcut names")
     p.add_argument("--experiment", help="an experiment name, or 'all'")
-    p.add_argument("--preset", default="quick", help="scale of every run (default: quick)")
-    p.add_argument("--dataset", help="override the dataset of every run")
+    p.add_argument("--preset", default="quick", help="scale of every run: quick (default; minutes on a laptop "
+                   "CPU) or paper (the papers' scale, for GPUs); --list shows every preset")
+    p.add_argument("--dataset", help=f"override the dataset of every run: {', '.join(DATASETS)}")
     p.add_argument("--depth", type=int, help="depth (6n+2) of the CIFAR basic nets of single-depth experiments")
     p.add_argument("--seeds", type=int, help="seeds per row (default: the preset's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (default: auto)")
@@ -69,11 +70,7 @@ def main(argv=None, train_fn=None) -> int:
     # from the command line the clock started with the interpreter; a caller's starts here
     started = _STARTED if argv is None else time.time()
     args = build_parser().parse_args(argv)
-    try:
-        return run_cli(args, train_fn=train_fn, started=started)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_main(lambda: run_cli(args, train_fn=train_fn, started=started))
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
@@ -95,21 +92,29 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if args.preset not in presets:
         raise unknown_choice("preset", args.preset, presets)
     preset = presets[args.preset]
+    out = check_folder(Path("results") / preset.name if args.out is None else args.out, "results", "--out")
+    ResultsDir(out).read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
     rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts())
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
     sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
         print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
-    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings)
-    out = Path(args.out or Path("results") / preset.name)
+    notes = []
+    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings, notes=notes)
+    if not args.quiet:
+        for note in dict.fromkeys(notes):
+            print(f"note: {note}", file=sys.stderr)
     results = ResultsDir(out)
     if args.dry_run:
         print_grid(runs, results)
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
+    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
     with folder_lock(out):  # another invocation may be merging its rows into the same manifest
-        results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs))
+        results.sweep()
+        results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs,
+                                           changed))
     result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                       plugins=args.plugin)
     if result["interrupted"]:

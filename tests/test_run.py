@@ -298,3 +298,14 @@ def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
         assert not (run_dir / "claim.json").exists()
     # one trainer wrote each: no interleaved or repeated points, the same points in every run
     assert len(curves) == 6 and all(c == sorted(set(c)) and c == curves[0] and c[-1] == 60 for c in curves)
+
+
+def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch):
+    """Issue 9, item 8: a resumed study's last run trains on as many threads as it would have uninterrupted."""
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    cpu = [{"device": "cpu"}]
+    last = grid.local_backend(2, 1, cpu)  # --jobs 2, one run left
+    assert isinstance(last, grid.LocalPool) and last.jobs == 1 and last.threads() == 1
+    assert grid.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
+    assert grid.local_backend(None, 9, cpu).jobs == 4
+    assert grid.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
