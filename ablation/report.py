@@ -12,17 +12,21 @@ seed), ``rows.csv`` (per table row: median, mean, std over seeds), ``history.csv
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import json
 import math
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ArgumentParser, ConfigError, run_main
 from .results import ResultsDir, RunDir, write_atomic
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                  "iterations", "epochs", "time_s", "images_per_s", "device")
+                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads")
 CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
                  "batch_size", "steps", "schedule_unit", "optimizer", "lr")
 HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time")
@@ -37,15 +41,22 @@ def load(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
 
     results = ResultsDir(out)
     manifest = results.read_manifest()
-    stored_runs = _read_csv(results.runs_csv)
-    stored_hist = _read_csv(results.history_csv)
+    if not manifest["runs"]:
+        raise ConfigError(f"{results.manifest} lists no runs; run python -m ablation.run --out {out} first")
+    stored = {}  # runs.csv and history.csv of an earlier report, read only where a run folder is absent
+
+    def stored_tables():
+        if not stored:
+            stored["runs"], stored["hist"] = _read_csv(results.runs_csv), _read_csv(results.history_csv)
+        return stored["runs"], stored["hist"]
+
     rows, hist = [], []
     labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
     by_hash = {}
     for entry in manifest["runs"].values():
         h = entry["hash"]
         if h not in by_hash:
-            by_hash[h] = _run_record(results.run(h), h, stored_runs, stored_hist, hist)
+            by_hash[h] = _run_record(results.run(h), h, stored_tables, hist)
         meta = labels.get((entry["experiment"], entry["variant"]), {})
         rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
                      "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
@@ -63,7 +74,7 @@ def _read_csv(path: Path):
         return None
     try:
         table = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as e:
+    except (ValueError, OSError, pd.errors.ParserError) as e:
         raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
                           f"run folders") from None
     if "hash" not in table.columns:
@@ -71,20 +82,27 @@ def _read_csv(path: Path):
     return table
 
 
-def _run_record(run: RunDir, h: str, stored_runs, stored_hist, hist: list) -> dict:
+def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
     rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
-    cfg = run.read_config()
+    cfg = run.read_config()  # unreadable: one line naming it (the row's config is unknown)
+    error = run.read_error()
     if isinstance(cfg, dict):
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
         summary = run.read_summary()
-        if isinstance(summary, dict):  # an unreadable summary means the run has not finished
+        if summary is not None:  # an unreadable summary means the run has not finished
             rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+        elif error is not None:
+            rec["status"], rec["reason"] = "error", error["reason"]
         else:
             rec["status"] = "incomplete" if run.is_started() else "not run"
         for r in run.read_history():
             hist.append({"hash": h, **{k: r.get(k) for k in HISTORY_FIELDS}})
         return rec
+    if error is not None:  # it failed before it wrote its config (a dataset or model that would not build)
+        rec["status"], rec["reason"] = "error", error["reason"]
+        return rec
+    stored_runs, stored_hist = stored_tables()
     if stored_runs is not None and (stored_runs["hash"] == h).any():
         old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
         rec.update({k: _nan_to_none(old.get(k)) for k in rec})
@@ -138,6 +156,7 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
                 "experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
                 "paper": row.get("paper"), "seeds": len(done), "failed": int(fails),
                 "errors": int((r["status"] == "error").sum()),
+                "diverged": int(done["reason"].astype(str).str.startswith(DIVERGED).sum()),
                 "test_median": test.median() if len(test) else None, "test_mean": test.mean() if len(test) else None,
                 "test_std": test.std(ddof=1) if len(test) > 1 else None,
                 "train_median": train.median() if len(train) else None,
@@ -158,12 +177,23 @@ def ours_cell(s: dict) -> str:
         return "error" if s["errors"] else "not run"
     med = s["test_median"]
     failed_majority = s["failed"] * 2 > s["seeds"]
-    text = f"fail ({_num(med)})" if failed_majority else _num(med)
+    text = f"fail ({_fail_number(s)})" if failed_majority else _num(med)
     if s["seeds"] > 1 and not failed_majority:
         text += f" [{_num(s['test_mean'])} ± {_num(s['test_std'])}]"
     if s["failed"] and not (failed_majority and s["seeds"] == 1):
         text += f" ({s['failed']}/{s['seeds']} failed)"
     return text
+
+
+DIVERGED = "loss is not finite"  # how the trainer words a run stopped by a NaN or infinite loss
+
+
+def _fail_number(s: dict, unit: str = "") -> str:
+    """A failed row's median error, or "diverged" where most of its runs stopped on a non-finite loss
+    (the error of a net whose weights are NaN is that of a constant guess, not a measurement)."""
+    if s.get("diverged") and s["diverged"] * 2 > s["seeds"]:
+        return "diverged"
+    return _num(s["test_median"]) + unit
 
 
 def paper_cell(p) -> str:
@@ -277,9 +307,11 @@ def fail_marks(meta: dict, stats) -> list[str]:
         ours = d["failed"] * 2 > d["seeds"]
         paper = d["paper"] == "fail"
         if paper or ours:
-            agree = "as in the paper" if ours == paper else "unlike the paper"
+            reported = d["paper"] is not None and not isnan(d["paper"])
+            agree = ("as in the paper" if ours == paper else "unlike the paper") if reported else \
+                "the paper reports no number for this row"
             lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
-                         f"{'fail' if ours else 'no fail'} ({_num(d['test_median'])}%) — {agree}")
+                         f"{'fail' if ours else 'no fail'} ({_fail_number(d, '%')}) — {agree}")
     return lines
 
 
@@ -343,6 +375,10 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
     lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
     if manifest.get("preset_description"):
         lines += [manifest["preset_description"], ""]
+    if manifest.get("overrides"):
+        given = ", ".join(f"{k}={json.dumps(v)}" for k, v in manifest["overrides"].items())
+        lines += [f"Set on the command line over the preset: {given}. Where the description above says "
+                  "otherwise, these hold (the scale table below shows what ran).", ""]
     if trained:
         t = trained[-1]
         lines += ["## How these numbers were made", "",
@@ -428,16 +464,18 @@ def readme(out: Path, manifest, runs, stats, tables: dict, plots: list[str]) -> 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dir", help="a results folder written by python -m ablation.run")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    try:
+
+    def body():
+        if not Path(args.dir).is_dir():
+            raise ConfigError(f"{args.dir} is not a folder; give a results folder written by python -m ablation.run")
         build(args.dir, quiet=args.quiet)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":
