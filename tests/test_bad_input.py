@@ -336,3 +336,27 @@ def test_entry_points_exit_2_in_one_line(tmp_path, argv, message):
     done = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- what a first-time user reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("main, words", [
+    (describe.main, ["--shortcut", "--order", "full-preact", "--match", "projection", "--image", "--arg"]),
+    (run.main, ["--preset", "quick", "paper", "--dataset", "fashion-mnist", "synthetic", "cifar10"]),
+    (bench.main, ["--set", "bf16=false"]),
+    (report.main, ["results folder"]),
+])
+def test_help_is_plain_text_and_names_the_choices(capsys, main, words):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "``" not in out and "amp=" not in out
+    for word in words:
+        assert word in out, word
+
+
+def test_every_option_of_the_commands_has_help():
+    for parser in (describe.build_parser(), run.build_parser()):
+        missing = [a.dest for a in parser._actions if not a.help]
+        assert not missing, f"{parser.prog}: no help for {missing}"

@@ -226,13 +226,23 @@ def test_a_worker_that_dies_natively_is_that_runs_error_and_the_study_goes_on(st
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(study):
     proc = subprocess.Popen([sys.executable, "-m", "ablation.run", "--variants", "all", "--dry-run"],
                             cwd=study["root"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.4)  # inside the imports of torch and pandas
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.time() + 60
+    while maps.exists() and time.time() < deadline:  # strike once torch is loading, inside its import
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            break
+        time.sleep(0.005)
+    else:
+        time.sleep(0.4)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err == "interrupted\n", err
 
 
-def test_ctrl_c_in_the_trainer_exits_130_and_the_same_command_resumes(study, tmp_path):
+def test_ctrl_c_in_the_trainer_exits_130_in_one_line_and_keeps_the_checkpoint(study, tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "ablation.train", "dataset=synthetic", f"data_dir={study['root'] / 'data'}",
            "arch=resnet8", "width=4", "batch_size=32", "steps=4000", "milestones=[]", "evals=400",
