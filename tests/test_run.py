@@ -309,3 +309,18 @@ def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch
     assert grid.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
     assert grid.local_backend(None, 9, cpu).jobs == 4
     assert grid.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
+
+
+def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_so(tmp_path, capsys, monkeypatch):
+    """Issue 9, item 6: --dataset synthetic under the quick preset trains (no run errs) and says what it set."""
+    monkeypatch.chdir(tmp_path)
+    fake = FakeTrainer()
+    argv = ["--variants", "original", "--dataset", "synthetic", "--out", str(tmp_path / "o"), "--jobs", "1"]
+    assert run.main(argv + ["--dry-run"], train_fn=fake) == 0
+    captured = capsys.readouterr()
+    assert "note: eval_subset=2000 is more than the 256 test images of synthetic" in captured.err
+    assert captured.out.count("  to train\n") == 1
+    assert run.main(argv, train_fn=fake) == 0 and len(fake.calls) == 1
+    assert fake.calls[0]["eval_subset"] is None and fake.calls[0]["dataset"] == "synthetic"
+    readme = (tmp_path / "o" / "README.md").read_text()
+    assert 'Set on the command line over the preset: dataset="synthetic".' in readme
