@@ -284,7 +284,7 @@ def test_depth_applies_to_single_depth_experiments_and_says_what_it_left(tmp_pat
 def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
     out = tmp_path / "shared"
     argv = [sys.executable, "-m", "ablation.run", "--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1",
-            "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--quiet"]
+            "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--set", "threads=1", "--quiet"]
     drivers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     for d in drivers:
