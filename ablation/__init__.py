@@ -1,11 +1,30 @@
-"""ablation: what should a residual network's shortcut be? He et al. 2015 and 2016, reproducible anywhere."""
+"""ablation: what should a residual network's shortcut be? He et al. 2015 and 2016, reproducible anywhere.
+
+The names below are imported on first use, so that ``python -m ablation.run`` can take over Ctrl-C
+before torch loads (an interrupt during start-up then exits 130 without a traceback).
+"""
+
+import importlib
 
 from .errors import ConfigError
-from .models import build_model, count_flops, count_params, list_archs
-from .shortcuts import Shortcut, describe_shortcuts, list_shortcuts, load_plugin, register_shortcut
 
-__all__ = [
-    "ConfigError", "Shortcut", "build_model", "count_flops", "count_params", "describe_shortcuts",
-    "list_archs", "list_shortcuts", "load_plugin", "register_shortcut",
-]
+_LAZY = {
+    "build_model": "models", "count_flops": "models", "count_params": "models", "list_archs": "models",
+    "Shortcut": "shortcuts", "describe_shortcuts": "shortcuts", "list_shortcuts": "shortcuts",
+    "load_plugin": "shortcuts", "register_shortcut": "shortcuts",
+}
+
+__all__ = ["ConfigError", *sorted(_LAZY)]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

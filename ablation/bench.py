@@ -18,10 +18,13 @@ a training step as 3x the forward FLOPs (counted from the model) and divides by 
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import json
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from . import data as datasets
 from . import train as trainer
 from .config import parse_overrides, validate_config
-from .errors import ConfigError
+from .errors import ArgumentParser, ConfigError, run_main
 from .models import build_model, count_flops
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10, as the references hard-code
@@ -94,7 +97,7 @@ class Harness:
 class Conventional:
     """Per-sample torchvision transforms in a DataLoader, NCHW float32, eager step."""
 
-    def __init__(self, arch, device, batch, n_images, workers):
+    def __init__(self, net, device, batch, n_images, workers):
         from PIL import Image
         from torchvision import transforms as T
 
@@ -114,7 +117,7 @@ class Conventional:
         self.batches = iter(())
         self.device = device
         torch.manual_seed(0)
-        self.model = build_model(arch).to(device)
+        self.model = net().to(device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 
     def _next(self):
@@ -140,9 +143,14 @@ def measure(arch="resnet56", device="cpu", batch=128, steps=None, reps=5, worker
     device = torch.device(device)
     steps = steps or (50 if device.type == "cuda" else 3)
     n_images = batch * max(8, steps + 1)
-    flops = count_flops(build_model(arch))
-    paths = {"harness": Harness(arch, device, batch, n_images, cfg or {}),
-             "conventional": Conventional(arch, device, batch, n_images, workers)}
+    harness = Harness(arch, device, batch, n_images, cfg or {})
+    c = harness.cfg
+
+    def net():  # the harness's network (its --set width, shortcut, ...), for the other path and the FLOPs
+        return build_model(arch, c["shortcut"], c["order"], 10, 3, c["width"], c["match"], **c["shortcut_args"])
+
+    flops = count_flops(net())
+    paths = {"harness": harness, "conventional": Conventional(net, device, batch, n_images, workers)}
     times = {name: [] for name in paths}
     for name, path in paths.items():  # warm-up: allocator, cuDNN autotuning, compilation, workers
         path.run(max(2, steps // 2))
@@ -167,7 +175,7 @@ def measure(arch="resnet56", device="cpu", batch=128, steps=None, reps=5, worker
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ablation.bench", description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m ablation.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="resnet56")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=128)
@@ -179,18 +187,20 @@ def main(argv=None) -> int:
                     help="a trainer setting for the harness path, e.g. --set bf16=false")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    try:
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda but no CUDA device is available")
-        cfg = parse_overrides(args.set, "--set KEY=VALUE")
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
-        r = measure(args.arch, args.device, args.batch, args.steps, args.reps, args.workers, cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _bench(args))
+
+
+def _bench(args) -> int:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA device is available")
+    for flag, value, lo in (("--batch", args.batch, 1), ("--steps", args.steps, 1), ("--reps", args.reps, 1),
+                            ("--workers", args.workers, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < lo:
+            raise ConfigError(f"{flag} must be >= {lo}, got {value}")
+    cfg = parse_overrides(args.set, "--set KEY=VALUE")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    r = measure(args.arch, args.device, args.batch, args.steps, args.reps, args.workers, cfg)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

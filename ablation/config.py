@@ -21,6 +21,10 @@ from .errors import ConfigError, did_you_mean
 from .models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
 
 
+# torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
+_MAX_SEED = 2**63 - 2
+
+
 @dataclass(frozen=True)
 class Key:
     """One config key: its default, its type, what values it takes and what it means."""
@@ -61,8 +65,8 @@ SCHEMA: dict[str, Key] = {
     "val_split": Key(0, int, "hold out that many train images (a fixed draw) and report them as the test split",
                      0),
     "image_size": Key(None, int, "resize images to this size (null: native)", 4, nullable=True),
-    "train_subset": Key(None, int, "train on a fixed class-stratified subset of this many images", 1,
-                        nullable=True),
+    "train_subset": Key(None, int, "train on a fixed class-stratified subset of this many images (more than "
+                        "the split holds: the whole split, null)", 1, nullable=True),
     "augment": Key(True, bool, "4-pixel zero pad and random crop back (+ mirror when flip); off: none"),
     "flip": Key(True, bool, "mirror half the images when augmenting"),
     "normalize": Key("channel", str, "input scaling: channel (per-channel mean and std of the train split, [0,1] "
@@ -80,7 +84,8 @@ SCHEMA: dict[str, Key] = {
     "batch_size": Key(128, int, "images per step", 1),
     "schedule_unit": Key("iterations", str, "what steps and milestones count", choices=("iterations", "epochs")),
     "steps": Key(64000, float, "length of training, in schedule_unit", 1e-9),
-    "milestones": Key([32000, 48000], list, "divide the rate by 1/gamma at these points (schedule_unit)"),
+    "milestones": Key([32000, 48000], list, "divide the rate by 1/gamma at these points (schedule_unit); given "
+                      "explicitly, none may lie beyond steps"),
     "gamma": Key(0.1, float, "factor of the rate at each milestone", 1e-12),
     "warmup_lr": Key(None, float, "a smaller rate held first (He 2015's 110-layer recipe); null: none", 1e-12,
                      nullable=True),
@@ -91,7 +96,8 @@ SCHEMA: dict[str, Key] = {
     "evals": Key(40, int, "evaluation points over the schedule", 1),
     "eval_batch_size": Key(1000, int, "images per evaluation batch", 1),
     "eval_subset": Key(None, int, "evaluate a fixed stratified subset of the test split, except at the last "
-                       "point (whole split)", 1, nullable=True),
+                       "point (whole split); more than the split holds: the whole split (null)", 1,
+                       nullable=True),
     "grad_norm_points": Key([0.0, 0.05, 0.5, 1.0], list, "fractions of the schedule at which per-unit gradient "
                             "norms are recorded"),
     "fail_chance_fraction": Key(0.25, float, "after that fraction of the schedule, train and test error still at "
@@ -100,7 +106,7 @@ SCHEMA: dict[str, Key] = {
     "tensorboard": Key(False, bool, "also write each run's scalars (loss, errors, lr, gate means, images/s) as "
                        "TensorBoard event files next to history.jsonl; needs the tensorboard package", runtime=True),
     # runtime
-    "seed": Key(0, int, "seed of initialisation, data order and augmentation"),
+    "seed": Key(0, int, "seed of initialisation, data order and augmentation", 0, _MAX_SEED),
     "device": Key("auto", str, "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), runtime=True),
     "threads": Key(None, int, "torch threads (null: torch's choice)", 1, nullable=True, runtime=True),
     "bf16": Key(True, bool, "bf16 autocast where the hardware has it natively (GPUs, CPUs with AMX); "
@@ -129,11 +135,18 @@ def differing_keys(old: dict, new: dict) -> list[str]:
 _LIST_ENTRIES = {"milestones": (0, None), "grad_norm_points": (0, 1)}  # bounds of each entry
 
 
-def validate_config(cfg: dict) -> dict:
-    """``cfg`` merged over :data:`DEFAULTS`, or ConfigError naming the first bad key or value."""
+def validate_config(cfg: dict, notes: list | None = None) -> dict:
+    """``cfg`` merged over :data:`DEFAULTS`, or ConfigError naming the first bad key or value.
+
+    Subset sizes larger than their split become null (the whole split: the same images
+    in the same order, so the same numbers), with a line for ``notes`` where one is given.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"a config must be a table of key = value, got {cfg!r}")
     for key in cfg:
         if key not in SCHEMA:
             raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, SCHEMA)}")
+    given = set(cfg)
     cfg = copy.deepcopy({**DEFAULTS, **cfg})
     for name, key in SCHEMA.items():
         check_value(name, cfg[name], key)
@@ -144,6 +157,12 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError(f"milestones must ascend, got {cfg['milestones']}")
     if cfg["schedule_unit"] == "iterations" and cfg["steps"] != int(cfg["steps"]):
         raise ConfigError(f"steps={cfg['steps']} must be whole when schedule_unit is iterations")
+    if "milestones" in given and any(m > cfg["steps"] for m in cfg["milestones"]):
+        steps = cfg["steps"]
+        hint = [round(steps * f) if cfg["schedule_unit"] == "iterations" else round(steps * f, 3) for f in (0.5, 0.75)]
+        raise ConfigError(f"milestones {cfg['milestones']} lie beyond steps={steps:g} ({cfg['schedule_unit']}): the "
+                          f"rate would never drop there; set milestones within steps, e.g. "
+                          f"milestones=[{hint[0]}, {hint[1]}], or milestones=[]")
     if cfg["device"] == "cuda":
         import torch
 
@@ -151,6 +170,7 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError("device=cuda but no CUDA device is available; use device=auto or cpu")
     if cfg["tensorboard"]:
         require_tensorboard()
+    _fit_subsets(cfg, notes)
     info = DATASETS[cfg["dataset"]]
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
@@ -160,6 +180,20 @@ def validate_config(cfg: dict) -> dict:
 def model_options(cfg: dict) -> dict:
     """The config keys that :func:`ablation.models.build_model` takes as keyword options."""
     return {"bottleneck_stride": cfg["bottleneck_stride"], "fc_bias_init": cfg["fc_bias_init"]}
+def _fit_subsets(cfg: dict, notes: list | None) -> None:
+    """val_split below the training images; a train_subset or eval_subset beyond its split becomes null."""
+    info, held = DATASETS[cfg["dataset"]], cfg["val_split"]
+    if held >= info.train_images:
+        raise ConfigError(f"val_split={held} must be below the {info.train_images} training images of "
+                          f"{cfg['dataset']}")
+    splits = {"train_subset": (info.train_images - held, "training"),
+              "eval_subset": (held or info.test_images, "held-out" if held else "test")}
+    for key, (n, split) in splits.items():
+        if cfg[key] is not None and cfg[key] > n:
+            if notes is not None:
+                notes.append(f"{key}={cfg[key]} is more than the {n} {split} images of {cfg['dataset']}: "
+                             f"the whole split is used ({key}=null)")
+            cfg[key] = None
 
 
 def check_value(name: str, value, key: Key) -> None:

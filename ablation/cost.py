@@ -73,11 +73,11 @@ def measured_rate(results: ResultsDir) -> float | None:
     """FLOP/s achieved by the finished runs in ``results`` (median), to turn FLOPs into time."""
     rates = []
     for run in results.finished_runs():
-        s, cfg = run.read_summary(), run.read_config()
-        try:
+        try:  # a run whose files do not read tells nothing about the rate (the report names them)
+            s, cfg = run.read_summary(), run.read_config()
             if s.get("time_s") and s.get("flops"):
                 rates.append(run_flops(cfg, s["flops"]) / s["time_s"])
-        except (AttributeError, KeyError, TypeError):
+        except (AttributeError, KeyError, TypeError, ConfigError):
             continue
     return sorted(rates)[len(rates) // 2] if rates else None
 

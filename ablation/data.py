@@ -24,6 +24,8 @@ under ``data_dir/cache``.
 from __future__ import annotations
 
 import gzip
+import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .results import write_atomic_with
+from .results import save_torch, sweep_temporaries
 
 SYSTEM_DIR = Path("/usr/share/datasets")
 
@@ -200,23 +202,65 @@ def batch_input(x: torch.Tensor, d: Data, gen: torch.Generator | None = None, *,
 # ---- loading and caching ---------------------------------------------------------------------------
 
 
+_SPLITS = ("train_x", "train_y", "test_x", "test_y")
+
+
 def _cached(name: str, data_dir: Path, download: bool, image_size) -> dict:
     native = DATASETS[name].size
     size = None if image_size in (None, native) else int(image_size)
     path = data_dir / "cache" / (f"{name}.pt" if size is None else f"{name}-{size}px.pt")
+    if path.parent.is_dir():
+        sweep_temporaries(path.parent, only_dead=True)  # a writer killed, or stopped by a full disk
     if path.exists():
         try:
-            return torch.load(path, weights_only=True)
+            tensors = torch.load(path, weights_only=True)
         except Exception:  # a half-written or stale cache is simply rebuilt
-            pass
+            tensors = None
+        problem = "it does not load" if tensors is None else cache_problem(tensors, name, size or native)
+        if problem is None:
+            return {k: tensors[k] for k in _SPLITS}
+        print(f"note: rebuilding the dataset cache {path}: {problem}", file=sys.stderr)
     if size is not None:
         tensors = {k: (_resize(v, size) if k.endswith("_x") else v) for k, v in _cached(name, data_dir, download, None).items()}
     elif name == "cifar2":
         tensors = _two_classes(_cached("cifar10", data_dir, download, None))
     else:
         tensors = _DECODERS[name](data_dir, download)
-    write_atomic_with(path, lambda tmp: torch.save(tensors, tmp))
+    save_torch(path, {**tensors, "checksum": checksum(tensors)})
     return tensors
+
+
+def checksum(tensors: dict) -> str:
+    """CRC-32 of the four splits' bytes and shapes, in a fixed order: written with a cache, checked on load."""
+    crc = 0
+    for k in _SPLITS:
+        t = tensors[k].contiguous()
+        crc = zlib.crc32(repr((k, tuple(t.shape), str(t.dtype))).encode(), crc)
+        crc = zlib.crc32(t.numpy().view(np.uint8).reshape(-1), crc)
+    return f"crc32:{crc:08x}"
+
+
+def cache_problem(tensors, name: str, size: int) -> str | None:
+    """Why a loaded cache cannot be used (wrong keys, shapes, lengths, types, labels or checksum), or None.
+
+    A cache that loads may still be damaged (a label array cut short trains on fewer images
+    without a word), so its shapes are checked and, where the cache carries one, its checksum.
+    """
+    info = DATASETS[name]
+    if not isinstance(tensors, dict) or not all(torch.is_tensor(tensors.get(k)) for k in _SPLITS):
+        return "missing splits"
+    for split in ("train", "test"):
+        x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (info.channels, size, size):
+            return f"{split} images of shape {tuple(x.shape)} and type {x.dtype}"
+        if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x) or len(y) == 0:
+            return f"{len(y)} {split} labels for {len(x)} images"
+        if int(y.min()) < 0 or int(y.max()) >= info.classes:
+            return f"{split} labels outside 0..{info.classes - 1}"
+    stored = tensors.get("checksum")
+    if stored is not None and stored != checksum(tensors):
+        return "its checksum does not match"
+    return None
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -235,9 +279,11 @@ def _two_classes(t: dict) -> dict:
 
 
 def _not_found(name: str, data_dir: Path, system: Path, why: str) -> DataNotFound:
+    fix = "and download=false (download=true fetches it)" if why == "download=false" else f"and {why}"
     return DataNotFound(
-        f"dataset {name!r} not found: put it under --data-dir ({data_dir}), install it at the system location "
-        f"({system}), or allow download=true ({why})"
+        f"dataset {name!r} not found under data_dir ({data_dir}) or at the system location ({system}) {fix}; put "
+        f"it under data_dir (python -m ablation.train data_dir=DIR, python -m ablation.run --set data_dir=DIR) "
+        f"or install it at {system}"
     )
 
 
@@ -252,7 +298,7 @@ def _cifar(name: str):
                 splits = [cls(root=str(root), train=t, download=fetch) for t in (True, False)]
                 break
             except Exception as exc:  # missing files, failed checksum or no network
-                why = f"download failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                why = f"the download failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         else:
             raise _not_found(name, data_dir, system, why if download else "download=false")
         out = {}
@@ -297,7 +343,7 @@ def _fashion_mnist(data_dir: Path, download: bool) -> dict:
             datasets.FashionMNIST(root=str(data_dir), train=True, download=True)
             datasets.FashionMNIST(root=str(data_dir), train=False, download=True)
         except Exception as exc:
-            raise _not_found("fashion-mnist", data_dir, system, f"download failed: {type(exc).__name__}") from None
+            raise _not_found("fashion-mnist", data_dir, system, f"the download failed ({type(exc).__name__})") from None
         files = _find_idx(data_dir / "FashionMNIST" / "raw")
     xtr, ytr, xte, yte = (torch.from_numpy(_read_idx(f).copy()) for f in files)
     return {"train_x": xtr[:, None], "train_y": ytr.long(), "test_x": xte[:, None], "test_y": yte.long()}

@@ -1,6 +1,8 @@
-"""The one exception type a user is meant to see as a single line, and its did-you-mean hint."""
+"""The one exception type a user is meant to see as a single line, its did-you-mean hint, and how a command ends."""
 
+import argparse
 import difflib
+import sys
 
 
 class ConfigError(ValueError):
@@ -21,3 +23,50 @@ def unknown_choice(kind: str, name, valid) -> ConfigError:
     """``unknown <kind> 'x' (did you mean 'y'?); valid: a, b, c`` as a ConfigError to raise."""
     valid = [str(v) for v in valid]
     return ConfigError(f"unknown {kind} {name!r}{did_you_mean(name, valid)}; valid: {', '.join(valid)}")
+
+
+# --- how a command ends ----------------------------------------------------------------------
+
+INTERRUPTED = 130  # the shell's exit code for a command ended by Ctrl-C (128 + SIGINT)
+
+
+def interrupt_quietly_while_starting() -> None:
+    """Until :func:`run_main` starts, Ctrl-C ends the command with exit code 130 and one line.
+
+    Called first thing by each command module run as ``__main__``, before torch and pandas load:
+    Python's own handler would raise KeyboardInterrupt inside an import and print its traceback.
+    """
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(INTERRUPTED)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, stop)
+
+
+def run_main(body) -> int:
+    """``body()``'s exit code; a ConfigError is ``error: <message>`` and 2, Ctrl-C ``interrupted`` and 130."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return body()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``error: ...``) and exit 2, as every other bad input."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)

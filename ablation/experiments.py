@@ -30,9 +30,12 @@ rather than each experiment's ``in_all``. ``null = ["key", ...]`` sets keys to n
 TOML cannot write. An experiment may refine a preset under ``[presets.<name>]``. The
 config of one run is merged in this order, later winning::
 
-    config.DEFAULTS < [base] < [[variant]] < preset < experiment's [presets.<name>] < command line
+    config.DEFAULTS < [base] < preset < experiment's [presets.<name>] < [[variant]] < command line
 
-and identified by a hash of the merged config (keys that cannot change the numbers,
+so a key that a row sets itself is what that row is about, and no preset changes it (the
+preset's ``arch_map`` still maps the row's architecture to the one run at that scale);
+the command line (``--dataset``, ``--depth``, ``--device``, ``--set``) wins over all.
+A run is identified by a hash of the merged config (keys that cannot change the numbers,
 such as the device or the thread count, left out).
 """
 
@@ -244,12 +247,15 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
     _check_keys(f"{where}: [base]", base, {}, keys)
     variants, seen = [], set()
     for i, row in enumerate(data["variant"]):
-        vwhere = f"{where}: variant {row.get('name', i + 1)!r}"
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: every [[variant]] must be a table")
+        name = row.get("name", i + 1)
+        vwhere = f"{where}: variant {name!r}" if isinstance(name, (str, int)) else f"{where}: variant {i + 1}"
         _check_keys(vwhere, row, VARIANT_META, keys)
         if "name" not in row:
             raise ConfigError(f"{vwhere}: missing key 'name'")
+        if not row["name"].strip() or ":" in row["name"] or "," in row["name"]:
+            raise ConfigError(f"{vwhere}: a variant name must be a non-empty word without ':' or ','")
         if row["name"] in seen:
             raise ConfigError(f"{vwhere}: variant name used twice")
         if isinstance(row.get("paper"), str) and row["paper"] != "fail":
@@ -279,6 +285,7 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
         _check_keys(f"{where}: [[claim]]", c, CLAIM_KEYS)
         if c.get("metric", "test") not in CLAIM_METRICS:
             raise ConfigError(f"{where}: claim metric must be one of {', '.join(CLAIM_METRICS)}")
+        _check_claim(f"{where}: [[claim]] {c.get('says', '')!r}", c)
         lowest = c.get("lowest")
         claim = Claim(c.get("says", ""), c.get("metric", "test"), c.get("lower"),
                       [lowest] if isinstance(lowest, str) else lowest, c.get("among"), c.get("close"),
@@ -292,6 +299,25 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
     return Experiment(data["name"], data["title"], data["paper_metric"], base, variants, presets, in_all,
                       data.get("fail_above"), data.get("source", ""), data.get("notes", ""), claims, where,
                       data.get("protocol"))
+
+
+def _check_claim(where: str, c: dict) -> None:
+    """lower and close name two rows, lowest one or more, among a list; within is a number >= 0."""
+    def names(key, n=None):
+        v = c.get(key)
+        if v is None:
+            return
+        v = [v] if key == "lowest" and isinstance(v, str) else v
+        if not (isinstance(v, list) and v and all(isinstance(x, str) for x in v)) or (n and len(v) != n):
+            count = f"exactly {n} variant names" if n else "a list of variant names"
+            raise ConfigError(f"{where}: {key} must be {count}, got {c[key]!r}")
+
+    names("lower", 2)
+    names("close", 2)
+    names("lowest")
+    names("among")
+    if c.get("within", 1.0) < 0:
+        raise ConfigError(f"{where}: within must be >= 0, got {c['within']!r}")
 
 
 def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, Experiment]:
@@ -402,12 +428,12 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     ``overrides`` are the runner's own options (dataset, depth, device; None means not given);
     ``settings`` are ``--set key=value`` pairs, applied last as given (null included).
     """
-    cfg = _deep_merge(exp.base, variant.config)
-    cfg = _deep_merge(cfg, preset.config)
+    cfg = _deep_merge(exp.base, preset.config)
     local = exp.presets.get(preset.name)
     arch_map = {**preset.arch_map, **(local.arch_map if local else {})}
     if local:
         cfg = _deep_merge(cfg, local.config)
+    cfg = _deep_merge(cfg, variant.config)  # the row's own keys are what it compares: no preset overrides them
     if "arch" in cfg:
         cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
     overrides = dict(overrides or {})
@@ -431,15 +457,25 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+MAX_RUNS = 100_000  # a grid larger than this is a typo (--seeds 1000000000), not a study
+
+
 def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Preset, seeds: int | None = None,
-           overrides: dict | None = None, validate=None, settings: dict | None = None) -> list[Run]:
-    """Every (row, seed) as a :class:`Run` with a validated config; raises before anything trains."""
-    validate = validate or schema.validate_config
+           overrides: dict | None = None, validate=None, settings: dict | None = None,
+           notes: list | None = None) -> list[Run]:
+    """Every (row, seed) as a :class:`Run` with a validated config; raises before anything trains.
+
+    ``notes`` collects what validation adjusted (a subset larger than its split: the whole split).
+    """
+    validate = validate or (lambda cfg: schema.validate_config(cfg, notes))
     if overrides and overrides.get("depth") is not None:
         check_depth(overrides["depth"])
     seeds = preset.seeds if seeds is None else seeds
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if seeds * len(rows) > MAX_RUNS:
+        raise ConfigError(f"{seeds:,} seeds of {len(rows)} rows make {seeds * len(rows):,} runs, more than the "
+                          f"{MAX_RUNS:,} a study may hold; use fewer --seeds")
     runs = []
     for row in rows:
         exp = experiments[row.experiment]
@@ -457,15 +493,17 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
 
 
 def manifest(old: dict | None, preset: Preset, experiments: dict[str, Experiment], rows: list[Variant],
-             runs: list[Run]) -> dict:
+             runs: list[Run], changed: dict | None = None) -> dict:
     """The manifest of a results folder after these runs: ``old`` (earlier invocations) merged with them.
 
-    It holds what the report needs to lay out each experiment's table without the TOML files, and
-    which run (hash) holds which row and seed.
+    It holds what the report needs to lay out each experiment's table without the TOML files,
+    which run (hash) holds which row and seed, and the keys the command line set over the preset
+    (``changed``: the preset's description no longer tells the whole story).
     """
     out = copy.deepcopy(old) if old else {"experiments": {}, "runs": {}}
     out["preset"] = preset.name
     out["preset_description"] = preset.description
+    out["overrides"] = {k: v for k, v in (changed or {}).items()}
     for name in {r.experiment for r in runs}:
         meta = experiments[name].meta()
         earlier = {row["variant"]: row for row in out["experiments"].get(name, {}).get("rows", [])}

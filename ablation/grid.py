@@ -1,9 +1,13 @@
 """Train a list of runs: skip the finished ones, order the rest longest first, hand them to a backend.
 
 A backend executes :class:`Task` objects and reports each summary as it arrives. Two ship
-here: :class:`InProcess` (one run after another) and :class:`LocalPool` (a pool of worker
-processes on this machine, spread over its GPUs where it has several). A cluster is one more
-subclass of :class:`Backend` (:class:`ablation.ray_backend.RayBackend`).
+here: :class:`InProcess` (one run after another) and :class:`LocalPool` (worker processes on
+this machine, spread over its GPUs where it has several). A cluster is one more subclass of
+:class:`Backend` (:class:`ablation.ray_backend.RayBackend`).
+
+A run that raises, or whose worker process dies (a segfault, the OOM killer), is recorded as
+``error`` with its reason in its run folder (``error.json``) and the study goes on; a full
+disk stops the study (every later run would fail the same way), keeping what is written.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +28,7 @@ from .errors import ConfigError
 from .locks import ClaimLost, RunBusy
 from .models import arch_spec
 from .progress import Watcher
-from .results import ResultsDir
+from .results import DiskFull, ResultsDir
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
 # beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
@@ -43,7 +48,11 @@ class Task:
 
 
 def train_task(task: Task, train_fn=None) -> dict:
-    """Train one task and return its summary; any exception becomes an ``error`` summary, not a crash."""
+    """Train one task and return its summary; any exception becomes an ``error`` summary, not a crash.
+
+    A full disk is reported with ``disk_full`` set, so that the study stops rather than fail every
+    run after it the same way.
+    """
     from .train import AlreadyFinished, train
 
     try:
@@ -54,6 +63,8 @@ def train_task(task: Task, train_fn=None) -> dict:
         return {"status": "done", "reason": None}
     except (RunBusy, ClaimLost) as e:  # another process trains it: not an error of the run
         return {"status": "busy", "reason": str(e)}
+    except DiskFull as e:
+        return {"status": "error", "reason": str(e), "disk_full": True}
     except ConfigError as e:
         return {"status": "error", "reason": str(e)}
     except Exception as e:  # one broken run must not stop the study; its error goes in the table
@@ -62,22 +73,28 @@ def train_task(task: Task, train_fn=None) -> dict:
 
 class Backend:
     """Executes tasks. ``execute`` calls ``on_done(task, summary, seconds)`` as each run ends and lets
-    KeyboardInterrupt through once it has stopped its workers (each keeps its last checkpoint).
+    KeyboardInterrupt (and any exception of ``on_done``) through once it has stopped its workers
+    (each keeps its last checkpoint).
 
     ``jobs`` is how many runs train at once and ``gpus_per_run`` the share of a GPU each holds
     (0 on CPU): the dry run's wall time and GPU-hours come from them. A backend is a context
     manager; leaving it releases what it started.
     """
 
-    jobs = 1
+    jobs = 1  # runs at once
+    requested_jobs = None  # the --jobs asked for, which may be more than the runs left; None: ``jobs``
     gpus_per_run = 0.0
 
     def execute(self, tasks: list[Task], on_done: Callable) -> None:
         raise NotImplementedError
 
     def threads(self) -> int | None:
-        """Torch threads per run: one per run when several share the cores, else torch's choice."""
-        return PER_JOB_THREADS if self.jobs > 1 else None
+        """Torch threads per run: one per run when several runs were asked to share the cores, else torch's choice.
+
+        It follows the jobs requested, not the runs left: a run's last digits depend on its thread
+        count, so a resumed study's last run must train as it would have uninterrupted.
+        """
+        return PER_JOB_THREADS if (self.requested_jobs or self.jobs) > 1 else None
 
     def describe(self) -> str:
         return f"{self.jobs} run{'s' if self.jobs != 1 else ''} at once on this machine"
@@ -102,8 +119,8 @@ class Backend:
 class InProcess(Backend):
     """One run after another in this process."""
 
-    def __init__(self, train_fn=None):
-        self.train_fn = train_fn
+    def __init__(self, train_fn=None, requested_jobs: int | None = None):
+        self.train_fn, self.requested_jobs = train_fn, requested_jobs
 
     def execute(self, tasks, on_done):
         for t in tasks:
@@ -111,30 +128,104 @@ class InProcess(Backend):
             on_done(t, train_task(t, self.train_fn), time.time() - t0)
 
 
-def _init_worker(plugins, devices, counter) -> None:
+def _worker(conn, parent_pid: int, plugins, train_fn, device: str | None) -> None:
+    """A worker process: train each task the parent sends, answer with its summary, stop at None."""
+    if device is not None:
+        # one GPU per worker, before anything initialises CUDA: the trainer's "cuda" is then that GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+    from . import procs
+
     # Ctrl-C reaches the whole process group; the parent alone decides, and stops workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if devices:
-        # one GPU per worker, before anything initialises CUDA: the trainer's "cuda" is then that GPU
-        with counter.get_lock():
-            slot = counter.value
-            counter.value += 1
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
-    from . import shortcuts
+    procs.die_with_parent(parent_pid)  # a SIGKILLed runner must not leave workers training
+    failed = None
+    try:
+        from . import shortcuts
 
-    for spec in plugins:
-        shortcuts.load_plugin(spec)
+        for spec in plugins:
+            shortcuts.load_plugin(spec)
+    except Exception as e:
+        failed = {"status": "error", "reason": f"the worker could not load its plugins: {e}"}
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(failed or train_task(task, train_fn))
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"its worker process died of signal {name}"
+    return f"its worker process exited with code {exitcode} before it reported"
+
+
+class _Worker:
+    """One worker process and the pipe to it; ``slot`` is its index in the pool's GPU slots."""
+
+    def __init__(self, ctx, plugins, train_fn, slot: int = 0, device: str | None = None):
+        self.slot = slot
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(child, os.getpid(), plugins, train_fn, device), daemon=True)
+        # started with SIGINT ignored, which a new interpreter keeps: a Ctrl-C while it starts up
+        # would otherwise print its traceback
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self.process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        child.close()
+
+    def send(self, task) -> bool:
+        try:
+            self.conn.send(task)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def receive(self) -> dict | None:
+        """The summary it sent, or None where it died first."""
+        try:
+            if self.conn.poll():
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def stop(self, kill: bool) -> None:
+        if kill:
+            self.process.terminate()
+        else:
+            self.send(None)
+        self.process.join(None if kill else 10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
 
 
 class LocalPool(Backend):
     """``jobs`` worker processes on this machine (spawned, so each has its own torch state).
 
-    With ``devices`` (GPU ids, one per worker: :func:`gpu_slots`) the i-th worker started sees
-    only ``devices[i]``, so that runs spread over the GPUs.
+    Each worker trains one task at a time. A worker that dies (a signal, a native crash) has its
+    run reported as ``error`` with the signal and is replaced, so the other runs go on; workers
+    end when this process ends, however it ends (:func:`ablation.procs.die_with_parent`).
+
+    With ``devices`` (GPU ids, one per worker: :func:`gpu_slots`) the i-th worker sees only
+    ``devices[i]``, so that runs spread over the GPUs; a replacement takes its dead worker's GPU.
     """
 
-    def __init__(self, jobs: int, plugins=(), train_fn=None, devices: list[str] | None = None, per_gpu: int = 1):
-        self.jobs, self.plugins, self.train_fn = jobs, list(plugins), train_fn
+    def __init__(self, jobs: int, plugins=(), train_fn=None, devices: list[str] | None = None, per_gpu: int = 1,
+                 requested_jobs: int | None = None):
+        self.jobs, self.plugins, self.train_fn, self.requested_jobs = jobs, list(plugins), train_fn, requested_jobs
         self.devices = list(devices or [])
         self.gpus_per_run = 1.0 / per_gpu if self.devices else 0.0
 
@@ -144,38 +235,62 @@ class LocalPool(Backend):
         n = len(set(self.devices))
         return f"{self.jobs} runs at once on this machine's {n} GPU{'s' if n != 1 else ''}"
 
+    def _new_worker(self, ctx, workers: list) -> _Worker:
+        held = {w.slot for w in workers}
+        slot = next(i for i in range(len(workers) + 1) if i not in held)
+        device = self.devices[slot % len(self.devices)] if self.devices else None
+        return _Worker(ctx, self.plugins, self.train_fn, slot, device)
+
     def execute(self, tasks, on_done):
         import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from multiprocessing.connection import wait
 
-        # after Ctrl-C the workers are terminated with the pool's queue semaphores still registered; the
-        # tracker process then warns about them on exit, which is noise, not a leak that outlives us
+        # a worker that dies or is stopped leaves its semaphores (tqdm's lock) registered with the
+        # tracker process, which then warns about them on exit: noise, not a leak that outlives us
         filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
-        os.environ["PYTHONWARNINGS"] = ",".join([*filters, "ignore::UserWarning:multiprocessing.resource_tracker"])
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        if quiet not in filters:
+            os.environ["PYTHONWARNINGS"] = ",".join([*filters, quiet])
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(self.plugins, self.devices, ctx.Value("i", 0)))
-        started, pending = {}, {}
+        queue, idle, busy = list(tasks), [], {}  # busy: worker -> (task, start time)
+        workers = []
+        clean = False
         try:
-            for t in tasks:
-                f = pool.submit(train_task, t, self.train_fn)
-                pending[f] = t
-                started[f] = time.time()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    t = pending.pop(f)
-                    on_done(t, f.result(), time.time() - started[f])
-        except BaseException:
-            # workers ignore SIGINT: stop them here; each loses at most the steps since its checkpoint
-            procs = list(getattr(pool, "_processes", {}).values())
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown()
+            while queue or busy:
+                while queue and len(busy) < self.jobs:
+                    w = idle.pop() if idle else self._new_worker(ctx, workers)
+                    if w not in workers:
+                        workers.append(w)
+                    task = queue.pop(0)
+                    if w.process.is_alive() and w.send(task):
+                        busy[w] = (task, time.time())
+                    else:  # it died before it took the task (at start-up, or while it waited)
+                        self._dead(w, workers)
+                        on_done(task, {"status": "error", "reason": _death(w.process.exitcode)}, 0.0)
+                if not busy:
+                    continue
+                ready = set(wait([x for w in busy for x in (w.conn, w.process.sentinel)]))
+                for w in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+                    task, t0 = busy.pop(w)
+                    summary = w.receive()
+                    if summary is None:  # it died: its run is an error, a new worker takes its place
+                        self._dead(w, workers)
+                        summary = {"status": "error", "reason": _death(w.process.exitcode)}
+                    else:
+                        idle.append(w)
+                    on_done(task, summary, time.time() - t0)
+            clean = True
+        finally:
+            # after an interrupt workers are stopped here (they ignore SIGINT); each loses at most the
+            # steps since its checkpoint
+            for w in workers:
+                w.stop(kill=not clean)
+
+    @staticmethod
+    def _dead(w: "_Worker", workers: list) -> None:
+        w.process.join(5)  # reap it, for its exit code
+        w.stop(kill=True)
+        workers.remove(w)
 
 
 def visible_gpus(count: int, env: str | None) -> list[str]:
@@ -202,29 +317,38 @@ def _runs_on_gpu(configs: list[dict]) -> bool:
 
 
 def auto_jobs(configs: list[dict]) -> int:
-    """One single-threaded run per core on CPU; one run at a time per GPU."""
+    """One single-threaded run per core on CPU; one run at a time per GPU.
+
+    On CPU not capped by the runs left: see :meth:`Backend.threads`.
+    """
     if _runs_on_gpu(configs):
         return 1
-    return max(1, min(os.cpu_count() or 1, len(configs)))
+    return max(1, os.cpu_count() or 1)
 
 
 def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=(), train_fn=None) -> Backend:
     """In-process for one run at a time, else a local pool; ``jobs=None`` picks :func:`auto_jobs`.
 
-    On GPUs ``jobs`` counts runs at once per GPU and the pool spreads over every visible GPU.
+    On GPUs ``jobs`` counts runs at once per GPU and the pool spreads over every visible GPU; one
+    run left trains in this process. On CPU the pool has no more workers than runs to train, but
+    each run's thread count follows the jobs requested (:meth:`Backend.threads`), so only
+    ``--jobs 1`` trains in this process.
     """
     per = jobs or auto_jobs(configs)
-    devices = []
     if _runs_on_gpu(configs):
         import torch
 
         devices = gpu_slots(visible_gpus(torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")), per)
-    jobs = max(1, min(len(devices) or per, n_todo or 1))
-    if jobs == 1:
-        backend = InProcess(train_fn)
-        backend.gpus_per_run = 1.0 / per if devices else 0.0
-        return backend
-    return LocalPool(jobs, plugins, train_fn, devices[:jobs], per)
+        if devices:
+            n = max(1, min(len(devices), n_todo or 1))
+            if n == 1:
+                backend = InProcess(train_fn, requested_jobs=len(devices))
+                backend.gpus_per_run = 1.0 / per
+                return backend
+            return LocalPool(n, plugins, train_fn, devices[:n], per, requested_jobs=len(devices))
+    if per == 1:
+        return InProcess(train_fn, requested_jobs=1)
+    return LocalPool(max(1, min(per, n_todo)), plugins, train_fn, requested_jobs=per)
 
 
 def to_train(runs, results: ResultsDir) -> list[dict]:
@@ -283,11 +407,15 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
     def finished(task: Task, summary: dict | None, seconds: float):
         r = by_hash[task.hash]
         ended.add(task.hash)
+        summary = summary if isinstance(summary, dict) else {"status": "error", "reason": "no summary returned"}
+        status = summary.get("status", "error")
+        if summary.get("disk_full"):  # every later run would fail the same way: stop, keep what is written
+            raise DiskFull(summary["reason"])
         result["done"] += 1
-        status = (summary or {}).get("status", "error")
         if status == "error":
             result["errors"] += 1
-            tqdm.write(f"error in {r.key} ({r.hash}): {(summary or {}).get('reason')}", file=sys.stderr)
+            tqdm.write(f"error in {r.key} ({r.hash}): {summary.get('reason')}", file=sys.stderr)
+            results.run(r.hash).write_error(str(summary.get("reason")))  # for the tables and the README
         elif status == "done":
             result["skipped"] += 1
         elif status == "busy":
@@ -295,6 +423,7 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
             tqdm.write(f"skipped {r.key} ({r.hash}): {summary.get('reason')}", file=sys.stderr)
         else:
             result["trained"] += 1
+            results.run(r.hash).clear_error()  # an earlier attempt's error no longer holds
             if not quiet:
                 err = summary.get("final_test_error")
                 err = f"{err:.2f}%" if isinstance(err, (int, float)) else "n/a"

@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 
 from .errors import ConfigError
+from .procs import pid_alive
 from .results import CLAIM, FOLDER_LOCK, TAKEOVER_LOCK
 
 HEARTBEAT_S = 10.0
@@ -45,16 +46,6 @@ class RunBusy(ConfigError):
 
 class ClaimLost(RuntimeError):
     """This process's claim was taken over (it was presumed dead); it must stop writing."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_claim(run_dir) -> dict | None:
@@ -75,7 +66,7 @@ def read_claim(run_dir) -> dict | None:
 
 def is_stale(claim: dict) -> bool:
     if claim.get("host") == socket.gethostname() and isinstance(claim.get("pid"), int):
-        if not _pid_alive(claim["pid"]):
+        if not pid_alive(claim["pid"]):
             return True
     return claim["age_s"] > STALE_S
 

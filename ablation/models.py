@@ -35,7 +35,7 @@ from torch import nn
 
 from .errors import ConfigError, unknown_choice
 from .layers import conv2d
-from .shortcuts import check_shortcut_args, create_shortcut
+from .shortcuts import check_shortcut_args, create_shortcut, get_shortcut
 
 # order -> (ops around each conv but the last, ops around the last conv, f after the addition)
 ORDERS = {
@@ -247,7 +247,11 @@ class ResNet(nn.Module):
 def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
                      in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
                      bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", **shortcut_args) -> ArchSpec:
-    """Validate everything :func:`build_model` takes without building; returns the parsed arch."""
+    """Validate everything :func:`build_model` takes without training; returns the parsed arch.
+
+    A plugin's shortcut is also run once on a small input (cached per network), so that one that
+    raises or returns the wrong shape is one line naming it, before anything trains.
+    """
     spec = arch_spec(arch)
     if order not in ORDERS:
         raise unknown_choice("order", order, ORDERS)
@@ -260,8 +264,65 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
     # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance
-    create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+    entry = get_shortcut(shortcut)
+    try:
+        create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+    except ConfigError:
+        raise
+    except Exception as e:  # a plugin's constructor that fails on its own arguments
+        raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
+    if entry.origin:
+        _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args)
     return spec
+
+
+_PROBED: set = set()
+
+
+def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, width, match, shortcut_args) -> None:
+    """Build the net once and run two 32x32 images through it, checking each unit's shortcut output.
+
+    y = h(x) (+) F(x) must have the shape of the branch F(x), or the next unit receives a tensor
+    it was not built for (or, worse, a broadcast one that trains silently).
+    """
+    key = (spec.name, shortcut, order, num_classes, in_channels, width, match, repr(sorted(shortcut_args.items())))
+    if key in _PROBED:
+        return
+    entry = get_shortcut(shortcut)
+    try:
+        net = ResNet(spec, shortcut, order, num_classes, in_channels, width, match, shortcut_args)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built into {spec.name}: "
+                          f"{type(e).__name__}: {e}") from None
+
+    class Mismatch(Exception):
+        pass
+
+    def check(unit):
+        def hook(module, args, out):
+            fx = args[1]
+            shape = tuple(getattr(out, "shape", ()))
+            if not torch.is_tensor(out) or shape != tuple(fx.shape):
+                raise Mismatch(f"shortcut {shortcut!r}{entry.where} returned shape {shape} where the branch F(x) has "
+                               f"{tuple(fx.shape)} (stage {unit.stage}, {unit.in_channels} -> {unit.out_channels} "
+                               f"channels, stride {unit.stride})")
+        return hook
+
+    handles = [u.shortcut.register_forward_hook(check(u)) for u in net.units()]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(2, in_channels, 32, 32))
+    except Mismatch as e:
+        raise ConfigError(str(e)) from None
+    except Exception as e:
+        raise ConfigError(f"shortcut {shortcut!r}{entry.where} fails in a forward pass of {spec.name}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    _PROBED.add(key)
 
 
 def build_model(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,

@@ -161,7 +161,8 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     palette = sns.color_palette("deep", len(columns))
     papers = [float(p) for p in s["paper"] if isinstance(p, (int, float)) and not pd.isna(p)]
     seeds_runs = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
-    top = max([s["ours"].max(), *papers, *pd.to_numeric(seeds_runs["final_test_error"], errors="coerce").dropna()])
+    # at least one point of error: all-zero errors would give matplotlib identical y limits
+    top = max([s["ours"].max(), *papers, *pd.to_numeric(seeds_runs["final_test_error"], errors="coerce").dropna(), 1.0])
     paper_drawn = fail_drawn = False
     for j, col in enumerate(columns):
         for i, label in enumerate(labels):

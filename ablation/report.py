@@ -13,13 +13,18 @@ per run and seed), ``rows.csv`` (per table row: median, mean, std, 95% CI, best 
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
+import json
 import math
 import sys
 from pathlib import Path
 
 from . import stats as st
-from .errors import ConfigError
+from .errors import ArgumentParser, ConfigError, run_main
 from .results import ResultsDir, load_tables, write_atomic
 
 RANKED = ("identity_mappings", "activations")  # He 2016 Tables 1 and 2: ranked against the paper in one figure
@@ -46,9 +51,19 @@ def ours_cell(s: dict) -> str:
     if not s["seeds"]:
         return "error" if s["errors"] else "not run"
     if s["seeds"] == 1:
-        return f"fail ({_num(s['ours'])})" if s["failed"] else _num(s["ours"])
+        return f"fail ({_fail_number(s)})" if s["failed"] else _num(s["ours"])
     notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
-    return ("fail: " if s["failed"] * 2 > s["seeds"] else "") + f"{_num(s['ours'])} ({'; '.join(notes)})"
+    if s["failed"] * 2 > s["seeds"]:
+        return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
+    return f"{_num(s['ours'])} ({'; '.join(notes)})"
+
+
+def _fail_number(s: dict, unit: str = "") -> str:
+    """A failed row's error, or "diverged" where most of its runs stopped on a non-finite loss
+    (the error of a net whose weights are NaN is that of a constant guess, not a measurement)."""
+    if s.get("diverged") and s["diverged"] * 2 > s["seeds"]:
+        return "diverged"
+    return _num(s["ours"]) + unit
 
 
 def ci_cell(s: dict) -> str:
@@ -136,9 +151,11 @@ def fail_marks(meta: dict, stats) -> list[str]:
         ours = d["failed"] * 2 > d["seeds"]
         paper = d["paper"] == "fail"
         if paper or ours:
-            agree = "as in the paper" if ours == paper else "unlike the paper"
+            reported = d["paper"] is not None and not isnan(d["paper"])
+            agree = ("as in the paper" if ours == paper else "unlike the paper") if reported else \
+                "the paper reports no number for this row"
             lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
-                         f"{'fail' if ours else 'no fail'} ({_num(d['ours'])}%) — {agree}")
+                         f"{'fail' if ours else 'no fail'} ({_fail_number(d, '%')}) — {agree}")
     return lines
 
 
@@ -256,6 +273,10 @@ def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[
     lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
     if manifest.get("preset_description"):
         lines += [manifest["preset_description"], ""]
+    if manifest.get("overrides"):
+        given = ", ".join(f"{k}={json.dumps(v)}" for k, v in manifest["overrides"].items())
+        lines += [f"Set on the command line over the preset: {given}. Where the description above says "
+                  "otherwise, these hold (the scale table below shows what ran).", ""]
     if trained:
         t = trained[-1]
         lines += ["## How these numbers were made", "",
@@ -316,16 +337,18 @@ def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dir", help="a results folder written by python -m ablation.run")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    try:
+
+    def body():
+        if not Path(args.dir).is_dir():
+            raise ConfigError(f"{args.dir} is not a folder; give a results folder written by python -m ablation.run")
         build(args.dir, quiet=args.quiet)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":

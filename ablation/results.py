@@ -4,6 +4,7 @@
     <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
     <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
                                  claim.json while a process trains it and .claim.lock (ablation.locks),
+                                 error.json when its last attempt raised or its worker died,
                                  TensorBoard's events.out.tfevents.* with tensorboard=true
     <out>/.lock                  the lock of the shared files above and below (ablation.locks)
     <out>/.storage-check.<token>[.<node>]   while a cluster study runs: the driver's token, and each
@@ -14,18 +15,29 @@
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
 
 Every file that holds results is written atomically (a temporary beside it, then a rename),
-so a kill at any moment leaves the old file or the new one, never half of one. The report reads
-the whole folder as pandas tables through :func:`load_tables`.
+so a kill at any moment leaves the old file or the new one, never half of one. A write that
+fails (a full disk, a read-only folder) removes its temporary and raises :class:`WriteFailed`
+(:class:`DiskFull` for a full disk), one line naming the file; temporaries left by a kill are
+swept by the next writer of their folder. The report reads the whole folder as pandas tables
+through :func:`load_tables`.
+
+An unreadable ``summary.json`` means the run has not finished (it is trained again, from its
+checkpoint); any other unreadable file the results depend on is a :class:`CorruptFile` error
+naming it.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 from .errors import ConfigError
+from .procs import pid_alive
 
 RUNS = "runs"
 MANIFEST = "manifest.json"
@@ -37,6 +49,28 @@ README, NOTES = "README.md", "notes.md"
 CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
 CLAIM, FOLDER_LOCK, TAKEOVER_LOCK = "claim.json", ".lock", ".claim.lock"
 STORAGE_CHECK = ".storage-check"
+ERROR = "error.json"
+RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, SUMMARY, CLAIM, ERROR)  # what makes a folder a run folder
+RESULTS_FILES = (MANIFEST, INVOCATIONS, RUNS)  # what makes a folder a results folder
+
+
+class WriteFailed(ConfigError):
+    """A results file could not be written (a read-only folder, a full disk): one line naming it."""
+
+
+class DiskFull(WriteFailed):
+    """No space left on the device while writing a file; what was written before stays valid."""
+
+
+class CorruptFile(ConfigError):
+    """A file the results depend on exists but does not read; one line naming it."""
+
+
+def _write_failed(path, exc: BaseException) -> WriteFailed:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"no space left writing {path}; free some space and run the same command again")
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+    return WriteFailed(f"cannot write {path}: {why}")
 
 
 # --- atomic writes ---------------------------------------------------------------------------
@@ -48,27 +82,70 @@ def temporary_for(path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def write_atomic(path, data: str | bytes) -> None:
-    """Write text or bytes to ``path`` through a temporary and a rename."""
-    write_atomic_with(path, lambda tmp: tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data))
+def write_atomic(path, data) -> None:
+    """Write text (str) or bytes (any bytes-like object) to ``path`` through a temporary and a rename."""
+    write_atomic_with(path, lambda tmp: tmp.write_text(data) if isinstance(data, str) else tmp.write_bytes(data))
 
 
 def write_atomic_with(path, write) -> None:
-    """``write(tmp_path)`` fills a temporary (``torch.save``, ``savefig``), then it replaces ``path``."""
+    """``write(tmp_path)`` fills a temporary (``savefig``), then it replaces ``path``.
+
+    Any failure removes the temporary; an OSError becomes :class:`WriteFailed` (:class:`DiskFull`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_for(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise _write_failed(path, e) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
-def sweep_temporaries(folder) -> None:
-    """Remove temporaries that a kill left in the middle of a write."""
+def save_torch(path, obj) -> None:
+    """``torch.save`` of ``obj`` to ``path``, atomically.
+
+    torch.save reports a full disk as ``[enforce fail at inline_container.cc] unexpected pos``, a
+    RuntimeError that does not say why; serialising into memory first and writing the bytes here
+    turns it into the OSError (ENOSPC) that it is.
+    """
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_atomic(path, buf.getbuffer())
+
+
+def _pid_of_temporary(name: str) -> int | None:
+    tail = name.rpartition(".tmp")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def sweep_temporaries(folder, only_dead: bool = False, max_age_s: float = 3600.0) -> None:
+    """Remove temporaries that a kill or a failed write left behind.
+
+    With ``only_dead`` (a folder that other processes may be writing into without a lock, such
+    as the dataset cache), a temporary goes only when its writer is no longer alive on this
+    host, or when it is older than ``max_age_s`` (a writer on another host of shared storage).
+    """
     for stale in Path(folder).glob(".*.tmp*"):
-        stale.unlink(missing_ok=True)
+        if only_dead:
+            pid = _pid_of_temporary(stale.name)
+            try:
+                age = time.time() - stale.stat().st_mtime
+            except OSError:
+                continue
+            if pid == os.getpid() or (pid is not None and pid_alive(pid) and age < max_age_s):
+                continue
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def read_json(path):
@@ -79,24 +156,54 @@ def read_json(path):
         return None
 
 
-def read_jsonl(path) -> list[dict]:
-    """Every complete JSON line of ``path`` (none if absent); a torn last line is skipped."""
+def read_json_strict(path, what: str = "") -> dict | None:
+    """The JSON object in ``path``; None where the file is absent; CorruptFile naming it where it does not read."""
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise CorruptFile(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        value = json.loads(raw)
+    except ValueError:  # not UTF-8, or not JSON
+        value = None
+    if not isinstance(value, dict):
+        raise CorruptFile(f"{path} is unreadable (not a JSON object){what}")
+    return value
+
+
+def read_jsonl(path) -> list[dict]:
+    """Every complete JSON object line of ``path`` (none if absent); torn or foreign lines are skipped."""
+    try:
+        text = Path(path).read_text(errors="replace")
     except OSError:
         return []
     out = []
     for line in text.splitlines():
         try:
-            out.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 
 def append_jsonl(path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append one line; a torn last line (a kill in mid-write) is first closed, so this one stays whole."""
+    path = Path(path)
+    line = json.dumps(record) + "\n"
+    try:
+        with open(path, "ab+") as f:
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write(line.encode())
+    except OSError as e:
+        raise _write_failed(path, e) from None
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -117,26 +224,46 @@ class RunDir:
         return self.path.name
 
     def is_finished(self) -> bool:
-        return self.summary.exists()
+        """A readable summary: an unreadable one means the run has not finished (it trains again)."""
+        return self.read_summary() is not None
 
     def is_started(self) -> bool:
-        return self.checkpoint.exists()
+        """Something was trained: a checkpoint, a history point or a summary exists."""
+        return any(p.exists() for p in (self.checkpoint, self.history, self.summary))
 
     def read_config(self) -> dict | None:
-        return read_json(self.config)
+        """The run's config; None where there is none; CorruptFile naming the file where it does not read."""
+        return read_json_strict(self.config, "; delete the run folder to train that run again")
 
     def read_summary(self) -> dict | None:
-        return read_json(self.summary)
+        """The summary, or None where it is absent or unreadable (the run is then not finished)."""
+        summary = read_json(self.summary)
+        return summary if isinstance(summary, dict) else None
 
     def read_history(self) -> list[dict]:
         return read_jsonl(self.history)
 
-    def write_config(self, cfg: dict) -> None:
+    def read_error(self) -> dict | None:
+        """Why the run's last attempt failed (``reason``, ``when``), or None."""
+        record = read_json(self.path / ERROR)
+        return record if isinstance(record, dict) and isinstance(record.get("reason"), str) else None
+
+    def write_error(self, reason: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path / ERROR, json.dumps({"reason": reason,
+                                                    "when": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+
+    def clear_error(self) -> None:
+        (self.path / ERROR).unlink(missing_ok=True)
+
+    def write_config(self, cfg: dict) -> None:
         write_atomic(self.config, json.dumps(cfg, indent=2))
 
     def write_summary(self, summary: dict) -> None:
         write_atomic(self.summary, json.dumps(summary, indent=2))
+
+    def save_checkpoint(self, checkpoint: dict) -> None:
+        save_torch(self.checkpoint, checkpoint)
 
     def append_history(self, record: dict) -> None:
         append_jsonl(self.history, record)
@@ -149,6 +276,7 @@ class RunDir:
                 write_atomic(self.history, "".join(lines[:n]))
 
     def sweep(self) -> None:
+        """Remove temporaries of killed writers; only the claim's holder calls this, so all are stale."""
         sweep_temporaries(self.path)
 
 
@@ -172,35 +300,46 @@ class ResultsDir:
         return RunDir(self.runs / run_hash)
 
     def finished_runs(self) -> list[RunDir]:
-        return [RunDir(p.parent) for p in sorted(self.runs.glob(f"*/{SUMMARY}"))]
+        return [run for run in (RunDir(p.parent) for p in sorted(self.runs.glob(f"*/{SUMMARY}"))) if run.is_finished()]
 
     def has_manifest(self) -> bool:
         return self.manifest.is_file()
 
     def read_manifest(self, missing_ok: bool = False) -> dict | None:
         """The manifest; ConfigError naming the file where it is unreadable, or absent (unless ``missing_ok``)."""
-        manifest = read_json(self.manifest)
         if not self.has_manifest() and missing_ok:
             return None
         if not self.has_manifest():
             raise ConfigError(f"{self.path} holds no results (no {MANIFEST}); run python -m ablation.run first")
-        if not isinstance(manifest, dict) or not {"experiments", "runs"} <= set(manifest):
-            raise ConfigError(f"{self.manifest} is unreadable or not a results manifest")
+        manifest = read_json(self.manifest)
+        if not _is_manifest(manifest):
+            raise CorruptFile(f"{self.manifest} is unreadable or not a results manifest; delete it and run the "
+                              f"same python -m ablation.run command again to rebuild it (finished runs are kept)")
         return manifest
 
     def write_manifest(self, manifest: dict) -> None:
         write_atomic(self.manifest, json.dumps(manifest, indent=2, default=str))
 
     def read_invocations(self) -> list[dict]:
-        return read_jsonl(self.invocations)
+        """The invocation log; torn lines and records without the fields the README shows are skipped."""
+        return [i for i in read_jsonl(self.invocations) if INVOCATION_FIELDS <= set(i)]
 
     def log_invocation(self, entry: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _write_failed(self.path, e) from None
         append_jsonl(self.invocations, entry)
 
     def storage_check(self, token: str, node: str | None = None) -> Path:
         """The driver's token file (``node`` None) or a node's reply to it (ablation.ray_backend)."""
         return self.path / ".".join([STORAGE_CHECK, token, *([node] if node else [])])
+
+    def sweep(self) -> None:
+        """Remove temporaries of the report's files; call it holding the folder lock (ablation.locks)."""
+        for folder in (self.path, self.tables, self.plots):
+            if folder.is_dir():
+                sweep_temporaries(folder)
 
     def table(self, experiment: str) -> Path:
         return self.tables / f"{experiment}.md"
@@ -212,7 +351,7 @@ class ResultsDir:
 # --- the whole folder as tables (pandas) ------------------------------------------------------
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                  "iterations", "epochs", "time_s", "images_per_s", "device")
+                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads")
 CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
                  "batch_size", "steps", "schedule_unit", "optimizer", "lr")
 HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
@@ -228,15 +367,22 @@ def load_tables(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
 
     results = ResultsDir(out)
     manifest = results.read_manifest()
-    stored_runs = _read_csv(results.runs_csv)
-    stored_hist = _read_csv(results.history_csv)
+    if not manifest["runs"]:
+        raise ConfigError(f"{results.manifest} lists no runs; run python -m ablation.run --out {out} first")
+    stored = {}  # runs.csv and history.csv of an earlier report, read only where a run folder is absent
+
+    def stored_tables():
+        if not stored:
+            stored["runs"], stored["hist"] = _read_csv(results.runs_csv), _read_csv(results.history_csv)
+        return stored["runs"], stored["hist"]
+
     rows, hist = [], []
     labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
     by_hash = {}
     for entry in manifest["runs"].values():
         h = entry["hash"]
         if h not in by_hash:
-            by_hash[h] = _run_record(results.run(h), h, stored_runs, stored_hist, hist)
+            by_hash[h] = _run_record(results.run(h), h, stored_tables, hist)
         meta = labels.get((entry["experiment"], entry["variant"]), {})
         rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
                      "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
@@ -253,7 +399,7 @@ def _read_csv(path: Path):
         return None
     try:
         table = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as e:
+    except (ValueError, OSError, pd.errors.ParserError) as e:
         raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
                           f"run folders") from None
     if "hash" not in table.columns:
@@ -261,20 +407,27 @@ def _read_csv(path: Path):
     return table
 
 
-def _run_record(run: RunDir, h: str, stored_runs, stored_hist, hist: list) -> dict:
+def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
     rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
-    cfg = run.read_config()
+    cfg = run.read_config()  # unreadable: one line naming it (the row's config is unknown)
+    error = run.read_error()
     if isinstance(cfg, dict):
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
         summary = run.read_summary()
-        if isinstance(summary, dict):  # an unreadable summary means the run has not finished
+        if summary is not None:  # an unreadable summary means the run has not finished
             rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+        elif error is not None:
+            rec["status"], rec["reason"] = "error", error["reason"]
         else:
             rec["status"] = "incomplete" if run.is_started() else "not run"
         for r in run.read_history():
             hist.append({"hash": h, **{k: _jsonish(k, r.get(k)) for k in HISTORY_FIELDS}})
         return rec
+    if error is not None:  # it failed before it wrote its config (a dataset or model that would not build)
+        rec["status"], rec["reason"] = "error", error["reason"]
+        return rec
+    stored_runs, stored_hist = stored_tables()
     if stored_runs is not None and (stored_runs["hash"] == h).any():
         old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
         rec.update({k: _nan_to_none(old.get(k)) for k in rec})
@@ -306,3 +459,68 @@ def read_table(path, columns=(), dtype=None):
     except (ValueError, pd.errors.ParserError):
         return None
     return table if set(columns) <= set(table.columns) else None
+
+
+INVOCATION_FIELDS = {"command", "finished", "wall_s", "machine", "jobs", "trained", "skipped", "errors", "interrupted"}
+_HASH_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+
+
+def _is_manifest(m) -> bool:
+    """The shape that the runner writes and the report reads (ablation.experiments.manifest)."""
+    if not isinstance(m, dict) or not isinstance(m.get("experiments"), dict) or not isinstance(m.get("runs"), dict):
+        return False
+    for e in m["experiments"].values():
+        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("title"), str)
+                and isinstance(e.get("rows"), list) and isinstance(e.get("claims", []), list)):
+            return False
+        if not all(isinstance(r, dict) and isinstance(r.get("variant"), str) for r in e["rows"]):
+            return False
+        if not all(isinstance(c, dict) and isinstance(c.get("says"), str) for c in e.get("claims", [])):
+            return False
+    for r in m["runs"].values():
+        # the hash names a folder under runs/: nothing that could point elsewhere
+        if not (isinstance(r, dict) and isinstance(r.get("hash"), str) and r["hash"] and set(r["hash"]) <= _HASH_CHARS
+                and r.get("experiment") in m["experiments"] and isinstance(r.get("variant"), str)
+                and isinstance(r.get("seed"), int)):
+            return False
+    return True
+
+
+# --- where results may go --------------------------------------------------------------------
+
+
+def _ours_to_ignore(name: str) -> bool:
+    # the lock, a cluster's storage check (another driver may be starting on the folder) and temporaries
+    return name in (FOLDER_LOCK, TAKEOVER_LOCK) or name.startswith(STORAGE_CHECK + ".") or \
+        (name.startswith(".") and ".tmp" in name)
+
+
+def check_folder(path, kind: str, option: str) -> Path:
+    """``path`` as a folder for ``kind`` ("results" or "run"), or ConfigError in one line; creates nothing.
+
+    Refused: an empty name; a file; a folder that cannot be created or written; and a folder that
+    holds other files and none of ours (``--out docs`` must not replace docs/README.md).
+    """
+    if path is None or not str(path).strip():
+        raise ConfigError(f"{option} is empty; name a folder")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} {path} cannot be created: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        why = "read-only" if ancestor == path else f"{ancestor} is read-only"
+        raise ConfigError(f"{option} {path} cannot be written: {why}")
+    if path.is_dir():
+        try:
+            entries = [e for e in os.listdir(path) if not _ours_to_ignore(e)]
+        except OSError as e:
+            raise ConfigError(f"{option} {path} cannot be read: {e.strerror}") from None
+        ours = RESULTS_FILES if kind == "results" else RUN_FILES
+        if entries and not any(name in ours for name in entries):
+            what = "results folder (no manifest.json, no runs/)" if kind == "results" else "run folder (no config.json)"
+            raise ConfigError(f"{option} {path} holds other files and is not a {what}; choose a new or empty folder")
+    return path

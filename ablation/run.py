@@ -17,6 +17,11 @@ import time
 
 _STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
 
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import argparse
 import contextlib
 import datetime as dt
@@ -28,26 +33,22 @@ from pathlib import Path
 
 from . import config as schema
 from . import experiments as ex
-from .errors import ConfigError, did_you_mean, unknown_choice
+from .data import DATASETS
+from .errors import ArgumentParser, ConfigError, did_you_mean, run_main, unknown_choice
 from .grid import local_backend, run_grid, to_train
 from .locks import folder_lock
-from .results import ResultsDir
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from .results import ResultsDir, check_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", help="'all' (identity_mappings rows + plain/residual at a shallow and a deep "
                    "depth), or a comma list of variant names, experiment:variant, or shortcut names")
     p.add_argument("--experiment", help="an experiment name, or 'all'")
-    p.add_argument("--preset", default="quick", help="scale of every run (default: quick)")
-    p.add_argument("--dataset", help="override the dataset of every run")
+    p.add_argument("--preset", default="quick", help="scale of every run: quick (default; minutes on a laptop "
+                   "CPU) or paper (the papers' scale, for GPUs); --list shows every preset")
+    p.add_argument("--dataset", help=f"override the dataset of every run: {', '.join(DATASETS)}")
     p.add_argument("--depth", type=int, help="depth (6n+2) of the CIFAR basic nets of single-depth experiments")
     p.add_argument("--seeds", type=int, help="seeds per row (default: the preset's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device (default: auto)")
@@ -81,11 +82,12 @@ def main(argv=None, train_fn=None) -> int:
     # from the command line the clock started with the interpreter; a caller's starts here
     started = _STARTED if argv is None else time.time()
     args = build_parser().parse_args(argv)
+    return run_main(lambda: _run_cli_resumable(args, train_fn, started))
+
+
+def _run_cli_resumable(args, train_fn, started) -> int:
     try:
         return run_cli(args, train_fn=train_fn, started=started)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # before or after the runs (data, cluster start): nothing of theirs is lost
         print(f"interrupted. Run the same command again to resume:\n  {argv_line()}", file=sys.stderr)
         return 130
@@ -111,13 +113,18 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if args.preset not in presets:
         raise unknown_choice("preset", args.preset, presets)
     preset = presets[args.preset]
+    out = check_folder(Path("results") / preset.name if args.out is None else args.out, "results", "--out")
+    ResultsDir(out).read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
     rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
     sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
         print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
-    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings)
-    out = Path(args.out or Path("results") / preset.name)
+    notes = []
+    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings, notes=notes)
+    if not args.quiet:
+        for note in dict.fromkeys(notes):
+            print(f"note: {note}", file=sys.stderr)
     results = ResultsDir(out)
     if args.dry_run:
         todo = to_train(runs, results)
@@ -126,6 +133,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
         return 0
     started = started or time.time()
     prepare_data(runs, quiet=args.quiet)
+    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
     # the local backend is sized by run_grid, once it knows what is left; a cluster is joined first,
     # and checked to share the results folder before anything is written there
     cluster = open_backend(args, jobs, to_train(runs, results), train_fn) if args.backend == "ray" else None
@@ -135,8 +143,9 @@ def run_cli(args, train_fn=None, started=None) -> int:
             if not args.quiet:
                 print(f"backend: {backend.describe()}", file=sys.stderr)
         with folder_lock(out):  # another invocation may be merging its rows into the same manifest
+            results.sweep()
             results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows,
-                                               runs))
+                                               runs, changed))
         result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
                           plugins=args.plugin, backend=backend)
     if result["interrupted"]:

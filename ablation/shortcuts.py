@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,12 @@ class ShortcutEntry:
     formula: str
     paper: str
     params: dict = field(default_factory=dict)  # name -> default
+    origin: str = ""  # where a plugin's shortcut comes from (its file or module); empty for ours
+
+    @property
+    def where(self) -> str:
+        """`` (plugin ORIGIN)`` for a plugin's shortcut, for messages; empty for the built-in ones."""
+        return f" (plugin {self.origin})" if self.origin else ""
 
 
 _REGISTRY: dict[str, ShortcutEntry] = {}
@@ -74,11 +81,18 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
             if p.default is p.empty:
                 raise TypeError(f"shortcut {name!r}: parameter {p.name!r} needs a default")
             params[p.name] = p.default
-        _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params)
+        _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params, _origin(cls))
         cls.shortcut_name = name
         return cls
 
     return decorate
+
+
+def _origin(cls) -> str:
+    if cls.__module__ == __name__:
+        return ""
+    module = sys.modules.get(cls.__module__)
+    return getattr(module, "__file__", None) or cls.__module__
 
 
 _entry_points_loaded = False
@@ -124,12 +138,25 @@ def get_shortcut(name: str) -> ShortcutEntry:
 
 
 def check_shortcut_args(name: str, args: dict) -> None:
-    """Raise ConfigError for arguments the shortcut ``name`` does not take."""
+    """Raise ConfigError for arguments the shortcut ``name`` does not take, or of another type than its default."""
     entry = get_shortcut(name)
-    for key in args:
+    for key, value in args.items():
         if key not in entry.params:
             takes = ", ".join(entry.params) or "no parameters"
             raise ConfigError(f"shortcut {name!r} has no parameter {key!r}; it takes: {takes}")
+        default = entry.params[key]
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (isinstance(value, int) or isinstance(default, float))
+            want = "a finite number" if isinstance(default, float) else "a whole number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:  # a default of None (or another type) says nothing about what the parameter takes
+            ok, want = True, ""
+        if not ok:
+            raise ConfigError(f"shortcut {name!r}{entry.where}: {key} must be {want}, got {value!r}")
 
 
 def create_shortcut(name: str, in_channels: int, out_channels: int, stride: int = 1,

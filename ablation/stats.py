@@ -147,6 +147,9 @@ def samples(runs, experiment: str) -> dict[str, dict[str, list]]:
             for metric in ("test", "train")}
 
 
+DIVERGED = "loss is not finite"  # how the trainer words a run stopped by a NaN or infinite loss
+
+
 def row_stats(manifest: dict, runs) -> "pd.DataFrame":
     """One line per table row: seeds run and failed, and the :class:`Summary` of test and training error.
 
@@ -168,7 +171,10 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
             rec = {"experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
                    "paper": row.get("paper"), "protocol": row.get("protocol"), "paper_mean": row.get("paper_mean"),
                    "paper_std": row.get("paper_std"), "seeds": len(done), "failed": int(fails),
-                   "errors": int((r["status"] == "error").sum()), "stat": stat, "ours": getattr(test, stat)}
+                   "errors": int((r["status"] == "error").sum()),
+                   "diverged": int(done["reason"].astype(str).str.startswith(DIVERGED).sum())
+                   if "reason" in done else 0,  # a table without reasons: no run said it diverged
+                   "stat": stat, "ours": getattr(test, stat)}
             for prefix, s in (("test", test), ("train", train)):
                 rec.update({f"{prefix}_{k}": getattr(s, k) for k in ("median", "mean", "std", "ci_low", "ci_high",
                                                                      "best")})

@@ -13,6 +13,11 @@ The public pieces (:func:`build`, :class:`LoopState`, :func:`next_batch`, :func:
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    from .errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import contextlib
 import json
 import math
@@ -29,10 +34,10 @@ from tqdm import tqdm
 from . import data as datasets
 from .board import board_for
 from .config import describe_keys, differing_keys, model_options, parse_overrides, validate_config
-from .errors import ConfigError
+from .errors import ConfigError, run_main
 from .locks import Claim
 from .models import build_model, count_flops, count_params
-from .results import RunDir, write_atomic_with
+from .results import CorruptFile, RunDir, check_folder
 
 # ---- the run -----------------------------------------------------------------------------------------
 
@@ -411,10 +416,25 @@ def _finite(v):
 
 
 def check_same_run(run: RunDir, cfg: dict):
-    """ConfigError if ``run`` holds a run of another config (runtime keys may differ)."""
-    old = run.read_config()
-    if old is None:
+    """ConfigError if ``run`` holds a run of another config (runtime keys may differ).
+
+    A run that never trained (no checkpoint, history or summary: a start that failed) holds
+    nothing, and its config.json gives way to the new one. One that trained must say which
+    config it holds: an unreadable or missing config.json then refuses, rather than hand back
+    numbers that may belong to another config.
+    """
+    started = run.is_started()
+    try:
+        old = run.read_config()
+    except CorruptFile:
+        if started:
+            raise
         return
+    if not started:
+        return
+    if old is None:
+        raise ConfigError(f"{run.path} holds a run without {run.config.name}, so which config it trained is "
+                          f"unknown; choose another out= or delete the directory")
     changed = differing_keys(old, cfg)
     if changed:
         raise ConfigError(f"{run.path} holds a run with different {', '.join(changed)}; choose another out= or "
@@ -422,8 +442,8 @@ def check_same_run(run: RunDir, cfg: dict):
 
 
 def save_checkpoint(run: RunDir, model, opt, s: LoopState):
-    ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": s.state_dict(), "rng": s.rng_state()}
-    write_atomic_with(run.checkpoint, lambda tmp: torch.save(ck, tmp))
+    run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": s.state_dict(),
+                         "rng": s.rng_state()})
 
 
 def load_checkpoint(run: RunDir, model, opt, s: LoopState, device):
@@ -465,7 +485,9 @@ def _summary(run: RunDir, s: LoopState, model, d, plan: Plan, device) -> dict:
             "final_train_error": hist[-1]["train_error"] if hist else None, "params": count_params(model),
             "flops": count_flops(model, d.shape), "iterations": s.it, "epochs": round(s.it / plan.ipe, 4),
             "time_s": round(s.wall_time, 2), "images_per_s": round(s.images / max(s.train_time, 1e-9), 1),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            # the thread count changes the order of float sums, hence the last digits of the numbers
+            "threads": torch.get_num_threads()}
 
 
 # ---- command line -----------------------------------------------------------------------------------
@@ -478,15 +500,26 @@ def main(argv=None) -> int:
               "Values are JSON or TOML (lr=0.05, milestones=[250,375], shortcut_args={b=-6}).\n\n"
               f"keys and defaults:\n{describe_keys()}")
         return 0
+    return run_main(lambda: _train_cli(args))
+
+
+def _train_cli(args) -> int:
+    cfg = parse_overrides(args)
+    if "out" not in cfg:
+        raise ConfigError("give the run directory as out=DIR")
+    out = cfg.pop("out")
+    if not isinstance(out, str):
+        raise ConfigError(f"out= must name a folder, got {out!r}")
+    check_folder(out, "run", "out=")
+    notes = []
+    validate_config(cfg, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
-        cfg = parse_overrides(args)
-        out = cfg.pop("out", None)
-        if not isinstance(out, str):
-            raise ConfigError("give the run directory as out=DIR")
         summary = train(cfg, out)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {out} keeps its last checkpoint; the same command resumes it", file=sys.stderr)
+        return 130
     print(json.dumps(summary, indent=2))
     return 0
 

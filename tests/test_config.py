@@ -28,6 +28,7 @@ def test_a_key_that_may_change_the_numbers_changes_the_hash_and_blocks_resuming(
     assert ex.config_hash(cfg) != ex.config_hash(other)
     run = RunDir(tmp_path)
     run.write_config(cfg)
+    run.append_history({"iteration": 0})  # it trained: a run that never did gives way to the new config
     with pytest.raises(ConfigError, match=f"different {key}"):
         check_same_run(run, other)
 
@@ -55,6 +56,7 @@ def test_a_key_added_later_keeps_earlier_runs_and_their_hashes(tmp_path, monkeyp
     before = ex.config_hash(cfg)
     run = RunDir(tmp_path)
     run.write_config(cfg)  # a run made before the key existed
+    run.append_history({"iteration": 0})  # and trained (one that never did gives way to any config)
     monkeypatch.setitem(C.SCHEMA, "new_knob", C.Key(False, bool, "a later option", hash_if_set=True))
     monkeypatch.setitem(C.DEFAULTS, "new_knob", False)
     now = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})

@@ -121,7 +121,7 @@ def test_missing_dataset_names_the_three_ways(tmp_path):
         data.load("cifar100", tmp_path, download=False)
     msg = str(err.value)
     assert isinstance(err.value, ConfigError) and "\n" not in msg
-    assert "--data-dir" in msg and "/usr/share/datasets/cifar100" in msg and "download" in msg
+    assert "data_dir=DIR" in msg and "/usr/share/datasets/cifar100" in msg and "download=true" in msg
 
 
 def test_unknown_dataset_is_a_config_error(tmp_path):

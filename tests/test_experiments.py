@@ -329,3 +329,32 @@ def test_a_preset_sets_keys_to_null_and_checks_them(tmp_path):
                            ('fail_chance_fraction = 0.5\nnull = ["fail_chance_fraction"]', "both set and in null")):
         with pytest.raises(ConfigError, match=message):
             ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
+
+
+def test_a_key_a_variant_sets_itself_wins_over_the_preset(tmp_path):
+    """Issue 9, item 11: the row's own lr is what the row is about; the preset's lr applies to the others."""
+    text = GOOD + '[[variant]]\nname = "fast"\nshortcut = "identity"\nlr = 0.3\n'
+    d = _dir(tmp_path, text, presets='[quick]\nlr = 0.05\nsteps = 2\n[quick.arch_map]\nresnet8 = "resnet14"\n')
+    e = ex.load_experiments(d)["tiny"]
+    runs = {r.variant: r for r in ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])}
+    assert runs["fast"].config["lr"] == 0.3 and runs["a"].config["lr"] == 0.05
+    assert runs["fast"].config["arch"] == "resnet14"  # the preset's arch_map still applies to the row's net
+    assert runs["fast"].hash != runs["a"].hash
+    again = ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"], settings={"lr": 0.01})
+    assert {r.config["lr"] for r in again} == {0.01}  # and the command line wins over both
+
+
+def test_a_preset_subset_larger_than_an_overridden_dataset_is_the_whole_split(exps, presets):
+    """Issue 9, item 6: the quick preset's eval_subset = 2000 with --dataset synthetic (256 test images)."""
+    im = exps["identity_mappings"]
+    notes = []
+    [r] = ex.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
+                    notes=notes)
+    assert r.config["eval_subset"] is None  # the whole split: the same images, so the same numbers
+    assert notes == ["eval_subset=2000 is more than the 256 test images of synthetic: the whole split is used "
+                     "(eval_subset=null)"]
+    [same] = ex.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
+                       settings={"eval_subset": None})
+    assert same.hash == r.hash
+    [fm] = ex.expand(exps, [im.variant("original")], presets["quick"])
+    assert fm.config["eval_subset"] == 2000  # 10000 test images: the preset's subset as written

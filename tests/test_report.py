@@ -8,7 +8,7 @@ import pytest
 
 from ablation import experiments as ex
 from ablation import report, run, stats
-from ablation.results import ResultsDir
+from ablation.results import ResultsDir, load_tables
 
 # (final train error, final test error, status) per variant and seed
 NUMBERS = {
@@ -181,3 +181,69 @@ def test_mechanisms_say_why_they_are_missing(results):
     assert "Not computed for 8 run(s): no weights (no run folder, or no checkpoint.pt in it)." in mech
     # the gradient norms and gate means come from the histories, which the made-up runs lack
     assert "**Gradient flow**" not in mech and "**Gate dynamics**" not in mech
+
+
+def test_a_diverged_run_reads_as_diverged_not_as_an_error_rate():
+    """A NaN loss leaves a net that guesses one class: its 75% is no measurement."""
+    base = {"seeds": 1, "failed": 1, "errors": 0, "diverged": 1, "test_median": 75.0, "test_mean": 75.0,
+            "test_std": None, "stat": "median", "ours": 75.0}
+    assert report.ours_cell(base) == "fail (diverged)"
+    assert report.ours_cell({**base, "diverged": 0}) == "fail (75.00)"  # at chance, but finite: a number
+    meta = {"name": "e", "claims": []}
+    import pandas as pd
+
+    stats = pd.DataFrame([{**base, "experiment": "e", "variant": "v", "label": "v", "paper": None}])
+    assert report.fail_marks(meta, stats) == ["v: paper not reported, ours fail (diverged) — the paper reports no "
+                                              "number for this row"]
+    stats = pd.DataFrame([{**base, "diverged": 0, "experiment": "e", "variant": "v", "label": "v", "paper": 7.0}])
+    assert report.fail_marks(meta, stats) == ["v: paper 7.00, ours fail (75.00%) — unlike the paper"]
+
+
+def test_the_readme_says_what_the_command_line_set_over_the_preset(results):
+    manifest = json.loads((results / "manifest.json").read_text())
+    manifest["overrides"] = {"dataset": "synthetic", "steps": 60}
+    (results / "manifest.json").write_text(json.dumps(manifest))
+    report.build(results)
+    readme = (results / "README.md").read_text()
+    assert 'Set on the command line over the preset: dataset="synthetic", steps=60.' in readme
+
+
+def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from ablation import plots
+
+    manifest, runs, history = load_tables(results)
+    runs["final_test_error"] = 0.0
+    table = stats.row_stats(manifest, runs)
+    table["test_median"] = table["ours"] = 0.0
+    table["paper"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plots.plot_bars(manifest, runs, table, "identity_mappings", tmp_path)
+    assert isinstance(table, pd.DataFrame)
+
+
+def test_a_run_error_is_shown_with_its_reason(results):
+    from ablation.results import RunDir
+
+    manifest = json.loads((results / "manifest.json").read_text())
+    entry = next(e for e in manifest["runs"].values() if e["variant"] == "conv1x1" and e["seed"] == 0)
+    run = RunDir(results / "runs" / entry["hash"])
+    run.summary.unlink()
+    run.write_error("RuntimeError: out of memory")
+    other = next(e for e in manifest["runs"].values() if e["variant"] == "conv1x1" and e["seed"] == 1)
+    RunDir(results / "runs" / other["hash"]).summary.unlink()
+    RunDir(results / "runs" / other["hash"]).write_error("its worker process died of signal SIGKILL")
+    report.build(results)
+    import pandas as pd
+
+    runs = pd.read_csv(results / "runs.csv").set_index("hash")
+    assert runs.loc[entry["hash"], "status"] == "error"
+    assert runs.loc[entry["hash"], "reason"] == "RuntimeError: out of memory"
+    row = next(line for line in (results / "tables/identity_mappings.md").read_text().splitlines() if "1x1" in line)
+    assert "| error " in row
+    readme = (results / "README.md").read_text().split("## Runs that raised an error")[1]
+    assert "RuntimeError: out of memory" in readme and "signal SIGKILL" in readme

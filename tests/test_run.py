@@ -302,7 +302,7 @@ def test_depth_applies_to_single_depth_experiments_and_says_what_it_left(tmp_pat
 def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
     out = tmp_path / "shared"
     argv = [sys.executable, "-m", "ablation.run", "--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1",
-            "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--quiet"]
+            "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--set", "threads=1", "--quiet"]
     drivers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     for d in drivers:
@@ -358,3 +358,29 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
     assert "6.43 (mean 6.61 +- 0.16), best (He 2015 Table 6)" in lines[("degradation", "residual-110")]
     assert ">60 (He 2015 Fig. 6 caption" in lines[("degradation", "plain-110")]
     assert "4.92 (mean 4.89 +- 0.14), median" in lines[("preactivation", "preact-1001")]
+
+
+def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch):
+    """Issue 9, item 8: a resumed study's last run trains on as many threads as it would have uninterrupted."""
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    cpu = [{"device": "cpu"}]
+    last = grid.local_backend(2, 1, cpu)  # --jobs 2, one run left
+    assert isinstance(last, grid.LocalPool) and last.jobs == 1 and last.threads() == 1
+    assert grid.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
+    assert grid.local_backend(None, 9, cpu).jobs == 4
+    assert grid.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
+
+
+def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_so(tmp_path, capsys, monkeypatch):
+    """Issue 9, item 6: --dataset synthetic under the quick preset trains (no run errs) and says what it set."""
+    monkeypatch.chdir(tmp_path)
+    fake = FakeTrainer()
+    argv = ["--variants", "original", "--dataset", "synthetic", "--out", str(tmp_path / "o"), "--jobs", "1"]
+    assert run.main(argv + ["--dry-run"], train_fn=fake) == 0
+    captured = capsys.readouterr()
+    assert "note: eval_subset=2000 is more than the 256 test images of synthetic" in captured.err
+    assert captured.out.count("  to train\n") == 1
+    assert run.main(argv, train_fn=fake) == 0 and len(fake.calls) == 1
+    assert fake.calls[0]["eval_subset"] is None and fake.calls[0]["dataset"] == "synthetic"
+    readme = (tmp_path / "o" / "README.md").read_text()
+    assert 'Set on the command line over the preset: dataset="synthetic".' in readme

@@ -10,7 +10,7 @@ from ablation import train as T
 from ablation.errors import ConfigError
 
 SUMMARY_KEYS = {"status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                "iterations", "epochs", "time_s", "images_per_s", "device"}
+                "iterations", "epochs", "time_s", "images_per_s", "device", "threads"}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def test_loss_falls_and_files_follow_the_contract(baseline, data_dir):
     assert summary["final_test_error"] < 40  # percent; chance is 75
     assert summary["best_test_error"] == min(h["test_error"] for h in hist)
     assert summary["iterations"] == 36 and summary["params"] > 0 and summary["flops"] > 0
+    assert summary["threads"] == 1  # tiny() asks for one
     assert [h["iteration"] for h in hist] == [1, 6, 12, 18, 24, 30, 36]
     for key in ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
                 "images_per_s"):
@@ -177,7 +178,8 @@ def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
                            "download=false", f"out={tmp_path / 'run'}"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: dataset 'cifar10' not found") and proc.stderr.count("\n") == 1
-    assert "--data-dir" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+    assert "data_dir=DIR" in proc.stderr and "/usr/share/datasets" in proc.stderr and "download" in proc.stderr
+    assert "--data-dir" not in proc.stderr  # no such flag
     assert not (tmp_path / "run").exists()
 
 
@@ -186,3 +188,30 @@ def test_cli_trains_and_prints_the_summary(data_dir, tmp_path, capsys):
     assert T.main(args + [f"out={tmp_path}"]) == 0
     assert json.loads(capsys.readouterr().out)["iterations"] == 4
     assert T.main(["lr=0.1"]) == 2  # no out=
+
+
+def test_a_finished_run_refuses_a_different_config_in_one_line(data_dir, tmp_path, capsys):
+    """Issue 9, item 1: a finished resnet8 run, then resnet14 at another width and lr into the same out=."""
+    out = f"out={tmp_path / 'a'}"
+    common = ["dataset=synthetic", f"data_dir={data_dir}", "steps=4", "milestones=[]", "evals=1", "threads=1"]
+    assert T.main([*common, "arch=resnet8", "width=8", out]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert T.main([*common, "arch=resnet14", "width=16", "lr=0.5", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no summary, least of all the resnet8 one
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"error: {tmp_path / 'a'} holds a run with different arch, lr, width")
+    assert json.loads((tmp_path / "a" / "summary.json").read_text()) == first  # and it is left as it was
+
+
+def test_a_start_that_failed_before_training_does_not_block_the_corrected_retry(data_dir, tmp_path, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("failed in the first step")
+
+    monkeypatch.setattr(T, "step", broken)
+    with pytest.raises(RuntimeError):
+        T.train(tiny(data_dir, lr=7.0), tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == 7.0  # left behind, nothing trained
+    monkeypatch.undo()
+    summary = T.train(tiny(data_dir, steps=4, evals=1), tmp_path)  # another lr, and other keys too
+    assert summary["iterations"] == 4 and json.loads((tmp_path / "config.json").read_text())["lr"] == 0.1

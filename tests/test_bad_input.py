@@ -1,0 +1,362 @@
+"""Every command answers bad input in one line: exit 2, ``error: ...``, no traceback, nothing written or lost.
+
+One table per command (python -m ablation, ablation.train, ablation.run, ablation.report,
+ablation.bench), run in-process for speed; one case per command also through the real entry
+point, in a subprocess.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ablation import __main__ as describe
+from ablation import bench, report, run
+from ablation import train as trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+name = "tiny"
+title = "Tiny"
+paper_metric = "test error (%)"
+in_all = true
+[base]
+arch = "resnet8"
+width = 4
+dataset = "synthetic"
+steps = 6
+milestones = []
+evals = 2
+[[variant]]
+name = "identity"
+shortcut = "identity"
+[[variant]]
+name = "plain"
+shortcut = "plain"
+[[claim]]
+says = "identity beats plain"
+lower = ["identity", "plain"]
+"""
+
+PLUGINS = {
+    "raises.py": "raise RuntimeError('broken on purpose')\n",
+    "syntax.py": "def broken(:\n",
+    "wrong_shape.py": textwrap.dedent("""
+        from ablation.shortcuts import Shortcut, register_shortcut
+
+        @register_shortcut("wrong-shape-test", formula="y = x (the branch dropped, shapes ignored)")
+        class WrongShape(Shortcut):
+            def forward(self, x, fx):
+                return x
+    """),
+}
+
+
+@pytest.fixture
+def place(tmp_path, monkeypatch):
+    """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it."""
+    monkeypatch.chdir(tmp_path)
+    exps = tmp_path / "exps"
+    exps.mkdir()
+    (exps / "tiny.toml").write_text(TINY)
+    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
+    for name, text in PLUGINS.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "a_file").write_text("not a folder\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.md").write_text("someone's own notes\n")
+    res = tmp_path / "res"
+    (res / "runs").mkdir(parents=True)
+    (res / "manifest.json").write_text(json.dumps({"experiments": {}, "runs": {}}))
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "manifest.json").write_text("{not json")
+    return tmp_path
+
+
+@pytest.fixture
+def readonly(tmp_path):
+    """A read-only folder: chmod where permissions bind, else (as root) a read-only tmpfs, else skip."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    (path / "runs").mkdir()
+    (path / "manifest.json").write_text(json.dumps({"experiments": {}, "runs": {}}))
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("no way to make a read-only folder here (root without mount)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def snapshot(root: Path) -> dict:
+    """Every file and folder under ``root`` with its bytes: what a refused command must leave as it was."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        out[str(p.relative_to(root))] = p.read_bytes() if p.is_file() else None
+    return out
+
+
+def refused(call, capsys, root: Path, message: str):
+    before = snapshot(root)
+    try:
+        code = call()
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and message in err, err
+    assert snapshot(root) == before, "a refused command wrote or removed files"
+
+
+# --- python -m ablation ARCH --------------------------------------------------------------------
+
+DESCRIBE = [
+    (["resnet21"], "depth 21 of 'resnet21' is not 6n+2"),
+    (["resnet20", "--image", "3", "0", "0"], "--image needs three sizes >= 1"),
+    (["resnet20", "--shortcut", "exclusive-gate", "--arg", "b=abc"], "b must be a finite number, got 'abc'"),
+    (["resnet20", "--shortcut", "dropout", "--arg", "p=nan"], "p must be a finite number, got nan"),
+    (["resnet20", "--shortcut", "scale", "--arg", "lam_s=x"], "lam_s must be a finite number"),
+    (["resnet20", "--shortcut", "identity", "--arg", "b=1"], "has no parameter 'b'"),
+    (["resnet20", "--arg", "b"], "expected --arg KEY=VALUE"),
+    (["resnet20", "--shortcut", "nope"], "unknown shortcut 'nope'"),
+    (["resnet20", "--order", "preact"], "unknown order 'preact'"),
+    (["resnet20", "--width", "0"], "width must be a whole number >= 1"),
+    (["resnet20", "--classes", "0"], "num_classes must be a whole number >= 1"),
+    (["resnet20", "--plugin", "raises.py"], "failed to import: RuntimeError: broken on purpose"),
+    (["resnet20", "--plugin", "syntax.py"], "failed to import (line 1): SyntaxError"),
+    (["resnet20", "--plugin", "wrong_shape.py", "--shortcut", "wrong-shape-test"],
+     "returned shape (2, 16, 32, 32) where the branch F(x) has (2, 32, 16, 16)"),
+    (["resnet20", "--width", "x"], "invalid int value"),
+]
+
+
+@pytest.mark.parametrize("argv, message", DESCRIBE, ids=[" ".join(a) for a, _ in DESCRIBE])
+def test_describe_refuses_in_one_line(place, capsys, argv, message):
+    refused(lambda: describe.main(argv), capsys, place, message)
+
+
+def test_a_wrong_shape_names_the_plugin_file(place, capsys):
+    refused(lambda: describe.main(["resnet8", "--plugin", "wrong_shape.py", "--shortcut", "wrong-shape-test"]),
+            capsys, place, f"shortcut 'wrong-shape-test' (plugin {place / 'wrong_shape.py'}) returned shape")
+
+
+# --- python -m ablation.train key=value ... out=DIR ---------------------------------------------
+
+TRAIN_BASE = ["dataset=synthetic", "arch=resnet8", "width=4", "steps=6", "milestones=[]"]
+TRAIN = [
+    (["out=run"], ["shortcut=exclusive-gate", 'shortcut_args={b="abc"}'], "b must be a finite number, got 'abc'"),
+    (["out=run"], ["shortcut=scale", 'shortcut_args={lam_s="x"}'], "lam_s must be a finite number, got 'x'"),
+    (["out=run"], ["shortcut=dropout", "shortcut_args={p=1.5}"], "p must be in [0, 1)"),
+    (["out=run"], ["seed=99999999999999999999999"], "seed must be between 0 and"),
+    (["out=run"], ["seed=-1"], "seed must be between 0 and"),
+    (["out=run"], ["milestones=[100]"], "milestones [100] lie beyond steps=6"),
+    (["out=run"], ["milestones=[3, 1]"], "milestones must ascend"),
+    (["out=run"], ["lr=fast"], "lr must be a number"),
+    (["out=run"], ["batch_size=0"], "batch_size must be >= 1"),
+    (["out=run"], ["arch=resnet21"], "not 6n+2"),
+    (["out=run"], ["dataset=cifar11"], "dataset='cifar11' is not one of"),
+    (["out=run"], ["val_split=2000"], "val_split=2000 must be below the 1024 training images of synthetic"),
+    (["out=run"], ["steps=1.5"], "must be whole"),
+    (["out=run"], ["batchsize=8"], "did you mean 'batch_size'"),
+    (["out=run"], ["lr"], "expected key=value"),
+    (["out=a_file"], [], "out= a_file is a file"),
+    (["out=a_file/run"], [], "cannot be created: a_file is a file"),
+    (["out="], [], "out= is empty"),
+    (["out=docs"], [], "out= docs holds other files and is not a run folder"),
+    ([], [], "give the run directory as out=DIR"),
+]
+
+
+@pytest.mark.parametrize("out, words, message", TRAIN, ids=[" ".join(o + w) for o, w, _ in TRAIN])
+def test_train_refuses_in_one_line(place, capsys, out, words, message):
+    refused(lambda: trainer.main([*TRAIN_BASE, f"data_dir={place / 'data'}", *words, *out]), capsys, place, message)
+
+
+def test_train_refuses_a_read_only_folder(readonly, capsys):
+    refused(lambda: trainer.main([*TRAIN_BASE, f"out={readonly / 'run'}"]), capsys, readonly.parent,
+            "cannot be written")
+
+
+def test_train_refuses_cuda_without_a_gpu(place, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    refused(lambda: trainer.main([*TRAIN_BASE, "device=cuda", "out=run"]), capsys, place, "no CUDA device")
+
+
+# --- python -m ablation.run ----------------------------------------------------------------------
+
+RUN = [
+    (["--seeds", "1000000000", "--dry-run"], "make 2,000,000,000 runs, more than the 100,000"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--jobs", "x"], "--jobs must be a whole number"),
+    (["--variants", "orignal"], "unknown variant 'orignal'"),
+    (["--variants", ","], "--variants is empty"),
+    (["--variants", "nope:identity"], "unknown experiment 'nope'"),
+    (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
+    (["--dataset", "mnist"], "dataset='mnist' is not one of"),
+    (["--set", "lr=-1"], "--set lr must be >= 1e-12"),
+    (["--set", "frob=1"], "--set frob: unknown config key"),
+    (["--set", "lr"], "expected --set KEY=VALUE"),
+    (["--set", "seed=99999999999999999999999"], "seed must be between 0 and"),
+    (["--set", "shortcut_args={b=\"abc\"}", "--variants", "identity"], "has no parameter 'b'"),
+    (["--set", "milestones=[1000]"], "milestones [1000] lie beyond steps=6"),
+    (["--out", "a_file"], "--out a_file is a file"),
+    (["--out", "a_file/sub"], "cannot be created: a_file is a file"),
+    (["--out", ""], "--out is empty"),
+    (["--out", "docs"], "--out docs holds other files and is not a results folder"),
+    (["--out", "garbage"], "garbage/manifest.json is unreadable or not a results manifest"),
+    (["--plugin", "raises.py"], "failed to import: RuntimeError: broken on purpose"),
+    (["--plugin", "syntax.py"], "failed to import (line 1): SyntaxError"),
+    (["--plugin", "missing.py"], "plugin file 'missing.py' not found"),
+    (["--plugin", "wrong_shape.py", "--variants", "wrong-shape-test", "--experiment", "tiny"],
+     "shortcut 'wrong-shape-test' (plugin"),
+    (["--depth", "21"], "--depth 21 is not 6n+2"),
+    (["--varaints", "all"], "unrecognized arguments: --varaints"),
+]
+
+
+class NeverTrain:
+    def __call__(self, cfg, run_dir):
+        raise AssertionError("a refused study trained")
+
+
+@pytest.mark.parametrize("argv, message", RUN, ids=[" ".join(a) for a, _ in RUN])
+def test_run_refuses_in_one_line(place, capsys, argv, message):
+    out = [] if "--out" in argv else ["--out", "res"]
+    refused(lambda: run.main(["--experiments-dir", "exps", *out, *argv], train_fn=NeverTrain()), capsys, place,
+            message)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('name = "plain"', 'name = ["plain"]'), "key 'name' must be str, got ['plain']"),
+    (('lower = ["identity", "plain"]', 'lower = ["identity"]'), "lower must be exactly 2 variant names"),
+    (('lower = ["identity", "plain"]', 'lowest = "identity"\nwithin = -1'), "within must be >= 0"),
+    (None, "every [[variant]] must be a table"),
+])
+def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, message):
+    text = TINY.split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None else \
+        TINY.replace(*edit, 1)
+    (place / "exps" / "tiny.toml").write_text(text)
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+            message)
+
+
+def test_run_refuses_a_read_only_folder(readonly, place, capsys):
+    refused(lambda: run.main(["--experiments-dir", str(place / "exps"), "--out", str(readonly)],
+                             train_fn=NeverTrain()), capsys, readonly.parent, "cannot be written")
+
+
+# --- python -m ablation.report DIR --------------------------------------------------------------
+
+REPORT = [
+    (["nowhere"], "nowhere is not a folder"),
+    (["a_file"], "a_file is not a folder"),
+    (["docs"], "holds no results (no manifest.json)"),
+    (["garbage"], "garbage/manifest.json is unreadable"),
+    (["res"], "res/manifest.json lists no runs"),
+    (["res", "--frob"], "unrecognized arguments: --frob"),
+]
+
+
+@pytest.mark.parametrize("argv, message", REPORT, ids=[" ".join(a) for a, _ in REPORT])
+def test_report_refuses_in_one_line(place, capsys, argv, message):
+    refused(lambda: report.main(argv), capsys, place, message)
+
+
+def test_report_on_a_read_only_folder_is_one_line(readonly, capsys, tmp_path):
+    """Results that read but cannot be written (a read-only copy): one line naming the first file."""
+    if os.geteuid() == 0:  # make the mounted folder hold results first, then remount it read-only
+        subprocess.run(["mount", "-o", "remount,rw", str(readonly)], check=True)
+    else:
+        readonly.chmod(0o755)
+    _fake_results(readonly)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-o", "remount,ro", str(readonly)], check=True)
+    else:
+        readonly.chmod(0o555)
+    refused(lambda: report.main([str(readonly)]), capsys, readonly, f"cannot write {readonly / 'runs.csv'}")
+
+
+def _fake_results(out: Path):
+    from ablation import experiments as ex
+    from ablation.results import ResultsDir
+
+    exps = ex.load_experiments(ROOT / "experiments")
+    rows = [exps["identity_mappings"].variant("original")]
+    runs = ex.expand(exps, rows, ex.load_presets()["quick"])
+    ResultsDir(out).write_manifest(ex.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
+
+
+# --- python -m ablation.bench --------------------------------------------------------------------
+
+BENCH = [
+    (["--reps", "0"], "--reps must be >= 1"),
+    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--set", "amp=off"], "unknown config key 'amp'"),
+    (["--set", "bf16"], "expected --set KEY=VALUE"),
+    (["--arch", "resnet21"], "not 6n+2"),
+    (["--frob"], "unrecognized arguments: --frob"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BENCH, ids=[" ".join(a) for a, _ in BENCH])
+def test_bench_refuses_in_one_line(place, capsys, argv, message):
+    refused(lambda: bench.main(["--steps", "1", "--reps", "1", "--workers", "0", *argv]), capsys, place, message)
+
+
+# --- the real entry points ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ablation", "resnet20", "--image", "3", "0", "0"], "--image needs three sizes"),
+    (["ablation.train", "seed=99999999999999999999999", "out=run"], "seed must be between"),
+    (["ablation.run", "--seeds", "1000000000", "--dry-run"], "more than the 100,000"),
+    (["ablation.report", "nowhere"], "nowhere is not a folder"),
+    (["ablation.bench", "--reps", "0"], "--reps must be >= 1"),
+])
+def test_entry_points_exit_2_in_one_line(tmp_path, argv, message):
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# --- what a first-time user reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("main, words", [
+    (describe.main, ["--shortcut", "--order", "full-preact", "--match", "projection", "--image", "--arg"]),
+    (run.main, ["--preset", "quick", "paper", "--dataset", "fashion-mnist", "synthetic", "cifar10"]),
+    (bench.main, ["--set", "bf16=false"]),
+    (report.main, ["results folder"]),
+])
+def test_help_is_plain_text_and_names_the_choices(capsys, main, words):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "``" not in out and "amp=" not in out
+    for word in words:
+        assert word in out, word
+
+
+def test_every_option_of_the_commands_has_help():
+    for parser in (describe.build_parser(), run.build_parser()):
+        missing = [a.dest for a in parser._actions if not a.help]
+        assert not missing, f"{parser.prog}: no help for {missing}"
