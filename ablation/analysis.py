@@ -115,16 +115,19 @@ def lesioned(model, indices):
 def load_trained(run: RunDir, device="cpu", data_cache: dict | None = None):
     """(model with the run's final weights, test data) rebuilt from the run's config.json and checkpoint."""
     from . import data as datasets
+    from .config import stored
     from .train import build
 
     cfg = run.read_config()
     if not isinstance(cfg, dict) or not run.is_finished() or not run.checkpoint.is_file():
         raise ConfigError("no finished run with weights in the run folder")
-    key = tuple(json.dumps(cfg.get(k)) for k in ("dataset", "data_dir", "image_size", "val_split", "train_subset"))
+    cfg = stored(cfg)
+    key = tuple(json.dumps(cfg.get(k)) for k in ("dataset", "data_dir", "image_size", "val_split", "train_subset",
+                                                 "normalize"))
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = datasets.load(cfg["dataset"], cfg.get("data_dir", "data"), False, cfg.get("image_size"),
-                                   cfg.get("val_split", 0), cfg.get("train_subset")).to(device)
+                                   cfg.get("val_split", 0), cfg.get("train_subset"), cfg["normalize"]).to(device)
     d = cache[key]
     model, _, _ = build({**cfg, "compile": False}, d, torch.device(device))
     try:

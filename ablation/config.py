@@ -127,10 +127,15 @@ def identity(cfg: dict) -> dict:
             and not (k in SCHEMA and SCHEMA[k].hash_if_set and v == SCHEMA[k].default)}
 
 
+def stored(cfg: dict) -> dict:
+    """A run's stored config.json as the config it was: a later-added key it lacks reads as its default."""
+    return {**{k: copy.deepcopy(DEFAULTS[k]) for k in SCHEMA if SCHEMA[k].hash_if_set}, **cfg}
+
+
 def differing_keys(old: dict, new: dict) -> list[str]:
     """Keys in which two configs describe different runs (a later-added key missing from ``old``
     reads as its default)."""
-    a, b = identity({**{k: DEFAULTS[k] for k in SCHEMA if SCHEMA[k].hash_if_set}, **old}), identity(new)
+    a, b = identity(stored(old)), identity(new)
     return sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
 _LIST_ENTRIES = {"milestones": (0, None), "grad_norm_points": (0, 1)}  # bounds of each entry
 

@@ -62,6 +62,7 @@ def test_a_key_added_later_keeps_earlier_runs_and_their_hashes(tmp_path, monkeyp
     now = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
     assert now["new_knob"] is False and ex.config_hash(now) == before
     check_same_run(run, now)  # the stored config lacks the key: it reads as its default
+    assert C.stored(run.read_config())["new_knob"] is False and "new_knob" not in run.read_config()
     turned_on = {**now, "new_knob": True}
     assert ex.config_hash(turned_on) != before
     with pytest.raises(ConfigError, match="different new_knob"):
