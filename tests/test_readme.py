@@ -11,13 +11,33 @@ def _blocks(lang):
     return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
 
 
-def test_readme_opens_with_the_setup_and_test_commands_that_ci_runs():
-    assert README.startswith("```sh\n")
+def test_readme_opens_with_its_title_then_the_setup_and_test_commands_that_ci_runs():
+    assert README.startswith("# ablation\n")
+    first_heading = README.index("\n## ")
+    assert README.index("```sh\n") > first_heading, "a paragraph saying what this is comes before any command"
     commands = [line for line in _blocks("sh")[0].splitlines() if line.strip()]
     assert len(commands) == 2 and "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in commands:
         assert command in ci, f"{command!r} is in the README but not in .ci/run"
+
+
+def test_ci_runs_the_readme_commands_in_a_fresh_virtual_environment():
+    ci = (ROOT / ".ci" / "run").read_text()
+    venv = ci.index("python3 -m venv")
+    assert "--system-site-packages" not in ci
+    assert venv < ci.index("source \"$venv/bin/activate\"") < ci.index("python -m pytest")
+
+
+def test_readme_the_main_command_follows_the_setup():
+    assert _blocks("sh")[1].strip() == "python -m ablation.run --variants all"
+
+
+def test_readme_holds_no_unreplaced_placeholder():
+    # a line that is one upper-case identifier (OVERHEAD_TABLE) or a template marker was meant to be filled
+    lines = [line.strip() for line in README.splitlines()]
+    assert not [line for line in lines if re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", line)]
+    assert not re.search(r"\{\{.*?\}\}|\bTODO\b|\bTBD\b|\bXXX\b", README)
 
 
 def test_readme_python_examples_run():
