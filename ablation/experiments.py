@@ -62,7 +62,8 @@ EXPERIMENT_KEYS = {
 }
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
                 "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float)}
-PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list}
+PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list,
+               "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
 # He 2015 Table 6 the best of 5 for ResNet-110 (mean +- std beside it) and one number elsewhere
 PROTOCOLS = ("median", "best", "mean", "single")
@@ -154,6 +155,9 @@ class Preset:
     seeds: int = 1
     description: str = ""
     all_rows: bool = False  # --variants all is every row of every experiment
+    # the rate's drops as fractions of the run's steps (the papers' 32k and 48k of 64k: 0.5, 0.75),
+    # so that --set steps=N keeps the schedule's shape; a row or --set giving milestones wins
+    milestones_at: list | None = None
 
 
 @dataclass
@@ -221,6 +225,13 @@ def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
             raise ConfigError(f"{where}: arch_map.{k} must be an architecture name, got {v!r}")
     if table.get("seeds", 1) < 1:
         raise ConfigError(f"{where}: seeds must be >= 1")
+    fractions = table.get("milestones_at")
+    if fractions is not None:
+        if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < 1 for f in fractions):
+            raise ConfigError(f"{where}: milestones_at must be fractions of the steps between 0 and 1, "
+                              f"got {fractions!r}")
+        if "milestones" in table:
+            raise ConfigError(f"{where}: give milestones or milestones_at, not both")
     config = {k: v for k, v in table.items() if k not in PRESET_META}
     for key in table.get("null", []):
         if not isinstance(key, str) or key not in config_keys:
@@ -229,7 +240,7 @@ def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
             raise ConfigError(f"{where}: {key!r} is both set and in null")
         config[key] = None
     return Preset(name, config, dict(table.get("arch_map", {})), table.get("seeds", 1),
-                  table.get("description", ""), table.get("all_rows", False))
+                  table.get("description", ""), table.get("all_rows", False), fractions)
 
 
 def load_experiment(path, defaults: dict | None = None) -> Experiment:
@@ -441,7 +452,22 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
         cfg["arch"] = f"resnet{check_depth(depth)}"
     cfg = _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
-    return _deep_merge(cfg, settings or {})
+    cfg = _deep_merge(cfg, settings or {})
+    fractions = local.milestones_at if local and local.milestones_at is not None else preset.milestones_at
+    if fractions is not None and "milestones" not in variant.config and "milestones" not in (settings or {}):
+        cfg["milestones"] = milestones_at(fractions, cfg.get("steps", schema.DEFAULTS["steps"]),
+                                          cfg.get("schedule_unit", schema.DEFAULTS["schedule_unit"]))
+    return cfg
+
+
+def milestones_at(fractions, steps, unit: str = "iterations") -> list:
+    """The drops of a schedule given as fractions of its length: [0.5, 0.75] of 500 is [250, 375].
+
+    In iterations a drop lands on a whole iteration; in epochs the fraction of an epoch stays.
+    """
+    if unit == "iterations":
+        return [int(round(f * steps)) for f in fractions]
+    return [round(f * steps, 6) for f in fractions]
 
 
 def sweeps_depth(exp: Experiment) -> bool:

@@ -358,3 +358,29 @@ def test_a_preset_subset_larger_than_an_overridden_dataset_is_the_whole_split(ex
     assert same.hash == r.hash
     [fm] = ex.expand(exps, [im.variant("original")], presets["quick"])
     assert fm.config["eval_subset"] == 2000  # 10000 test images: the preset's subset as written
+
+
+def test_the_quick_schedule_follows_steps(exps, presets):
+    """The quick preset's drops are the papers' 32k and 48k of 64k as fractions: --set steps moves them."""
+    im = exps["identity_mappings"]
+    rows = [im.variant("original")]
+    default, = ex.expand(exps, rows, presets["quick"], seeds=1)
+    assert default.config["steps"] == 500 and default.config["milestones"] == [250, 375]
+    short, = ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120})
+    assert short.config["milestones"] == [60, 90]
+    flat, = ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": []})
+    assert flat.config["milestones"] == []  # milestones given on the command line win
+    with pytest.raises(ConfigError, match="milestone"):  # absolute ones beyond steps are still refused
+        ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": [250]})
+    paper, = ex.expand(exps, rows, presets["paper"], seeds=1)
+    assert paper.config["milestones"] == [32000, 48000]  # the paper preset keeps the experiment's own
+
+
+def test_milestones_at_are_checked(tmp_path):
+    for table, message in (("milestones_at = [0.5, 1.5]", "between 0 and 1"),
+                           ("milestones_at = [0.5]\nmilestones = [3]", "not both")):
+        with pytest.raises(ConfigError, match=message):
+            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
+    d = _dir(tmp_path, GOOD, presets="[quick]\nsteps = 40\nmilestones_at = [0.25]\n")
+    e = ex.load_experiments(d)["tiny"]
+    assert {r.config["milestones"][0] for r in ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])} == {10}
