@@ -452,9 +452,19 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
         cfg["arch"] = f"resnet{check_depth(depth)}"
     cfg = _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
-    cfg = _deep_merge(cfg, settings or {})
-    fractions = local.milestones_at if local and local.milestones_at is not None else preset.milestones_at
-    if fractions is not None and "milestones" not in variant.config and "milestones" not in (settings or {}):
+    settings = settings or {}
+    cfg = _deep_merge(cfg, settings)
+    # milestones_at is the milestones of its layer, so the last layer that gives either decides
+    fractions = None
+    layers = [(preset.config, preset.milestones_at), (variant.config, None), (settings, None)]
+    if local:
+        layers.insert(1, (local.config, local.milestones_at))
+    for layer, at in layers:
+        if at is not None:
+            fractions = at
+        elif "milestones" in layer:
+            fractions = None
+    if fractions is not None:
         cfg["milestones"] = milestones_at(fractions, cfg.get("steps", schema.DEFAULTS["steps"]),
                                           cfg.get("schedule_unit", schema.DEFAULTS["schedule_unit"]))
     return cfg

@@ -374,6 +374,8 @@ def test_the_quick_schedule_follows_steps(exps, presets):
         ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": [250]})
     paper, = ex.expand(exps, rows, presets["paper"], seeds=1)
     assert paper.config["milestones"] == [32000, 48000]  # the paper preset keeps the experiment's own
+    seed = exps["seed_cifar2"]  # an experiment's own [presets.quick] milestones win over the preset's fractions
+    assert all(r.config["milestones"] == [] for r in ex.expand(exps, seed.variants, presets["quick"], seeds=1))
 
 
 def test_milestones_at_are_checked(tmp_path):
