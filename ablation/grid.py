@@ -31,7 +31,7 @@ from .progress import Watcher
 from .results import DiskFull, ResultsDir
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
-# beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
+# beat one run on two threads (see results/reference/quick-amd-epyc/README.md), as small convolutions scale poorly
 # across threads; on a GPU one run at a time keeps the device busy.
 PER_JOB_THREADS = 1
 

@@ -23,6 +23,7 @@ import math
 import sys
 from pathlib import Path
 
+from . import reference as ref
 from . import stats as st
 from .errors import ArgumentParser, ConfigError, run_main
 from .results import ResultsDir, load_tables, write_atomic
@@ -202,8 +203,12 @@ def findings(manifest, runs, stats, tables) -> list[str]:
 # --- the whole report -------------------------------------------------------------------------
 
 
-def build(out, quiet: bool = True) -> dict:
-    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
+def build(out, quiet: bool = True, reference=None) -> dict:
+    """Rebuild every table, plot and the README of ``out``; returns the paths written.
+
+    ``reference``: a folder of reference studies, or one (default: the shipped ones,
+    :data:`ablation.reference.REFERENCE_ROOT`), whose rows of the same preset stand beside ours.
+    """
     out = Path(out)
     results = ResultsDir(out)
     manifest, runs, history = load_tables(out)
@@ -212,6 +217,7 @@ def build(out, quiet: bool = True) -> dict:
     write_atomic(results.rows_csv, stats.to_csv(index=False))
     write_atomic(results.history_csv, history.to_csv(index=False))
     written = {"tables": [], "plots": []}
+    beside = against_reference(out, manifest, runs, reference)
     tables = _tables(manifest, stats)
     for name, md in tables.items():
         path = results.table(name)
@@ -233,7 +239,8 @@ def build(out, quiet: bool = True) -> dict:
         written["plots"] += P.plot_lesion(manifest, runs, lesion, name, plots)
         written["plots"] += P.plot_grad_flow(manifest, runs, history, name, plots)
         written["plots"] += P.plot_gates(manifest, runs, history, name, plots)
-    text = readme(out, manifest, runs, history, stats, tables, _plot_order(written["plots"]), (lesion, missing))
+    text = readme(out, manifest, runs, history, stats, tables, _plot_order(written["plots"]), (lesion, missing),
+                  reference=beside)
     write_atomic(results.readme, text)
     written["readme"] = str(results.readme)
     if not quiet:
@@ -252,21 +259,31 @@ def _lesion(results: ResultsDir, runs):
     return lesion_study(results, runs)
 
 
-def refresh_readme(out) -> None:
+def against_reference(out, manifest, runs, reference=None) -> list:
+    """Our rows beside each reference study of the same preset; writes ``reference.csv`` when there is one."""
+    found = ref.comparisons(out, runs, manifest.get("preset"), reference)
+    if found:
+        write_atomic(ResultsDir(out).reference_csv, ref.table(found).to_csv(index=False))
+    return found
+
+
+def refresh_readme(out, reference=None) -> None:
     """Rewrite README.md alone (tables and findings again, no plots; the lesion study from its cache)."""
     results = ResultsDir(out)
     manifest, runs, history = load_tables(out)
     stats = st.row_stats(manifest, runs)
     plots = sorted(str(p) for p in results.plots.glob("*.png")) if results.plots.is_dir() else []
     write_atomic(results.readme, readme(results.path, manifest, runs, history, stats, _tables(manifest, stats),
-                                        _plot_order(plots), _lesion(results, runs)))
+                                        _plot_order(plots), _lesion(results, runs),
+                                        reference=against_reference(out, manifest, runs, reference)))
 
 
 def _plot_order(paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (not Path(p).stem.startswith("degradation"), Path(p).stem))
 
 
-def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[str], lesion) -> str:
+def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[str], lesion,
+           reference=()) -> str:
     results = ResultsDir(out)
     inv = results.read_invocations()
     trained = [i for i in inv if i.get("trained")]
@@ -317,6 +334,7 @@ def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[
         if meta.get("notes"):
             lines += [meta["notes"], ""]
     lines += findings(manifest, runs, stats, tables)
+    lines += ref.report_lines(reference)
     from .analysis import mechanism_lines
 
     lines += mechanism_lines(manifest, runs, history, *lesion)
@@ -340,12 +358,17 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m ablation.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dir", help="a results folder written by python -m ablation.run")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--reference", metavar="DIR", help="a reference study, or a folder of them, whose rows of the "
+                   f"same preset to set beside these (default: {ref.REFERENCE_ROOT.parent.name}/"
+                   f"{ref.REFERENCE_ROOT.name} of this repository)")
     args = p.parse_args(argv)
 
     def body():
         if not Path(args.dir).is_dir():
             raise ConfigError(f"{args.dir} is not a folder; give a results folder written by python -m ablation.run")
-        build(args.dir, quiet=args.quiet)
+        if args.reference is not None and not Path(args.reference).is_dir():
+            raise ConfigError(f"--reference {args.reference} is not a folder")
+        build(args.dir, quiet=args.quiet, reference=args.reference)
         return 0
 
     return run_main(body)

@@ -13,6 +13,8 @@
     <out>/lesion.csv             the lesion study of the trained weights (ablation.analysis), kept
                                  so that results without their run folders still show it
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
+    <out>/reference.csv          its rows beside the shipped reference study's (ablation.reference)
+    <out>/reference.toml         in a shipped reference study only: how it was made
 
 Every file that holds results is written atomically (a temporary beside it, then a rename),
 so a kill at any moment leaves the old file or the new one, never half of one. A write that
@@ -43,6 +45,7 @@ RUNS = "runs"
 MANIFEST = "manifest.json"
 INVOCATIONS = "invocations.jsonl"
 RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV = "runs.csv", "rows.csv", "history.csv", "lesion.csv"
+REFERENCE_CSV, REFERENCE_TOML = "reference.csv", "reference.toml"
 TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 
@@ -295,6 +298,7 @@ class ResultsDir:
             self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV))
         self.tables, self.plots = self.path / TABLES, self.path / PLOTS
         self.readme, self.notes = self.path / README, self.path / NOTES
+        self.reference_csv, self.reference_toml = self.path / REFERENCE_CSV, self.path / REFERENCE_TOML
 
     def run(self, run_hash: str) -> RunDir:
         return RunDir(self.runs / run_hash)
