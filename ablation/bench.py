@@ -19,7 +19,7 @@ a training step as 3x the forward FLOPs (counted from the model) and divides by 
 from __future__ import annotations
 
 if __name__ == "__main__":
-    from .errors import interrupt_quietly_while_starting
+    from .core.errors import interrupt_quietly_while_starting
 
     interrupt_quietly_while_starting()
 
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data as datasets
-from . import train as trainer
-from .config import parse_overrides, validate_config
-from .errors import ArgumentParser, ConfigError, run_main
-from .models import build_model, count_flops
+from .training import data as datasets
+from .training import loop as trainer
+from .training.config import parse_overrides, validate_config
+from .core.errors import ArgumentParser, ConfigError, run_main
+from .nets.models import build_model, count_flops
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10, as the references hard-code
 

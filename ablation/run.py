@@ -18,7 +18,7 @@ import time
 _STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
 
 if __name__ == "__main__":
-    from .errors import interrupt_quietly_while_starting
+    from .core.errors import interrupt_quietly_while_starting
 
     interrupt_quietly_while_starting()
 
@@ -31,13 +31,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import config as schema
-from . import experiments as ex
-from .data import DATASETS
-from .errors import ArgumentParser, ConfigError, did_you_mean, run_main, unknown_choice
-from .grid import local_backend, run_grid, to_train
-from .locks import folder_lock
-from .results import ResultsDir, check_folder
+from .training import config as schema
+from .study import experiments as ex
+from .training.data import DATASETS
+from .core.errors import ArgumentParser, ConfigError, did_you_mean, run_main, unknown_choice
+from .study.grid import local_backend, run_grid, to_train
+from .core.locks import folder_lock
+from .core.results import ResultsDir, check_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +94,7 @@ def _run_cli_resumable(args, train_fn, started) -> int:
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
-    from . import shortcuts
+    from .nets import shortcuts
 
     for spec in args.plugin:
         shortcuts.load_plugin(spec)
@@ -155,7 +155,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
         return 130
-    from . import report
+    from .reporting import report
 
     with folder_lock(out):
         report.build(out)
@@ -192,7 +192,7 @@ def check_backend_flags(args) -> None:
     if args.jobs not in (None, "auto"):
         raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
                           "set how many runs share a node")
-    from .ray_backend import check_request, import_ray
+    from .study.ray_backend import check_request, import_ray
 
     check_request(args.gpus_per_run, 1 if args.cpus_per_run is None else args.cpus_per_run)
     import_ray()  # before any data is loaded: without Ray, the install command is the one line
@@ -201,7 +201,7 @@ def check_backend_flags(args) -> None:
 def open_backend(args, jobs, configs: list[dict], train_fn=None):
     """The backend the flags ask for, sized for ``configs`` (a context manager)."""
     if args.backend == "ray":
-        from .ray_backend import RayBackend
+        from .study.ray_backend import RayBackend
 
         return RayBackend(args.address, args.gpus_per_run, args.cpus_per_run or 1, configs, args.plugin, train_fn)
     return local_backend(jobs, len(configs), configs, args.plugin, train_fn)
@@ -227,7 +227,7 @@ def _parse_jobs(value) -> int | None:
 
 
 def print_list(experiments: dict, presets: dict) -> None:
-    from .shortcuts import describe_shortcuts
+    from .nets.shortcuts import describe_shortcuts
 
     print("shortcuts (use in a [[variant]] as shortcut = NAME, shortcut_args = {...}):")
     for s in describe_shortcuts():
@@ -249,7 +249,7 @@ def print_list(experiments: dict, presets: dict) -> None:
 def print_grid(runs: list[ex.Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
     """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
     then what the runs left to train cost on ``backend``."""
-    from . import cost
+    from .study import cost
 
     est = cost.estimate([r.config for r in runs])
     rows = rows or {}
@@ -320,7 +320,7 @@ def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:
     A missing dataset is then one line and exit 2 before anything trains, and parallel runs
     find the decoded, resized cache ready instead of each building it.
     """
-    from . import data as datasets
+    from .training import data as datasets
 
     keys = {(r.config["dataset"], r.config["data_dir"], r.config["download"], r.config["image_size"],
              r.config["val_split"], r.config["train_subset"]) for r in runs}

@@ -26,13 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from ablation import data as datasets  # noqa: E402
-from ablation import experiments as ex  # noqa: E402
-from ablation import train as trainer  # noqa: E402
-from ablation.errors import ConfigError  # noqa: E402
-from ablation.models import count_params  # noqa: E402
+from ablation.training import data as datasets  # noqa: E402
+from ablation.study import experiments as ex  # noqa: E402
+from ablation.training import loop as trainer  # noqa: E402
+from ablation.core.errors import ConfigError  # noqa: E402
+from ablation.nets.models import count_params  # noqa: E402
 from ablation.run import parse_settings  # noqa: E402
-from ablation.shortcuts import list_shortcuts  # noqa: E402
+from ablation.nets.shortcuts import list_shortcuts  # noqa: E402
 
 
 def random_data(cfg: dict, n: int) -> datasets.Data:

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from ablation import config as C
-from ablation import experiments as ex
-from ablation.errors import ConfigError
-from ablation.results import RunDir
-from ablation.train import check_same_run
+from ablation.training import config as C
+from ablation.study import experiments as ex
+from ablation.core.errors import ConfigError
+from ablation.core.results import RunDir
+from ablation.training.loop import check_same_run
 
 
 def test_every_key_has_a_help_line_shown_by_train_help():

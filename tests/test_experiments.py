@@ -4,10 +4,10 @@ import textwrap
 
 import pytest
 
-from ablation import config as schema
-from ablation import experiments as ex
-from ablation import shortcuts
-from ablation.errors import ConfigError
+from ablation.training import config as schema
+from ablation.study import experiments as ex
+from ablation.nets import shortcuts
+from ablation.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

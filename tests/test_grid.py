@@ -7,8 +7,11 @@ import time
 
 import pytest
 
-from ablation import cost, grid, locks, progress
-from ablation.config import validate_config
+from ablation.study import cost
+from ablation.study import grid
+from ablation.core import locks
+from ablation.study import progress
+from ablation.training.config import validate_config
 
 
 def test_visible_gpus_follow_the_parents_cuda_visible_devices():
@@ -98,7 +101,7 @@ def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
 
 
 def test_total_iterations_follow_the_trainers_plan():
-    from ablation.train import Plan
+    from ablation.training.loop import Plan
 
     for over in ({"steps": 7}, {"schedule_unit": "epochs", "steps": 2, "batch_size": 100},
                  {"schedule_unit": "epochs", "steps": 0.5, "train_subset": 300, "batch_size": 64}):

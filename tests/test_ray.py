@@ -14,15 +14,18 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install -e '.[ray]'; CI installs it)")
 
-from ablation import experiments as ex  # noqa: E402
-from ablation import grid, locks, run  # noqa: E402
-from ablation import train as trainer  # noqa: E402
-from ablation.errors import ConfigError  # noqa: E402
-from ablation.ray_backend import RayBackend, _probe  # noqa: E402
+from ablation.study import experiments as ex  # noqa: E402
+from ablation import run  # noqa: E402
+from ablation.study import grid  # noqa: E402
+from ablation.core import locks  # noqa: E402
+from ablation.training import loop as trainer  # noqa: E402
+from ablation.core.errors import ConfigError  # noqa: E402
+from ablation.study.ray_backend import RayBackend, _probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_run import TINY, _grid  # noqa: E402
+from conftest import tiny_grid as _grid  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a Ray cluster per module, minutes of training
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +41,6 @@ def cluster():
     yield c
     ray.shutdown()
     c.shutdown()
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    d = tmp_path / "experiments"
-    d.mkdir()
-    (d / "tiny.toml").write_text(TINY)
-    (d / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
-    return d
 
 
 def _curve(run_dir):
@@ -119,7 +113,7 @@ def _driver(tiny, out, cluster, *extra):
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_two_drivers_on_one_folder_train_each_run_once(cluster, tiny, tmp_path):
+def test_two_drivers_on_one_ray_cluster_train_each_run_once(cluster, tiny, tmp_path):
     out = tmp_path / "shared"
     drivers = [_driver(tiny, out, cluster, "--seeds", "2", "--set", "steps=40", "--set", "evals=2", "--quiet")
                for _ in range(2)]

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ablation import experiments as ex
-from ablation import report, run, stats
-from ablation.results import ResultsDir, load_tables
+from ablation.study import experiments as ex
+from ablation import report as report_cli
+from ablation import run
+from ablation.reporting import report
+from ablation.reporting import stats
+from ablation.core.results import ResultsDir, load_tables
 
 # (final train error, final test error, status) per variant and seed
 NUMBERS = {
@@ -138,7 +141,7 @@ def test_rebuilds_from_csv_without_run_folders(results):
     readme = (results / "README.md").read_text()
     svgs = {p.name: p.read_bytes() for p in (results / "plots").glob("*.svg")}
     shutil.rmtree(results / "runs")
-    assert report.main([str(results), "--quiet"]) == 0
+    assert report_cli.main([str(results), "--quiet"]) == 0
     assert {p.name: p.read_text() for p in (results / "tables").glob("*.md")} == before
     assert (results / "README.md").read_text() == readme
     # the same numbers give the same bytes, so committed plots change only when results do
@@ -146,7 +149,7 @@ def test_rebuilds_from_csv_without_run_folders(results):
 
 
 def test_an_empty_folder_is_one_line_exit_2(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
+    assert report_cli.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
 
@@ -213,7 +216,7 @@ def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
 
     import pandas as pd
 
-    from ablation import plots
+    from ablation.reporting import plots
 
     manifest, runs, history = load_tables(results)
     runs["final_test_error"] = 0.0
@@ -227,7 +230,7 @@ def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
 
 
 def test_a_run_error_is_shown_with_its_reason(results):
-    from ablation.results import RunDir
+    from ablation.core.results import RunDir
 
     manifest = json.loads((results / "manifest.json").read_text())
     entry = next(e for e in manifest["runs"].values() if e["variant"] == "conv1x1" and e["seed"] == 0)

@@ -8,85 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ablation import experiments as ex
-from ablation import grid, run
-from ablation import train as trainer
+from ablation.study import experiments as ex
+from ablation import run
+from ablation.study import grid
+from ablation.training import loop as trainer
+
+from conftest import FakeTrainer, tiny_toml, tiny_grid as _grid
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """
-name = "tiny"
-title = "Tiny: two shortcuts on a small synthetic problem"
-paper_metric = "test error (%)"
-in_all = true
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-steps = 6
-milestones = []
-evals = 2
-eval_batch_size = 256
-fail_chance_fraction = 0.99
-[[variant]]
-name = "identity"
-shortcut = "identity"
-paper = 5.0
-[[variant]]
-name = "plain"
-shortcut = "plain"
-paper = "fail"
-[[claim]]
-says = "identity beats plain"
-lower = ["identity", "plain"]
-"""
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    d = tmp_path / "experiments"
-    d.mkdir()
-    (d / "tiny.toml").write_text(TINY)
-    (d / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n'
-                                    '[paper]\nseeds = 2\n')
-    return d
-
-
-class FakeTrainer:
-    """Writes what the trainer writes; its error is a fixed function of the config."""
-
-    def __init__(self, interrupt_on=None, raise_on=None):
-        self.calls, self.resumed = [], []
-        self.interrupt_on, self.raise_on = interrupt_on, raise_on
-
-    def __call__(self, cfg, run_dir):
-        run_dir = Path(run_dir)
-        self.calls.append(cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / "checkpoint.pt").exists():
-            self.resumed.append(run_dir.name)
-        (run_dir / "config.json").write_text(json.dumps(cfg))
-        if cfg["shortcut"] == self.raise_on:
-            raise RuntimeError("boom")
-        if cfg["shortcut"] == self.interrupt_on and not (run_dir / "checkpoint.pt").exists():
-            (run_dir / "checkpoint.pt").write_text("half")
-            raise KeyboardInterrupt
-        err = 10.0 if cfg["shortcut"] == "identity" else 30.0
-        err += cfg["seed"]
-        hist = [{"iteration": i, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": err + 10 - i,
-                 "test_loss": 1.0, "test_error": err + 12 - i, "wall_time": i} for i in (2, 4, 6)]
-        (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
-        summary = {"status": "ok", "reason": None, "final_test_error": err + 6, "best_test_error": err + 6,
-                   "final_train_error": err + 4, "params": 1000, "flops": 10000, "iterations": 6, "epochs": 0.6,
-                   "time_s": 1.0, "images_per_s": 100.0, "device": "cpu"}
-        (run_dir / "summary.json").write_text(json.dumps(summary))
-        return summary
-
-
-def _grid(tiny, seeds=1):
-    exps = ex.load_experiments(tiny)
-    return ex.expand(exps, exps["tiny"].variants, ex.load_presets(tiny)["quick"], seeds=seeds)
-
 
 def test_finished_runs_are_skipped_and_shared_configs_train_once(tiny, tmp_path):
     runs = _grid(tiny, seeds=2)
@@ -163,7 +92,7 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)  # the quick preset's data_dir is relative
     plugin = tmp_path / "mygate.py"
     plugin.write_text(textwrap.dedent("""
-        from ablation.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcuts import Shortcut, register_shortcut
 
         @register_shortcut("half-skip-test", formula="y = F(x) + 0.5 x")
         class HalfSkip(Shortcut):
@@ -234,7 +163,7 @@ def _exit_code(argv, train_fn):
     (('dataset = "synthetic"', 'dataset = "cifar100"\ndownload = false'), "dataset 'cifar100' not found"),
 ])
 def test_bad_experiment_files_are_one_line_and_exit_2(tiny, edit, message, capsys, tmp_path):
-    (tiny / "tiny.toml").write_text(TINY.replace(*edit))
+    (tiny / "tiny.toml").write_text(tiny_toml().replace(*edit))
     fake = FakeTrainer()
     assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o")], train_fn=fake) == 2
     err = capsys.readouterr().err
@@ -340,7 +269,7 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
 
 def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypatch, tmp_path):
     """--preset paper --variants all: every row of every experiment file, with the paper's number and source."""
-    from ablation import cost
+    from ablation.study import cost
 
     # the FLOP count of the 1001- and 1202-layer nets is cost.py's to test; here only the listing matters
     monkeypatch.setattr(cost, "estimate", lambda configs: [{"params": 1, "flops": 1, "train_flops": 7e9}

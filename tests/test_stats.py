@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ablation import stats as st
+from ablation.reporting import stats as st
 
 LOW = [10.0, 10.2, 9.9, 10.1, 10.0]  # five seeds each, seed noise ~0.1 points
 HIGH = [12.0, 12.3, 11.8, 12.1, 12.2]

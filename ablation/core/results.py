@@ -3,14 +3,14 @@
     <out>/manifest.json          which run (hash) holds which experiment row and seed
     <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
     <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
-                                 claim.json while a process trains it and .claim.lock (ablation.locks),
+                                 claim.json while a process trains it and .claim.lock (ablation.core.locks),
                                  error.json when its last attempt raised or its worker died,
                                  TensorBoard's events.out.tfevents.* with tensorboard=true
-    <out>/.lock                  the lock of the shared files above and below (ablation.locks)
+    <out>/.lock                  the lock of the shared files above and below (ablation.core.locks)
     <out>/.storage-check.<token>[.<node>]   while a cluster study runs: the driver's token, and each
                                  node's reply, which show that every node sees this folder
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
-    <out>/lesion.csv             the lesion study of the trained weights (ablation.analysis), kept
+    <out>/lesion.csv             the lesion study of the trained weights (ablation.reporting.analysis), kept
                                  so that results without their run folders still show it
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
 
@@ -332,11 +332,11 @@ class ResultsDir:
         append_jsonl(self.invocations, entry)
 
     def storage_check(self, token: str, node: str | None = None) -> Path:
-        """The driver's token file (``node`` None) or a node's reply to it (ablation.ray_backend)."""
+        """The driver's token file (``node`` None) or a node's reply to it (ablation.study.ray_backend)."""
         return self.path / ".".join([STORAGE_CHECK, token, *([node] if node else [])])
 
     def sweep(self) -> None:
-        """Remove temporaries of the report's files; call it holding the folder lock (ablation.locks)."""
+        """Remove temporaries of the report's files; call it holding the folder lock (ablation.core.locks)."""
         for folder in (self.path, self.tables, self.plots):
             if folder.is_dir():
                 sweep_temporaries(folder)
@@ -466,7 +466,7 @@ _HASH_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 
 def _is_manifest(m) -> bool:
-    """The shape that the runner writes and the report reads (ablation.experiments.manifest)."""
+    """The shape that the runner writes and the report reads (ablation.study.experiments.manifest)."""
     if not isinstance(m, dict) or not isinstance(m.get("experiments"), dict) or not isinstance(m.get("runs"), dict):
         return False
     for e in m["experiments"].values():

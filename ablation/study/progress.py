@@ -2,7 +2,7 @@
 
 The runs' own folders are the source, so it is the same for every backend and for runs on
 any node that shares the results folder: a run is in flight while it holds a live claim
-(``claim.json``, :mod:`ablation.locks`, which names its host and device), and its last history
+(``claim.json``, :mod:`ablation.core.locks`, which names its host and device), and its last history
 point (``history.jsonl``) gives its iteration and images/s. The time left is
 
     ETA = (T - t) * B / r
@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass
 
 from .cost import total_iterations
-from .locks import is_stale, read_claim
-from .results import RunDir
+from ..core.locks import is_stale, read_claim
+from ..core.results import RunDir
 
 
 @dataclass
@@ -47,7 +47,7 @@ def _duration(seconds: float) -> str:
 
 
 def flight(task) -> Flight | None:
-    """The progress of ``task`` (a :class:`ablation.grid.Task`) if a live process trains it, else None."""
+    """The progress of ``task`` (a :class:`ablation.study.grid.Task`) if a live process trains it, else None."""
     claim = read_claim(task.run_dir)
     if claim is None or is_stale(claim):
         return None

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
-from .results import save_torch, sweep_temporaries
+from ..core.errors import ConfigError
+from ..core.results import save_torch, sweep_temporaries
 
 SYSTEM_DIR = Path("/usr/share/datasets")
 

@@ -8,7 +8,7 @@ Each run is one Ray task holding ``num_gpus = --gpus-per-run`` and ``num_cpus = 
 (0.25 GPU packs four runs on a GPU). Ray retries a task whose worker process or node died
 (:data:`MAX_RETRIES` times) and the retry resumes from the run's last checkpoint, as the trainer
 resumes from the run folder by itself; it first waits out its own earlier attempt's claim
-(:func:`ablation.locks.wait_for_earlier_attempt`). An exception inside a run is not retried: it
+(:func:`ablation.core.locks.wait_for_earlier_attempt`). An exception inside a run is not retried: it
 becomes the run's error, as with the local backend.
 
 On a cluster (``--address``) the workers run the driver's own copy of this package (sent through
@@ -28,10 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import cost
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .grid import Backend, Task, train_task
-from .locks import wait_for_earlier_attempt
-from .results import ResultsDir, write_atomic
+from ..core.locks import wait_for_earlier_attempt
+from ..core.results import ResultsDir, write_atomic
 
 INSTALL = "pip install -e '.[ray]'"
 MAX_RETRIES = 3  # per task, for a dead worker process or node; Ray's own default for tasks
@@ -63,7 +63,7 @@ _loaded_plugins: set = set()  # per worker process, which runs many tasks one af
 
 
 def _load_plugins(plugins) -> None:
-    from . import shortcuts
+    from ..nets import shortcuts
 
     for spec in plugins:
         if spec not in _loaded_plugins:
@@ -149,9 +149,8 @@ class RayBackend(Backend):
         if not ray.is_initialized():
             kwargs = {"address": self.address, "logging_level": logging.WARNING}
             if self.address is not None:
-                import ablation
-
-                kwargs["runtime_env"] = {"py_modules": [str(Path(ablation.__file__).parent)]}
+                package = Path(__file__).resolve().parents[1]  # the whole ablation package, as this driver has it
+                kwargs["runtime_env"] = {"py_modules": [str(package)]}
             else:  # a local instance, this process's own: its workers share this process's files and paths
                 kwargs.update(include_dashboard=False, num_cpus=num_cpus)
                 # it starts with token authentication on, and says so at length; that is the safe default

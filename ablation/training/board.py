@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 # history field -> scalar tag; gate means go under gate_mean/stage<k>
 SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "train_error": "error/train",

@@ -1,11 +1,11 @@
-"""The figures of a study, matplotlib/seaborn, PNG and SVG; called by ``ablation.report``.
+"""The figures of a study, matplotlib/seaborn, PNG and SVG; called by ``ablation.reporting.report``.
 
 Each plot reads the tidy tables the report builds (runs, per-row statistics, history, the
 lesion study) and is meant to be read without the text: He 2015 Fig. 6-style degradation
 curves, error against depth, test error per variant beside the paper's number, the training
 curves of all shortcut variants on one figure (curves: mean over seeds, band: min to max),
 our ranking of the papers' rows against theirs, and the mechanisms of
-:mod:`ablation.analysis` (lesion study, gradient flow, gate dynamics).
+:mod:`ablation.reporting.analysis` (lesion study, gradient flow, gate dynamics).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from matplotlib.ticker import MaxNLocator
 
 from . import analysis
 from . import stats as st
-from .errors import ConfigError
-from .models import arch_spec
-from .results import write_atomic_with
+from ..core.errors import ConfigError
+from ..nets.models import arch_spec
+from ..core.results import write_atomic_with
 
 BAND = "band: min to max over seeds"
 GATED = {"exclusive-gate": "y = g F + (1 - g) x", "shortcut-gate": "y = F + (1 - g) x"}

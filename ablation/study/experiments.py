@@ -1,8 +1,8 @@
-"""Experiments as data: TOML files under ``experiments/`` expanded into a grid of runs.
+"""Experiments as data: TOML files under ``ablation/experiments/`` expanded into a grid of runs.
 
 An experiment file names the paper's table, the setup it shares (``[base]``) and one
 ``[[variant]]`` per row. A row is a set of config keys
-plus what the paper reported for it (config keys: :data:`ablation.config.SCHEMA`)::
+plus what the paper reported for it (config keys: :data:`ablation.training.config.SCHEMA`)::
 
     name = "identity_mappings"
     title = "He et al. 2016, Table 1: shortcut types on ResNet-110, CIFAR-10"
@@ -22,7 +22,7 @@ A row may add ``paper_mean`` and ``paper_std`` (the paper's mean +- std over its
 prints them beside a median or a best) and ``paper_above`` (the paper gives only a bound: error
 above this). ``protocol`` may also be set once for the whole file.
 
-A preset (``experiments/presets.toml``) changes only how every run is run: dataset,
+A preset (``ablation/experiments/presets.toml``) changes only how every run is run: dataset,
 image size, width, a map from the paper's architectures to smaller ones, iterations,
 batch, precision and the fidelity options. It never changes which rows a name selects;
 ``all_rows = true`` only makes ``--variants all`` mean every row of every experiment
@@ -48,11 +48,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as schema
-from .errors import ConfigError, did_you_mean, unknown_choice
-from .models import arch_spec
+from ..training import config as schema
+from ..core.errors import ConfigError, did_you_mean, unknown_choice
+from ..nets.models import arch_spec
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # shipped as package data (pyproject.toml)
 PRESETS_FILE = "presets.toml"
 
 EXPERIMENT_KEYS = {
@@ -487,7 +487,7 @@ def sweeps_depth(exp: Experiment) -> bool:
 
 
 def config_hash(cfg: dict) -> str:
-    """12 hex digits of the sha256 of the config's identity (:func:`ablation.config.identity`)."""
+    """12 hex digits of the sha256 of the config's identity (:func:`ablation.training.config.identity`)."""
     ident = schema.identity(cfg)
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -17,8 +17,8 @@ from typing import Any
 
 from .board import require_tensorboard
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
-from .errors import ConfigError, did_you_mean
-from .models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
+from ..core.errors import ConfigError, did_you_mean
+from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
 
 
 # torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
@@ -183,7 +183,7 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
 
 
 def model_options(cfg: dict) -> dict:
-    """The config keys that :func:`ablation.models.build_model` takes as keyword options."""
+    """The config keys that :func:`ablation.nets.models.build_model` takes as keyword options."""
     return {"bottleneck_stride": cfg["bottleneck_stride"], "fc_bias_init": cfg["fc_bias_init"]}
 def _fit_subsets(cfg: dict, notes: list | None) -> None:
     """val_split below the training images; a train_subset or eval_subset beyond its split becomes null."""

@@ -2,7 +2,7 @@
 
 A unit (He 2016, eq. 1-2) computes::
 
-    y_l     = h(x_l) (+) F(x_l, W_l)      # the shortcut combines, see ablation.shortcuts
+    y_l     = h(x_l) (+) F(x_l, W_l)      # the shortcut combines, see ablation.nets.shortcuts
     x_{l+1} = f(y_l)                      # f: what follows the addition
 
 The *order* says where BN and ReLU sit inside F and in f (He 2016 Table 2 / Fig. 4).
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ConfigError, unknown_choice
+from ..core.errors import ConfigError, unknown_choice
 from .layers import conv2d
 from .shortcuts import check_shortcut_args, create_shortcut, get_shortcut
 
@@ -333,7 +333,7 @@ def build_model(arch: str, shortcut: str = "identity", order: str = "original", 
     arch: ``resnet{6n+2}`` (CIFAR, basic units, widths w/2w/4w), ``resnet164`` /
     ``resnet1001`` / ``resnet{9n+2}b`` (CIFAR, bottleneck), ``resnet18/34/50/101/152``
     (ImageNet layout: 7x7 stem, max-pool, w/2w/4w/8w). shortcut: a registered name
-    (see :func:`ablation.shortcuts.list_shortcuts`); ``plain`` gives the plain twin.
+    (see :func:`ablation.list_shortcuts`); ``plain`` gives the plain twin.
     order: one of :data:`ORDERS`. width: first-stage width (default 16 CIFAR, 64 ImageNet).
     match: what x becomes where a unit changes shape, ``zero-pad`` (option A) or
     ``projection`` (option B), for shortcuts that do not fix it themselves.

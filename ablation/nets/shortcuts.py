@@ -9,7 +9,7 @@ at all (``F``).
 
 Register a new shortcut with one decorator, timm-style::
 
-    from ablation.shortcuts import Shortcut, register_shortcut
+    from ablation import Shortcut, register_shortcut
 
     @register_shortcut("half-skip", formula="y = F(x) + 0.5 x", paper="(mine)")
     class HalfSkip(Shortcut):
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
-from .errors import ConfigError, unknown_choice
+from ..core.errors import ConfigError, unknown_choice
 from .layers import conv2d
 
 MATCHES = ("zero-pad", "projection")
@@ -71,7 +71,7 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
 
     def decorate(cls):
         if not (isinstance(cls, type) and issubclass(cls, Shortcut)):
-            raise TypeError(f"@register_shortcut({name!r}) needs a subclass of ablation.shortcuts.Shortcut")
+            raise TypeError(f"@register_shortcut({name!r}) needs a subclass of ablation.Shortcut")
         if name in _REGISTRY and _REGISTRY[name].cls.__qualname__ != cls.__qualname__:
             raise ConfigError(f"shortcut {name!r} is already registered by {_REGISTRY[name].cls.__qualname__}")
         params = {}

@@ -39,9 +39,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .data import DataNotFound
-from .errors import ConfigError
-from .results import ResultsDir, RunDir, read_table, write_atomic
+from ..training.data import DataNotFound
+from ..core.errors import ConfigError
+from ..core.results import ResultsDir, RunDir, read_table, write_atomic
 
 LESION_IMAGES = 1000  # a fixed class-stratified subset of the test split
 LESION_DRAWS = 3  # random subsets per k
@@ -114,9 +114,9 @@ def lesioned(model, indices):
 
 def load_trained(run: RunDir, device="cpu", data_cache: dict | None = None):
     """(model with the run's final weights, test data) rebuilt from the run's config.json and checkpoint."""
-    from . import data as datasets
-    from .config import stored
-    from .train import build
+    from ..training import data as datasets
+    from ..training.config import stored
+    from ..training.loop import build
 
     cfg = run.read_config()
     if not isinstance(cfg, dict) or not run.is_finished() or not run.checkpoint.is_file():
@@ -143,8 +143,8 @@ def load_trained(run: RunDir, device="cpu", data_cache: dict | None = None):
 def lesion_run(model, d, images: int = LESION_IMAGES, draws: int = LESION_DRAWS, seed: int = LESION_SEED,
                device="cpu") -> list[dict]:
     """Test error (%) intact, with each unit removed alone, and with k random units removed (k = 1..N)."""
-    from . import data as datasets
-    from .train import evaluate
+    from ..training import data as datasets
+    from ..training.loop import evaluate
 
     idx = datasets.stratified(d.test_y.cpu(), min(images, len(d.test_y))).to(d.test_y.device)
     x, y = d.test_x[idx], d.test_y[idx]

@@ -3,7 +3,7 @@
 A backend executes :class:`Task` objects and reports each summary as it arrives. Two ship
 here: :class:`InProcess` (one run after another) and :class:`LocalPool` (worker processes on
 this machine, spread over its GPUs where it has several). A cluster is one more subclass of
-:class:`Backend` (:class:`ablation.ray_backend.RayBackend`).
+:class:`Backend` (:class:`ablation.study.ray_backend.RayBackend`).
 
 A run that raises, or whose worker process dies (a segfault, the OOM killer), is recorded as
 ``error`` with its reason in its run folder (``error.json``) and the study goes on; a full
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .cost import images_seen
-from .errors import ConfigError
-from .locks import ClaimLost, RunBusy
-from .models import arch_spec
+from ..core.errors import ConfigError
+from ..core.locks import ClaimLost, RunBusy
+from ..nets.models import arch_spec
 from .progress import Watcher
-from .results import DiskFull, ResultsDir
+from ..core.results import DiskFull, ResultsDir
 
 # Measured with `--variants all --preset quick` on a 2-core CPU: two single-threaded runs at once
 # beat one run on two threads (see results/quick/README.md), as small convolutions scale poorly
@@ -53,7 +53,7 @@ def train_task(task: Task, train_fn=None) -> dict:
     A full disk is reported with ``disk_full`` set, so that the study stops rather than fail every
     run after it the same way.
     """
-    from .train import AlreadyFinished, train
+    from ..training.loop import AlreadyFinished, train
 
     try:
         if train_fn is None:
@@ -133,14 +133,14 @@ def _worker(conn, parent_pid: int, plugins, train_fn, device: str | None) -> Non
     if device is not None:
         # one GPU per worker, before anything initialises CUDA: the trainer's "cuda" is then that GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = device
-    from . import procs
+    from ..core import procs
 
     # Ctrl-C reaches the whole process group; the parent alone decides, and stops workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     procs.die_with_parent(parent_pid)  # a SIGKILLed runner must not leave workers training
     failed = None
     try:
-        from . import shortcuts
+        from ..nets import shortcuts
 
         for spec in plugins:
             shortcuts.load_plugin(spec)
@@ -217,7 +217,7 @@ class LocalPool(Backend):
 
     Each worker trains one task at a time. A worker that dies (a signal, a native crash) has its
     run reported as ``error`` with the signal and is replaced, so the other runs go on; workers
-    end when this process ends, however it ends (:func:`ablation.procs.die_with_parent`).
+    end when this process ends, however it ends (:func:`ablation.core.procs.die_with_parent`).
 
     With ``devices`` (GPU ids, one per worker: :func:`gpu_slots`) the i-th worker sees only
     ``devices[i]``, so that runs spread over the GPUs; a replacement takes its dead worker's GPU.
@@ -374,7 +374,7 @@ def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False
     """Train every distinct run of ``runs`` not finished in ``out/runs``; returns counts.
 
     Runs sharing a hash (the same config reached from two experiments) train once.
-    ``train_fn(cfg, run_dir) -> summary`` defaults to :func:`ablation.train.train`; ``backend``
+    ``train_fn(cfg, run_dir) -> summary`` defaults to :func:`ablation.training.loop.train`; ``backend``
     defaults to :func:`local_backend` with ``jobs``.
     """
     from tqdm import tqdm

@@ -8,11 +8,11 @@ import time
 
 import torch
 
-from .config import model_options
-from .data import DATASETS
-from .errors import ConfigError
-from .models import build_model, count_flops, count_params
-from .results import ResultsDir
+from ..training.config import model_options
+from ..training.data import DATASETS
+from ..core.errors import ConfigError
+from ..nets.models import build_model, count_flops, count_params
+from ..core.results import ResultsDir
 
 CPU_FLOPS_GUESS = 2e9  # per process on one core of this kind of machine, when nothing is measured yet
 
@@ -93,7 +93,7 @@ def measure_rate(cfg: dict, seconds: float = 1.0, max_steps: int = 50) -> dict:
     """
     import torch
 
-    from .config import validate_config
+    from ..training.config import validate_config
 
     cfg = validate_config({**cfg, "quiet": True})
     # the trainer's runtime settings are process-wide: put them back, as a dry run may run in a longer process
@@ -111,8 +111,8 @@ def measure_rate(cfg: dict, seconds: float = 1.0, max_steps: int = 50) -> dict:
 def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     import torch
 
-    from . import data as datasets
-    from . import train as trainer
+    from ..training import data as datasets
+    from ..training import loop as trainer
 
     device = trainer.setup_runtime(cfg)
     info = DATASETS[cfg["dataset"]]
