@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from .training import data as datasets
-from .training import loop as trainer
+from .training.runtime import use_bf16
+from .training.step import LoopState, build, next_batch, step
 from .training.config import parse_overrides, validate_config
 from .core.errors import ArgumentParser, ConfigError, run_main
 from .nets.models import build_model, count_flops
@@ -78,10 +79,10 @@ class Harness:
         y = torch.from_numpy(labels).long()
         self.data = datasets.Data(x, y, x[:batch], y[:batch], torch.tensor(MEAN), torch.tensor(STD), 10).to(device)
         self.device = device
-        self.amp = self.cfg["bf16"] and trainer.use_bf16(device)
+        self.amp = self.cfg["bf16"] and use_bf16(device)
         torch.manual_seed(0)
-        _, self.fwd, self.opt = trainer.build(self.cfg, self.data, device)
-        self.state = trainer.LoopState.fresh(self.cfg, device)
+        _, self.fwd, self.opt = build(self.cfg, self.data, device)
+        self.state = LoopState.fresh(self.cfg, device)
 
     def describe(self) -> str:
         return ", ".join(["uint8 on device", "batched crop+flip", "channels_last",
@@ -89,8 +90,8 @@ class Harness:
 
     def run(self, steps):
         for _ in range(steps):
-            x, y = trainer.next_batch(self.data, self.state, self.cfg, self.device)
-            trainer.step(self.fwd, self.opt, x, y, self.device, self.amp)
+            x, y = next_batch(self.data, self.state, self.cfg, self.device)
+            step(self.fwd, self.opt, x, y, self.device, self.amp)
         _sync(self.device)
 
 

@@ -14,7 +14,7 @@ import json
 import sys
 
 from .core.errors import INTERRUPTED, ConfigError, run_main
-from .core.results import check_folder
+from .core.layout import check_folder
 from .training.config import describe_keys, parse_overrides, validate_config
 
 

@@ -70,9 +70,10 @@ def tiny(experiments_dir):
 def tiny_grid(folder, seeds=1):
     """Every run of the tiny study under the quick preset."""
     from ablation.study import experiments as ex
+    from ablation.study import expansion
 
     exps = ex.load_experiments(folder)
-    return ex.expand(exps, exps["tiny"].variants, ex.load_presets(folder)["quick"], seeds=seeds)
+    return expansion.expand(exps, exps["tiny"].variants, ex.load_presets(folder)["quick"], seeds=seeds)
 
 
 class FakeTrainer:

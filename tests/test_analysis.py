@@ -11,7 +11,7 @@ from ablation.reporting import analysis as an
 from ablation.training import loop as T
 from ablation.core.errors import ConfigError
 from ablation.nets.models import build_model
-from ablation.core.results import ResultsDir
+from ablation.core.layout import ResultsDir
 
 
 def tiny(shortcut="identity", **args):

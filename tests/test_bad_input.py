@@ -270,12 +270,14 @@ def test_report_on_a_read_only_folder_is_one_line(readonly, capsys, tmp_path):
 
 def _fake_results(out: Path):
     from ablation.study import experiments as ex
-    from ablation.core.results import ResultsDir
+    from ablation.study import expansion
+    from ablation.study import manifest as mf
+    from ablation.core.layout import ResultsDir
 
     exps = ex.load_experiments()
     rows = [exps["identity_mappings"].variant("original")]
-    runs = ex.expand(exps, rows, ex.load_presets()["quick"])
-    ResultsDir(out).write_manifest(ex.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
+    runs = expansion.expand(exps, rows, ex.load_presets()["quick"])
+    ResultsDir(out).write_manifest(mf.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
 
 
 # --- python -m ablation.bench --------------------------------------------------------------------

@@ -15,8 +15,10 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install -e '.[ray]'; CI installs it)")
 
 from ablation.study import experiments as ex  # noqa: E402
+from ablation.study import expansion  # noqa: E402
 from ablation import run  # noqa: E402
 from ablation.study import grid  # noqa: E402
+from ablation.study import backends  # noqa: E402
 from ablation.core import locks  # noqa: E402
 from ablation.training import loop as trainer  # noqa: E402
 from ablation.core.errors import ConfigError  # noqa: E402
@@ -55,7 +57,7 @@ def _summary(run_dir):
 
 
 def test_a_grid_on_ray_ends_with_the_numbers_of_the_local_backend(cluster, tiny, tmp_path):
-    runs = [ex.Run(r.experiment, r.variant, r.seed, c, ex.config_hash(c)) for r in _grid(tiny, seeds=2)
+    runs = [ex.Run(r.experiment, r.variant, r.seed, c, expansion.config_hash(c)) for r in _grid(tiny, seeds=2)
             for c in [{**r.config, "steps": 30, "evals": 3}]]
     local = grid.run_grid(runs, tmp_path / "local", jobs=2, quiet=True)  # two processes, one thread each
     with RayBackend(configs=[r.config for r in runs]) as backend:
@@ -74,7 +76,7 @@ def test_a_grid_on_ray_ends_with_the_numbers_of_the_local_backend(cluster, tiny,
 def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(cluster, tiny, tmp_path):
     [r] = [r for r in _grid(tiny) if r.variant == "identity"]
     cfg = {**r.config, "steps": 300, "evals": 12, "checkpoint_every": 25}
-    r = ex.Run(r.experiment, r.variant, 7, cfg, ex.config_hash(cfg))
+    r = ex.Run(r.experiment, r.variant, 7, cfg, expansion.config_hash(cfg))
     out, run_dir = tmp_path / "out", tmp_path / "out/runs" / r.hash
     result = {}
     with RayBackend(configs=[cfg]) as backend:
@@ -163,7 +165,7 @@ def test_a_node_that_does_not_see_the_results_folder_is_one_clear_error(cluster,
         assert backend.gpus_per_run == 0.0
         # as if the nodes mounted another folder than the driver's: the driver's token is not where they look
         backend._marker, backend._token = str(tmp_path / ".storage-check.gone"), "gone"
-        t = grid.Task("tiny:identity:0", "h", {"device": "auto"}, str(tmp_path / "runs/h"))
+        t = backends.Task("tiny:identity:0", "h", {"device": "auto"}, str(tmp_path / "runs/h"))
         got = []
         backend.execute([t], lambda task, summary, s: got.append(summary))
     assert got[0]["status"] == "error" and "does not see the results folder" in got[0]["reason"]

@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 
 from ablation.study import experiments as ex
+from ablation.study import expansion
+from ablation.study import invocation
+from ablation.study import manifest as mf
 from ablation import report as report_cli
-from ablation import run
 from ablation.reporting import report
 from ablation.reporting import stats
-from ablation.core.results import ResultsDir, load_tables
+from ablation.core.layout import ResultsDir
+from ablation.reporting.tables import load_tables
 
 # (final train error, final test error, status) per variant and seed
 NUMBERS = {
@@ -32,10 +35,10 @@ def results(tmp_path):
     presets = ex.load_presets()
     rows = [exps["degradation"].variant(v) for v in exps["degradation"].in_all]
     rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
-    runs = ex.expand(exps, rows, presets["quick"], seeds=2)
+    runs = expansion.expand(exps, rows, presets["quick"], seeds=2)
     out = tmp_path / "res"
     res = ResultsDir(out)
-    res.write_manifest(ex.manifest(None, presets["quick"], exps, rows, runs))
+    res.write_manifest(mf.manifest(None, presets["quick"], exps, rows, runs))
     for r in runs:
         train, test, status = NUMBERS[r.variant][r.seed]
         d = out / "runs" / r.hash
@@ -48,7 +51,7 @@ def results(tmp_path):
             "status": status, "reason": None, "final_test_error": test, "best_test_error": test - 0.5,
             "final_train_error": train, "params": 1234, "flops": 5678, "iterations": 40, "epochs": 1.0,
             "time_s": 2.0, "images_per_s": 50.0, "device": "cpu"}))
-    run.log_invocation(res, "python -m ablation.run --variants all", 123.4,
+    invocation.log_invocation(res, "python -m ablation.run --variants all", 123.4,
                        {"trained": len(runs), "skipped": 0, "errors": 0, "interrupted": False, "jobs": 2}, 2)
     return out
 
@@ -230,7 +233,7 @@ def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
 
 
 def test_a_run_error_is_shown_with_its_reason(results):
-    from ablation.core.results import RunDir
+    from ablation.core.layout import RunDir
 
     manifest = json.loads((results / "manifest.json").read_text())
     entry = next(e for e in manifest["runs"].values() if e["variant"] == "conv1x1" and e["seed"] == 0)

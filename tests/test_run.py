@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from ablation.study import experiments as ex
+from ablation.study import expansion
 from ablation import run
 from ablation.study import grid
+from ablation.study import pool
 from ablation.training import loop as trainer
 
 from conftest import FakeTrainer, tiny_toml, tiny_grid as _grid
@@ -195,7 +197,7 @@ def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
     # interrupt one run after a checkpoint, then let the runner resume it
     [ident] = [x for x in runs if x.variant == "identity"]
     cfg = {**ident.config, "checkpoint_every": 2, "seed": 1}
-    resumed = ex.Run("tiny", "identity", 1, cfg, ex.config_hash(cfg))
+    resumed = ex.Run("tiny", "identity", 1, cfg, expansion.config_hash(cfg))
 
     def stop_at_3(cfg, run_dir):
         def cb(it):
@@ -255,7 +257,7 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
     changed = capsys.readouterr().out
     hashes = lambda out: [line.split()[3] for line in out.splitlines()[1:3]]  # noqa: E731
     assert hashes(plain) != hashes(changed)  # a different config is a different run
-    runs = ex.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
+    runs = expansion.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
                      ex.load_presets(tiny)["quick"], settings={"lr": 0.01, "width": None})
     assert all(r.config["lr"] == 0.01 and r.config["width"] is None for r in runs)
     assert sorted(hashes(changed)) == sorted(r.hash for r in runs)
@@ -291,13 +293,13 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
 
 def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch):
     """Issue 9, item 8: a resumed study's last run trains on as many threads as it would have uninterrupted."""
-    monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 4)
     cpu = [{"device": "cpu"}]
-    last = grid.local_backend(2, 1, cpu)  # --jobs 2, one run left
-    assert isinstance(last, grid.LocalPool) and last.jobs == 1 and last.threads() == 1
-    assert grid.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
-    assert grid.local_backend(None, 9, cpu).jobs == 4
-    assert grid.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
+    last = pool.local_backend(2, 1, cpu)  # --jobs 2, one run left
+    assert isinstance(last, pool.LocalPool) and last.jobs == 1 and last.threads() == 1
+    assert pool.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
+    assert pool.local_backend(None, 9, cpu).jobs == 4
+    assert pool.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
 
 
 def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_so(tmp_path, capsys, monkeypatch):

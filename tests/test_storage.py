@@ -19,7 +19,7 @@ import torch
 from ablation import report, run
 from ablation.training import data
 from ablation import train as trainer
-from ablation.core.results import ResultsDir
+from ablation.core.layout import ResultsDir
 
 from conftest import FakeTrainer
 
@@ -229,7 +229,7 @@ def test_a_full_disk_while_the_report_writes_is_one_line_and_leaves_no_temporari
 
 
 def test_temporaries_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
-    from ablation.core.results import sweep_temporaries
+    from ablation.core.files import sweep_temporaries
 
     gone = subprocess.Popen(["true"])
     gone.wait()  # a writer that has exited (killed, or stopped by a full disk)

@@ -1,11 +1,15 @@
-"""The one exception type a user is meant to see as a single line, its did-you-mean hint, and how a command ends."""
+"""The errors a user is meant to see as a single line, their did-you-mean hint, and how a command ends."""
 
 import argparse
 import difflib
 import sys
 
 
-class ConfigError(ValueError):
+class OneLineError(Exception):
+    """An error a command shows as one line, ``error: <message>``, and exit code 2: what the user can act on."""
+
+
+class ConfigError(OneLineError, ValueError):
     """Bad input from the user: an unknown name, a bad depth, a malformed file.
 
     Command-line entry points print ``error: <message>`` and exit with code 2;
@@ -48,7 +52,7 @@ def interrupt_quietly_while_starting() -> None:
 
 
 def run_main(body) -> int:
-    """``body()``'s exit code; a ConfigError is ``error: <message>`` and 2, Ctrl-C ``interrupted`` and 130."""
+    """``body()``'s exit code; a OneLineError is ``error: <message>`` and 2, Ctrl-C ``interrupted`` and 130."""
     import signal
     import threading
 
@@ -56,7 +60,7 @@ def run_main(body) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return body()
-    except ConfigError as e:
+    except OneLineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .procs import pid_alive
-from .results import CLAIM, FOLDER_LOCK, TAKEOVER_LOCK
+from .layout import CLAIM, FOLDER_LOCK, TAKEOVER_LOCK
 
 HEARTBEAT_S = 10.0
 STALE_S = 90.0

@@ -263,34 +263,45 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
     for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
-    # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance
     entry = get_shortcut(shortcut)
-    try:
-        create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
-    except ConfigError:
-        raise
-    except Exception as e:  # a plugin's constructor that fails on its own arguments
-        raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
+    # keyed by the class too: a plugin may register another class under a name already checked
+    checked = (shortcut, entry.cls, match, repr(sorted(shortcut_args.items())))
+    if checked not in _CHECKED:
+        # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance, once per
+        # distinct shortcut: a grid validates the same row for every seed
+        try:
+            create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+        except ConfigError:
+            raise
+        except Exception as e:  # a plugin's constructor that fails on its own arguments
+            raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
+        _CHECKED.add(checked)
     if entry.origin:
-        _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args)
+        _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
+                      bottleneck_stride, fc_bias_init)
     return spec
 
 
-_PROBED: set = set()
+_CHECKED: set = set()  # (shortcut, its class, match, its arguments) whose constructor accepted them
+_PROBED: set = set()  # every argument of the nets whose plugin shortcut passed the probe
 
 
-def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, width, match, shortcut_args) -> None:
-    """Build the net once and run two 32x32 images through it, checking each unit's shortcut output.
+def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, width, match, shortcut_args,
+                  bottleneck_stride: str, fc_bias_init: str) -> None:
+    """Build the net that will train once and run two 32x32 images through it, checking each unit's shortcut output.
 
     y = h(x) (+) F(x) must have the shape of the branch F(x), or the next unit receives a tensor
-    it was not built for (or, worse, a broadcast one that trains silently).
+    it was not built for (or, worse, a broadcast one that trains silently). The net is the one
+    :func:`build_model` makes from the same arguments, so every one of them is in the cache key.
     """
-    key = (spec.name, shortcut, order, num_classes, in_channels, width, match, repr(sorted(shortcut_args.items())))
+    entry = get_shortcut(shortcut)
+    key = (spec.name, shortcut, entry.cls, order, num_classes, in_channels, width, match,
+           repr(sorted(shortcut_args.items())), bottleneck_stride, fc_bias_init)
     if key in _PROBED:
         return
-    entry = get_shortcut(shortcut)
     try:
-        net = ResNet(spec, shortcut, order, num_classes, in_channels, width, match, shortcut_args)
+        net = ResNet(spec, shortcut, order, num_classes, in_channels, width, match, shortcut_args, bottleneck_stride,
+                     fc_bias_init)
     except ConfigError:
         raise
     except Exception as e:

@@ -40,8 +40,11 @@ import numpy as np
 import torch
 
 from ..training.data import DataNotFound
-from ..core.errors import ConfigError
-from ..core.results import ResultsDir, RunDir, read_table, write_atomic
+from ..core.errors import ConfigError, OneLineError
+from ..core.files import write_atomic
+from ..core.layout import ResultsDir, RunDir
+from .tables import read_table
+from ..core.text import markdown_table, num
 
 LESION_IMAGES = 1000  # a fixed class-stratified subset of the test split
 LESION_DRAWS = 3  # random subsets per k
@@ -115,19 +118,18 @@ def lesioned(model, indices):
 def load_trained(run: RunDir, device="cpu", data_cache: dict | None = None):
     """(model with the run's final weights, test data) rebuilt from the run's config.json and checkpoint."""
     from ..training import data as datasets
-    from ..training.config import stored
-    from ..training.loop import build
+    from ..training.config import DEFAULTS, stored
+    from ..training.step import build
 
     cfg = run.read_config()
     if not isinstance(cfg, dict) or not run.is_finished() or not run.checkpoint.is_file():
         raise ConfigError("no finished run with weights in the run folder")
-    cfg = stored(cfg)
-    key = tuple(json.dumps(cfg.get(k)) for k in ("dataset", "data_dir", "image_size", "val_split", "train_subset",
-                                                 "normalize"))
+    cfg = {**DEFAULTS, **stored(cfg)}
+    data_cfg = {**cfg, "download": False}  # the data a finished run trained on is where it was
+    key = datasets.load_key(data_cfg)
     cache = {} if data_cache is None else data_cache
     if key not in cache:
-        cache[key] = datasets.load(cfg["dataset"], cfg.get("data_dir", "data"), False, cfg.get("image_size"),
-                                   cfg.get("val_split", 0), cfg.get("train_subset"), cfg["normalize"]).to(device)
+        cache[key] = datasets.load_for(data_cfg).to(device)
     d = cache[key]
     model, _, _ = build({**cfg, "compile": False}, d, torch.device(device))
     try:
@@ -144,7 +146,7 @@ def lesion_run(model, d, images: int = LESION_IMAGES, draws: int = LESION_DRAWS,
                device="cpu") -> list[dict]:
     """Test error (%) intact, with each unit removed alone, and with k random units removed (k = 1..N)."""
     from ..training import data as datasets
-    from ..training.loop import evaluate
+    from ..training.step import evaluate
 
     idx = datasets.stratified(d.test_y.cpu(), min(images, len(d.test_y))).to(d.test_y.device)
     x, y = d.test_x[idx], d.test_y[idx]
@@ -236,7 +238,7 @@ def _lesion_study(results: ResultsDir, runs, device):
         except DataNotFound:
             notes.setdefault("the test images are not on this machine", []).append(h)
             continue
-        except ConfigError as e:  # an unfinished run, or weights that do not load
+        except OneLineError as e:  # an unfinished run, an unreadable config, or weights that do not load
             notes.setdefault(str(e), []).append(h)
             continue
         recs = lesion_run(model, d, device=device)
@@ -310,20 +312,11 @@ def lesion_rows(manifest: dict, runs, lesion):
     return first.merge(lesion, on="hash")
 
 
-def _md(lines: list[list]) -> list[str]:
-    return ["| " + " | ".join(map(str, lines[0])) + " |", "|" + "---|" * len(lines[0]),
-            *("| " + " | ".join(map(str, r)) + " |" for r in lines[1:]), ""]
-
-
-def _f(x) -> str:
-    return "—" if x is None or x != x else f"{x:.2f}"
-
-
 def mechanism_lines(manifest: dict, runs, history, lesion, missing: dict) -> list[str]:
     """The README's section on mechanisms: what was computed from what, and the numbers behind the figures."""
     lines = ["## Mechanisms", "",
              "Why each shortcut wins or fails, computed from the trained runs without retraining "
-             "(ablation/analysis.py); figures `lesion_*`, `grad_flow_*`, `gates_*` below.", ""]
+             "(ablation/reporting/analysis.py); figures `lesion_*`, `grad_flow_*`, `gates_*` below.", ""]
     joined = lesion_rows(manifest, runs, lesion)
     lines += [f"**Lesion study** (Veit, Wilber and Belongie 2016): each unit of the lowest finished seed of each "
               f"row removed alone at test time (its output is its shortcut's alone, F = 0; a unit with no path "
@@ -341,10 +334,10 @@ def mechanism_lines(manifest: dict, runs, history, lesion, missing: dict) -> lis
             rnd = g[g["kind"] == "random"]
             half = rnd[rnd["k"] == max(1, int(rnd["k"].max()) // 2)]["test_error"].mean() if len(rnd) else None
             worst = single.loc[single["test_error"].idxmax()] if len(single) else None
-            table.append([variant, int(g["seed"].iloc[0]), _f(g[g["kind"] == "intact"]["test_error"].mean()),
-                          _f(single["test_error"].median()),
-                          "—" if worst is None else f"{int(worst['unit'])} ({_f(worst['test_error'])})", _f(half)])
-        lines += [f"*{name}* (test error, %):", "", *_md(table)]
+            table.append([variant, int(g["seed"].iloc[0]), num(g[g["kind"] == "intact"]["test_error"].mean()),
+                          num(single["test_error"].median()),
+                          "—" if worst is None else f"{int(worst['unit'])} ({num(worst['test_error'])})", num(half)])
+        lines += [f"*{name}* (test error, %):", "", *markdown_table(table).splitlines(), ""]
     flows = [(name, grad_flow(history, runs, name)) for name in manifest["experiments"]]
     flows = [(n, f) for n, f in flows if not f.empty]
     if flows:
@@ -358,7 +351,7 @@ def mechanism_lines(manifest: dict, runs, history, lesion, missing: dict) -> lis
                     n = g[g["iteration"] == it].sort_values("unit")["norm"].to_numpy()
                     ratio.append(f"{n[0] / n[-1]:.3g}" if len(n) > 1 and n[-1] > 0 else "—")
                 table.append([variant, *ratio])
-            lines += [f"*{name}*:", "", *_md(table)]
+            lines += [f"*{name}*:", "", *markdown_table(table).splitlines(), ""]
     for name in manifest["experiments"]:
         gates = gate_dynamics(history, runs, name)
         if gates.empty:
@@ -370,5 +363,5 @@ def mechanism_lines(manifest: dict, runs, history, lesion, missing: dict) -> lis
         for (variant, stage), g in gates.groupby(["variant", "stage"], sort=False):
             g = g.sort_values("iteration")
             table.append([variant, stage + 1, f"{g['mean'].iloc[0]:.3g}", f"{g['mean'].iloc[-1]:.3g}"])
-        lines += _md(table)
+        lines += [*markdown_table(table).splitlines(), ""]
     return lines

@@ -18,10 +18,11 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from . import analysis
+from . import ranking
 from . import stats as st
 from ..core.errors import ConfigError
 from ..nets.models import arch_spec
-from ..core.results import write_atomic_with
+from ..core.files import write_atomic_with
 
 BAND = "band: min to max over seeds"
 GATED = {"exclusive-gate": "y = g F + (1 - g) x", "shortcut-gate": "y = F + (1 - g) x"}
@@ -88,14 +89,17 @@ def _scale_info(runs, experiment: str) -> str:
     return f"{arch}{d['dataset']}{size}"
 
 
-def plot_degradation(manifest, runs, history, out: Path) -> list[str]:
-    """He 2015 Fig. 6 style: training error thin dashed, test error bold; plain left, residual right."""
-    curves = _curves(runs, history, "degradation")
+def plot_degradation(manifest, runs, history, out: Path, experiment: str) -> list[str]:
+    """He 2015 Fig. 6 style: training error thin dashed, test error bold; plain left, residual right.
+
+    The rows of ``experiment`` are nets of several depths in two columns, ``plain`` and ``residual``.
+    """
+    curves = _curves(runs, history, experiment)
     if not curves:
         return []
     plt, sns = _setup_mpl()
-    rows = {r["variant"]: r for r in manifest["experiments"]["degradation"]["rows"]}
-    arch = runs[runs["experiment"] == "degradation"].drop_duplicates("variant").set_index("variant")["arch"]
+    rows = {r["variant"]: r for r in manifest["experiments"][experiment]["rows"]}
+    arch = runs[runs["experiment"] == experiment].drop_duplicates("variant").set_index("variant")["arch"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     depths = sorted({_depth_of(arch[v]) for v in curves})
     colors = dict(zip(depths, sns.color_palette("viridis_r", len(depths))))
@@ -114,19 +118,19 @@ def plot_degradation(manifest, runs, history, out: Path) -> list[str]:
         else:
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[0].set_ylabel("error (%)")
-    fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, 'degradation')})")
-    paths = _save(fig, out, "degradation_curves")
+    fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, experiment)})")
+    paths = _save(fig, out, f"{experiment}_curves")
     plt.close(fig)
     return paths
 
 
-def plot_depth(manifest, runs, stats, out: Path) -> list[str]:
-    """Final error against depth, plain vs residual."""
-    s = stats[(stats["experiment"] == "degradation") & (stats["seeds"] > 0)].copy()
+def plot_depth(manifest, runs, stats, out: Path, experiment: str) -> list[str]:
+    """Final error against depth, plain vs residual (the columns of ``experiment``)."""
+    s = stats[(stats["experiment"] == experiment) & (stats["seeds"] > 0)].copy()
     if s.empty:
         return []
     plt, sns = _setup_mpl()
-    arch = runs[runs["experiment"] == "degradation"].drop_duplicates("variant").set_index("variant")["arch"]
+    arch = runs[runs["experiment"] == experiment].drop_duplicates("variant").set_index("variant")["arch"]
     s["depth"] = [_depth_of(arch[v]) for v in s["variant"]]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     palette = {"plain": "tab:red", "residual": "tab:blue"}
@@ -139,7 +143,7 @@ def plot_depth(manifest, runs, stats, out: Path) -> list[str]:
     ax.set_xlabel("depth (layers, as run)")
     ax.set_ylabel("final error (%), mean over seeds; bars: 95% CI (t)")
     ax.set_xticks(sorted(s["depth"].unique()))
-    ax.set_title(f"Error vs depth, plain vs residual ({_scale_info(runs, 'degradation')})")
+    ax.set_title(f"Error vs depth, plain vs residual ({_scale_info(runs, experiment)})")
     ax.legend()
     paths = _save(fig, out, "error_vs_depth")
     plt.close(fig)
@@ -205,7 +209,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     return paths
 
 
-def plot_shortcut_curves(manifest, runs, history, out: Path, experiment="identity_mappings") -> list[str]:
+def plot_shortcut_curves(manifest, runs, history, out: Path, experiment: str) -> list[str]:
     """Training and test error of every shortcut variant on one figure."""
     curves = _curves(runs, history, experiment)
     if not curves:
@@ -241,7 +245,7 @@ def _colors(manifest, runs, experiment: str, sns) -> dict:
 
 def plot_ranking(stats, ranked: dict, out: Path) -> list[str]:
     """Our rank of each row against the paper's (1 = lowest error), with the rank correlations."""
-    panels = [(name, table, column, a) for name, table in ranked.items() for column, a in st.agreements(stats, name)]
+    panels = [(name, table, column, a) for name, table in ranked.items() for column, a in ranking.agreements(stats, name)]
     if not panels:
         return []
     plt, sns = _setup_mpl()

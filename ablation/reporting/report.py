@@ -14,29 +14,28 @@ per run and seed), ``rows.csv`` (per table row: median, mean, std, 95% CI, best 
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import ranking
 from . import stats as st
-from ..core.results import ResultsDir, load_tables, write_atomic
+from ..core import text
+from ..core.text import isnan, num, paper_cell
+from ..core.files import write_atomic
+from ..core.layout import ResultsDir
+from .tables import load_tables
 
-RANKED = ("identity_mappings", "activations")  # He 2016 Tables 1 and 2: ranked against the paper in one figure
+def with_figure(manifest, figure: str) -> list[str]:
+    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``, :data:`FIGURES`)."""
+    return [n for n, m in manifest["experiments"].items() if figure in (m.get("figures") or [])]
 
 
 def ranked(manifest) -> dict:
-    """The ranked experiments that ran, each named by its source (the paper's table)."""
-    return {n: manifest["experiments"][n].get("source") or n for n in RANKED if n in manifest["experiments"]}
+    """The experiments ranked against the paper's rows, each named by its source (the paper's table)."""
+    return {n: manifest["experiments"][n].get("source") or n for n in with_figure(manifest, "ranking")}
 
 
 # --- tables -----------------------------------------------------------------------------------
-
-
-def isnan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-def _num(x, digits=2) -> str:
-    return "—" if x is None or isnan(x) else f"{x:.{digits}f}"
 
 
 def ours_cell(s: dict) -> str:
@@ -44,11 +43,11 @@ def ours_cell(s: dict) -> str:
     if not s["seeds"]:
         return "error" if s["errors"] else "not run"
     if s["seeds"] == 1:
-        return f"fail ({_fail_number(s)})" if s["failed"] else _num(s["ours"])
+        return f"fail ({_fail_number(s)})" if s["failed"] else num(s["ours"])
     notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
     if s["failed"] * 2 > s["seeds"]:
         return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
-    return f"{_num(s['ours'])} ({'; '.join(notes)})"
+    return f"{num(s['ours'])} ({'; '.join(notes)})"
 
 
 def _fail_number(s: dict, unit: str = "") -> str:
@@ -56,41 +55,18 @@ def _fail_number(s: dict, unit: str = "") -> str:
     (the error of a net whose weights are NaN is that of a constant guess, not a measurement)."""
     if s.get("diverged") and s["diverged"] * 2 > s["seeds"]:
         return "diverged"
-    return _num(s["ours"]) + unit
+    return num(s["ours"]) + unit
 
 
 def ci_cell(s: dict) -> str:
     """mean ± std [95% CI of the mean], or a dash with fewer than two seeds."""
     if s["seeds"] < 2 or s["test_std"] is None or isnan(s["test_std"]):
         return "—"
-    return f"{_num(s['test_mean'])} ± {_num(s['test_std'])} [{_num(s['test_ci_low'])}, {_num(s['test_ci_high'])}]"
-
-
-def paper_cell(p, row: dict | None = None) -> str:
-    """The paper's number, with its protocol and its mean ± std where the experiment file gives them."""
-    if p is None or isnan(p):
-        return "not reported"
-    if p == "fail":
-        return "fail"
-    row = row or {}
-    text = f"{float(p):.2f}"
-    if isinstance(row.get("protocol"), str):
-        text += f" ({row['protocol']})"
-    if row.get("paper_mean") is not None and not isnan(row["paper_mean"]):
-        std = row.get("paper_std")
-        text += f"; mean {float(row['paper_mean']):.2f}" + ("" if std is None or isnan(std) else f" ± {float(std):.2f}")
-    return text
-
-
-def _md(lines: list[list]) -> str:
-    widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]))]
-    fmt = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])]) + "\n"
+    return f"{num(s['test_mean'])} ± {num(s['test_std'])} [{num(s['test_ci_low'])}, {num(s['test_ci_high'])}]"
 
 
 def _cells(d: dict) -> list[str]:
-    return [ours_cell(d), ci_cell(d), _num(d[f"train_{d['stat']}"]), paper_cell(d["paper"], d)]
+    return [ours_cell(d), ci_cell(d), num(d[f"train_{d['stat']}"]), paper_cell(d["paper"], d)]
 
 
 def markdown_table(meta: dict, stats) -> str:
@@ -123,7 +99,7 @@ def markdown_table(meta: dict, stats) -> str:
         for d in s.to_dict("records"):
             ours, ci, train, paper = _cells(d)
             lines.append([d["label"], d["arch"], ours, ci, train, paper, str(d["seeds"])])
-    return _md(lines) + "\n" + TABLE_NOTE + "\n"
+    return text.markdown_table(lines) + "\n" + TABLE_NOTE + "\n"
 
 
 TABLE_NOTE = ("Errors in %. *ours*: the statistic of our seeds that matches how the paper reported the row "
@@ -155,7 +131,7 @@ def fail_marks(meta: dict, stats) -> list[str]:
 def agreement_lines(manifest, stats) -> list[str]:
     lines = []
     for name, table in ranked(manifest).items():
-        for column, a in st.agreements(stats, name):
+        for column, a in ranking.agreements(stats, name):
             lines.append(f"- {table}{f' ({column})' if column else ''}: Spearman rho = {a.spearman:+.2f} "
                          f"(p {st.format_p(a.spearman_p)}), Kendall tau-b = {a.kendall:+.2f} "
                          f"(p {st.format_p(a.kendall_p)}) over {len(a.rows)} rows")
@@ -172,7 +148,7 @@ def findings(manifest, runs, stats, tables) -> list[str]:
              f"when the opposite is, NOT SIGNIFICANT when neither; `lower` is a {st.TEST_NAME} on the means, "
              "`lowest` an intersection-union of such tests, `close` an equivalence test (TOST); the effect is a "
              "difference of means with its two-sided 95% CI, not corrected for multiple claims, so a one-sided "
-             "test may hold while the interval still touches zero (ablation/stats.py).", ""]
+             "test may hold while the interval still touches zero (ablation/reporting/stats.py).", ""]
     if verdicts:
         counts = "; ".join(f"{v}: {verdicts.count(v)}" for v in st.VERDICTS)
         lines += [f"Claims: {len(verdicts)}; {counts}.", ""]
@@ -195,39 +171,49 @@ def findings(manifest, runs, stats, tables) -> list[str]:
 # --- the whole report -------------------------------------------------------------------------
 
 
-def build(out, quiet: bool = True) -> dict:
-    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
-    out = Path(out)
+@dataclass
+class Study:
+    """A results folder as the report reads it: its tables, the statistics per row and the lesion study."""
+
+    results: ResultsDir
+    manifest: dict
+    runs: "pd.DataFrame"
+    history: "pd.DataFrame"
+    stats: "pd.DataFrame"
+    tables: dict  # experiment -> its markdown table
+    lesion: "pd.DataFrame | None"
+    lesion_missing: dict  # why the lesion study is missing for some runs -> how many
+
+
+def read_study(out) -> Study:
+    """Everything the README and the figures are made of, read from the results folder ``out``.
+
+    The lesion study is computed for finished runs not yet in ``lesion.csv`` (torch loads only then).
+    """
+    from .analysis import lesion_study
+
     results = ResultsDir(out)
     manifest, runs, history = load_tables(out)
     stats = st.row_stats(manifest, runs)
-    write_atomic(results.runs_csv, runs.to_csv(index=False))
-    write_atomic(results.rows_csv, stats.to_csv(index=False))
-    write_atomic(results.history_csv, history.to_csv(index=False))
+    tables = {n: md for n, m in manifest["experiments"].items() if (md := markdown_table(m, stats))}
+    lesion, missing = lesion_study(results, runs)
+    return Study(results, manifest, runs, history, stats, tables, lesion, missing)
+
+
+def build(out, quiet: bool = True) -> dict:
+    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
+    study = read_study(out)
+    results, manifest = study.results, study.manifest
+    write_atomic(results.runs_csv, study.runs.to_csv(index=False))
+    write_atomic(results.rows_csv, study.stats.to_csv(index=False))
+    write_atomic(results.history_csv, study.history.to_csv(index=False))
     written = {"tables": [], "plots": []}
-    tables = _tables(manifest, stats)
-    for name, md in tables.items():
+    for name, md in study.tables.items():
         path = results.table(name)
         write_atomic(path, f"# {manifest['experiments'][name]['title']}\n\n{md}")
         written["tables"].append(str(path))
-    lesion, missing = _lesion(results, runs)
-    from . import plots as P  # matplotlib only when drawing
-
-    plots = results.plots
-    if "degradation" in manifest["experiments"]:
-        written["plots"] += P.plot_degradation(manifest, runs, history, plots)
-        written["plots"] += P.plot_depth(manifest, runs, stats, plots)
-    for name in manifest["experiments"]:
-        written["plots"] += P.plot_bars(manifest, runs, stats, name, plots)
-    if "identity_mappings" in manifest["experiments"]:
-        written["plots"] += P.plot_shortcut_curves(manifest, runs, history, plots)
-    written["plots"] += P.plot_ranking(stats, ranked(manifest), plots)
-    for name in manifest["experiments"]:
-        written["plots"] += P.plot_lesion(manifest, runs, lesion, name, plots)
-        written["plots"] += P.plot_grad_flow(manifest, runs, history, name, plots)
-        written["plots"] += P.plot_gates(manifest, runs, history, name, plots)
-    text = readme(out, manifest, runs, history, stats, tables, _plot_order(written["plots"]), (lesion, missing))
-    write_atomic(results.readme, text)
+    written["plots"] = draw(study)
+    write_atomic(results.readme, readme(study, _plot_order(manifest, written["plots"])))
     written["readme"] = str(results.readme)
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
@@ -235,32 +221,47 @@ def build(out, quiet: bool = True) -> dict:
     return written
 
 
-def _tables(manifest, stats) -> dict:
-    return {n: t for n, m in manifest["experiments"].items() if (t := markdown_table(m, stats))}
+def draw(study: Study) -> list[str]:
+    """Every figure of the study: those its experiment files ask for, then each experiment's own."""
+    from . import plots as P  # matplotlib only when drawing
 
-
-def _lesion(results: ResultsDir, runs):
-    from .analysis import lesion_study  # torch only when there is something to study
-
-    return lesion_study(results, runs)
+    manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
+    paths = []
+    for name in with_figure(manifest, "depth_curves"):
+        paths += P.plot_degradation(manifest, runs, history, out, name)
+    for name in with_figure(manifest, "error_vs_depth"):
+        paths += P.plot_depth(manifest, runs, stats, out, name)
+    for name in manifest["experiments"]:
+        paths += P.plot_bars(manifest, runs, stats, name, out)
+    for name in with_figure(manifest, "row_curves"):
+        paths += P.plot_shortcut_curves(manifest, runs, history, out, name)
+    paths += P.plot_ranking(stats, ranked(manifest), out)
+    for name in manifest["experiments"]:
+        paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
+        paths += P.plot_grad_flow(manifest, runs, history, name, out)
+        paths += P.plot_gates(manifest, runs, history, name, out)
+    return paths
 
 
 def refresh_readme(out) -> None:
     """Rewrite README.md alone (tables and findings again, no plots; the lesion study from its cache)."""
-    results = ResultsDir(out)
-    manifest, runs, history = load_tables(out)
-    stats = st.row_stats(manifest, runs)
-    plots = sorted(str(p) for p in results.plots.glob("*.png")) if results.plots.is_dir() else []
-    write_atomic(results.readme, readme(results.path, manifest, runs, history, stats, _tables(manifest, stats),
-                                        _plot_order(plots), _lesion(results, runs)))
+    study = read_study(out)
+    plots = study.results.plots
+    drawn = sorted(str(p) for p in plots.glob("*.png")) if plots.is_dir() else []
+    write_atomic(study.results.readme, readme(study, _plot_order(study.manifest, drawn)))
 
 
-def _plot_order(paths: list[str]) -> list[str]:
-    return sorted(paths, key=lambda p: (not Path(p).stem.startswith("degradation"), Path(p).stem))
+def _plot_order(manifest, paths: list[str]) -> list[str]:
+    """The training curves of the depth experiments first (the papers' first figure), then by name."""
+    first = {f"{name}_curves" for name in with_figure(manifest, "depth_curves")}
+    return sorted(paths, key=lambda p: (Path(p).stem not in first, Path(p).stem))
 
 
-def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[str], lesion) -> str:
-    results = ResultsDir(out)
+def readme(study: Study, plots: list[str]) -> str:
+    """The results README: how the numbers were made, the scale, the tables, findings, mechanisms and figures."""
+    results, manifest, runs, history, stats, tables = (study.results, study.manifest, study.runs, study.history,
+                                                       study.stats, study.tables)
+    out = results.path
     inv = results.read_invocations()
     trained = [i for i in inv if i.get("trained")]
     lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
@@ -295,8 +296,8 @@ def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[
             archs = ", ".join(dict.fromkeys(sub["arch"]))
             size = "native" if d["image_size"] is None or isnan(d["image_size"]) else int(d["image_size"])
             width = "default" if d["width"] is None or isnan(d["width"]) else int(d["width"])
-            lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {_num(d['steps'], 0)} "
-                         f"{d['schedule_unit']} | {_num(d['batch_size'], 0)} |")
+            lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {num(d['steps'], 0)} "
+                         f"{d['schedule_unit']} | {num(d['batch_size'], 0)} |")
         seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
         lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. The paper's numbers come from its own, "
                   "full-scale setup: compare orderings, not values.", ""]
@@ -312,7 +313,7 @@ def readme(out: Path, manifest, runs, history, stats, tables: dict, plots: list[
     lines += findings(manifest, runs, stats, tables)
     from .analysis import mechanism_lines
 
-    lines += mechanism_lines(manifest, runs, history, *lesion)
+    lines += mechanism_lines(manifest, runs, history, study.lesion, study.lesion_missing)
     errors = runs[runs["status"] == "error"]
     if not errors.empty:
         lines += ["## Runs that raised an error", ""]

@@ -1,4 +1,4 @@
-"""Statistics over seeds: per-row summaries, the papers' claims as tested statements, rank agreement.
+"""Statistics over seeds: per-row summaries and the papers' claims as tested statements.
 
 Rows. Each table row holds the final error of n seeds ``x_1..x_n``. We give the median, the mean
 ``m``, the sample std ``s`` (ddof = 1), the best seed (lowest error) and a 95% confidence interval
@@ -42,9 +42,7 @@ step-down method (Holm 1979): sorted ascending, ``p_(i)`` becomes
 
 Each of the two families (claims, contradictions) keeps its family-wise error rate at 0.05.
 
-Rank agreement. Our order of a table's rows against the paper's: Spearman's rho and Kendall's tau-b
-(both handle ties), with the rows the paper marks "fail" tied last (their mean rank), and our rows
-where most seeds failed tied last likewise.
+Rank agreement with the paper: :mod:`ablation.reporting.ranking`.
 """
 
 from __future__ import annotations
@@ -54,6 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+
+from ..core.text import isnan
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -133,11 +133,7 @@ def fail_above(meta: dict, dataset) -> float | None:
 def is_fail(status, error, threshold) -> bool:
     if status == "fail":
         return True
-    return threshold is not None and error is not None and not _isnan(error) and error > threshold
-
-
-def _isnan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)
+    return threshold is not None and error is not None and not isnan(error) and error > threshold
 
 
 def samples(runs, experiment: str) -> dict[str, dict[str, list]]:
@@ -362,56 +358,3 @@ def _test_close(c, got) -> dict:
 
 
 _TESTS = {"lower": _test_lower, "lowest": _test_lowest, "close": _test_close}
-
-
-# --- rank agreement with the paper ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Agreement:
-    rows: list  # the variants compared
-    paper_rank: list
-    our_rank: list
-    spearman: float
-    spearman_p: float
-    kendall: float
-    kendall_p: float
-
-
-def ranks(values: list, failed: list[bool]) -> list[float]:
-    """Ranks (1 = lowest error, ties averaged) with failed rows tied last."""
-    worst = max([v for v, f in zip(values, failed) if not f], default=0.0) + 1.0
-    return list(sps.rankdata([worst if f else v for v, f in zip(values, failed)]))
-
-
-def rank_agreement(rows: list[str], paper: list, ours: list[float], ours_failed: list[bool]) -> Agreement | None:
-    """Our order of ``rows`` against the paper's (numbers or "fail"); None with fewer than 3 rows."""
-    if len(rows) < 3:
-        return None
-    paper_failed = [p == "fail" for p in paper]
-    pr = ranks([0.0 if f else float(p) for p, f in zip(paper, paper_failed)], paper_failed)
-    our = ranks(list(ours), list(ours_failed))
-    if len(set(pr)) < 2 or len(set(our)) < 2:
-        return None
-    rho, rho_p = sps.spearmanr(pr, our)
-    tau, tau_p = sps.kendalltau(pr, our)  # tau-b: corrects for the tied fail rows
-    return Agreement(rows, pr, our, float(rho), float(rho_p), float(tau), float(tau_p))
-
-
-def agreements(stats, experiment: str) -> list[tuple]:
-    """``(column, Agreement)`` per column of an experiment's table (one with column None if it has none),
-    over the rows that we ran and the paper reported (a number or "fail")."""
-    reported = [p == "fail" or (isinstance(p, (int, float)) and math.isfinite(p)) for p in stats["paper"]]
-    ran = [n > 0 and (f * 2 > n or (o is not None and not _isnan(o)))
-           for n, f, o in zip(stats["seeds"], stats["failed"], stats["ours"])]
-    s = stats[(stats["experiment"] == experiment).to_numpy() & np.array(reported, bool) & np.array(ran, bool)]
-    out = []
-    columns = [c for c in dict.fromkeys(s["column"]) if isinstance(c, str)] or [None]
-    for column in columns:
-        sub = s if column is None else s[s["column"] == column]
-        failed = list(sub["failed"] * 2 > sub["seeds"])
-        a = rank_agreement(list(sub["variant"]), list(sub["paper"]),
-                           [0.0 if f else float(v) for v, f in zip(sub["ours"], failed)], failed)
-        if a is not None:
-            out.append((column, a))
-    return out

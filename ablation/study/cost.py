@@ -12,7 +12,7 @@ from ..training.config import model_options
 from ..training.data import DATASETS
 from ..core.errors import ConfigError
 from ..nets.models import build_model, count_flops, count_params
-from ..core.results import ResultsDir
+from ..core.layout import ResultsDir
 
 CPU_FLOPS_GUESS = 2e9  # per process on one core of this kind of machine, when nothing is measured yet
 
@@ -112,9 +112,10 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     import torch
 
     from ..training import data as datasets
-    from ..training import loop as trainer
+    from ..training.runtime import device_label, setup_runtime, use_bf16
+    from ..training.step import LoopState, build, next_batch, step
 
-    device = trainer.setup_runtime(cfg)
+    device = setup_runtime(cfg)
     info = DATASETS[cfg["dataset"]]
     size = cfg["image_size"] or info.size
     batch = cfg["batch_size"]
@@ -124,14 +125,14 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     d = datasets.Data(x, y, x[:batch], y[:batch], torch.full((info.channels,), 0.5), torch.full((info.channels,), 0.25),
                       info.classes).to(device)
     torch.manual_seed(0)
-    model, fwd, opt = trainer.build(cfg, d, device)
-    s = trainer.LoopState.fresh(cfg, device)
-    amp = cfg["bf16"] and trainer.use_bf16(device)
+    model, fwd, opt = build(cfg, d, device)
+    s = LoopState.fresh(cfg, device)
+    amp = cfg["bf16"] and use_bf16(device)
 
     def steps(n):
         for _ in range(n):
-            xb, yb = trainer.next_batch(d, s, cfg, device)
-            trainer.step(fwd, opt, xb, yb, device, amp)
+            xb, yb = next_batch(d, s, cfg, device)
+            step(fwd, opt, xb, yb, device, amp)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -142,7 +143,7 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
         n += 1
     ips = n * batch / (time.perf_counter() - t0)
     return {"flops_per_s": 3.0 * count_flops(model, d.shape) * ips, "images_per_s": ips, "steps": n,
-            "device": trainer.device_label(device), "arch": cfg["arch"], "threads": torch.get_num_threads()}
+            "device": device_label(device), "arch": cfg["arch"], "threads": torch.get_num_threads()}
 
 
 def run_rate(results: ResultsDir, backend, cfg: dict) -> tuple[float, dict]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .cost import total_iterations
 from ..core.locks import is_stale, read_claim
-from ..core.results import RunDir
+from ..core.layout import RunDir
 
 
 @dataclass

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from . import cost
 from ..core.errors import ConfigError
-from .grid import Backend, Task, train_task
+from .backends import Backend, Task, train_task
 from ..core.locks import wait_for_earlier_attempt
-from ..core.results import ResultsDir, write_atomic
+from ..core.files import write_atomic
+from ..core.layout import ResultsDir
 
 INSTALL = "pip install -e '.[ray]'"
 MAX_RETRIES = 3  # per task, for a dead worker process or node; Ray's own default for tasks

@@ -201,6 +201,14 @@ def _fit_subsets(cfg: dict, notes: list | None) -> None:
             cfg[key] = None
 
 
+def has_type(value, kinds: tuple) -> bool:
+    """``value`` is one of ``kinds``; a bool counts as a number only where ``kinds`` names bool.
+
+    TOML's ``true`` is a bool, and a bool is an int to Python: where a number is meant, it is refused.
+    """
+    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+
+
 def check_value(name: str, value, key: Key) -> None:
     """ConfigError unless ``value`` has the key's type, lies within its bounds and is one of its choices."""
     if value is None and key.nullable:
@@ -211,7 +219,7 @@ def check_value(name: str, value, key: Key) -> None:
                               f"{did_you_mean(value, key.choices)}")
         return
     number = key.kind in (int, float)
-    ok = isinstance(value, (int, float) if key.kind is float else key.kind) and not (number and isinstance(value, bool))
+    ok = has_type(value, (int, float) if key.kind is float else (key.kind,))
     if ok and number and not math.isfinite(value):
         ok = False
     if not ok:
@@ -242,6 +250,19 @@ def parse_overrides(args: list[str], what: str = "key=value") -> dict:
             raise ConfigError(f"expected {what}, got {arg!r}")
         cfg[key.replace("-", "_")] = parse_value(raw)
     return cfg
+
+
+def parse_settings(words: list[str], flag: str = "--set") -> dict:
+    """``key=value`` words that set config keys (a command's ``--set``), each checked against the schema.
+
+    ``flag`` names the option in the one-line errors, as the user typed it.
+    """
+    settings = parse_overrides(words, f"{flag} KEY=VALUE")
+    for key, value in settings.items():
+        if key not in SCHEMA:
+            raise ConfigError(f"{flag} {key}: unknown config key{did_you_mean(key, SCHEMA)}")
+        check_value(f"{flag} {key}", value, SCHEMA[key])
+    return settings
 
 
 def describe_keys() -> str:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import ConfigError
-from ..core.results import save_torch, sweep_temporaries
+from ..core.files import save_torch, sweep_temporaries
 
 SYSTEM_DIR = Path("/usr/share/datasets")
 
@@ -111,6 +111,20 @@ def load(name: str, data_dir="data", download=True, image_size=None, val_split=0
         keep = stratified(train_y, train_subset)
         train_x, train_y = train_x[keep], train_y[keep]
     return make_data(train_x, train_y, test_x, test_y, DATASETS[name].classes, normalization)
+
+
+# the config keys that say which data a run trains and tests on, in the order load takes them
+DATA_KEYS = ("dataset", "data_dir", "download", "image_size", "val_split", "train_subset", "normalize")
+
+
+def load_key(cfg: dict) -> tuple:
+    """What :func:`load_for` reads of ``cfg``: two configs with the same key train on the same data."""
+    return tuple(cfg[k] for k in DATA_KEYS)
+
+
+def load_for(cfg: dict) -> Data:
+    """The data of a run's config (:func:`load` with its :data:`DATA_KEYS`)."""
+    return load(*load_key(cfg))
 
 
 def make_data(train_x, train_y, test_x, test_y, num_classes: int, normalization: str = "channel") -> Data:
