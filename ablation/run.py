@@ -104,8 +104,6 @@ def run_cli(args, train_fn=None, started=None) -> int:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.depth is not None:
         check_depth(args.depth, "--depth")
-    if args.variants is not None and not args.variants.strip(" ,"):
-        raise ConfigError("--variants is empty")
     jobs = _parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)

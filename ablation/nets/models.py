@@ -263,26 +263,22 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
     for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
+    # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance. Not cached:
+    # build_model runs this after the run's seed is set, so the instance's draws from torch's generator
+    # come before the net's, and every stored run's initial weights depend on them
     entry = get_shortcut(shortcut)
-    # keyed by the class too: a plugin may register another class under a name already checked
-    checked = (shortcut, entry.cls, match, repr(sorted(shortcut_args.items())))
-    if checked not in _CHECKED:
-        # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance, once per
-        # distinct shortcut: a grid validates the same row for every seed
-        try:
-            create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
-        except ConfigError:
-            raise
-        except Exception as e:  # a plugin's constructor that fails on its own arguments
-            raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
-        _CHECKED.add(checked)
+    try:
+        create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+    except ConfigError:
+        raise
+    except Exception as e:  # a plugin's constructor that fails on its own arguments
+        raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
     if entry.origin:
         _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
                       bottleneck_stride, fc_bias_init)
     return spec
 
 
-_CHECKED: set = set()  # (shortcut, its class, match, its arguments) whose constructor accepted them
 _PROBED: set = set()  # every argument of the nets whose plugin shortcut passed the probe
 
 

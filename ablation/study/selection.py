@@ -33,7 +33,7 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
         return [v for n in names for v in experiments[n].variants]
     requested = [s.strip() for s in variants.split(",") if s.strip()]
     if not requested:
-        raise ConfigError("the list of variants is empty")
+        raise ConfigError("--variants is empty")  # the grammar of --variants: its name is the clearest
     out = []
     for name in requested:
         if name == "all":
