@@ -6,12 +6,13 @@ before torch loads (an interrupt during start-up then exits 130 without a traceb
 
 import importlib
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 _LAZY = {
-    "build_model": "models", "count_flops": "models", "count_params": "models", "list_archs": "models",
-    "Shortcut": "shortcuts", "describe_shortcuts": "shortcuts", "list_shortcuts": "shortcuts",
-    "load_plugin": "shortcuts", "register_shortcut": "shortcuts",
+    "build_model": "nets.models", "count_flops": "nets.models", "count_params": "nets.models",
+    "list_archs": "nets.models",
+    "Shortcut": "nets.shortcuts", "describe_shortcuts": "nets.shortcuts", "list_shortcuts": "nets.shortcuts",
+    "load_plugin": "nets.shortcuts", "register_shortcut": "nets.shortcuts",
 }
 
 __all__ = ["ConfigError", *sorted(_LAZY)]

@@ -1,11 +1,11 @@
 """``python -m ablation ARCH``: what a network of the catalogue holds, without training it."""
 
 if __name__ == "__main__":
-    from .errors import interrupt_quietly_while_starting
+    from .core.errors import interrupt_quietly_while_starting
 
     interrupt_quietly_while_starting()
 
-from .errors import ArgumentParser, ConfigError, run_main
+from .core.errors import ArgumentParser, ConfigError, run_main
 
 
 def build_parser() -> ArgumentParser:
@@ -38,9 +38,9 @@ def main(argv=None) -> int:
 
 
 def _describe(args) -> int:
-    from .config import parse_overrides
-    from .models import build_model, count_flops, count_params
-    from .shortcuts import load_plugin
+    from .training.config import parse_overrides
+    from .nets.models import build_model, count_flops, count_params
+    from .nets.shortcuts import load_plugin
 
     for plugin in args.plugin:
         load_plugin(plugin)

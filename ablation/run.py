@@ -18,27 +18,29 @@ import time
 _STARTED = time.time()  # before the heavy imports, so that the logged wall time is the whole command's
 
 if __name__ == "__main__":
-    from .errors import interrupt_quietly_while_starting
+    from .core.errors import interrupt_quietly_while_starting
 
     interrupt_quietly_while_starting()
 
 import argparse
-import contextlib
-import datetime as dt
 import os
-import platform
 import shlex
 import sys
 from pathlib import Path
 
-from . import config as schema
-from . import experiments as ex
-from .data import DATASETS
-from .errors import ArgumentParser, ConfigError, did_you_mean, run_main, unknown_choice
-from .grid import local_backend, run_grid, to_train
-from .locks import folder_lock
-from .results import ResultsDir, check_folder
-
+from .core.errors import INTERRUPTED, ArgumentParser, ConfigError, run_main, unknown_choice
+from .core.layout import ResultsDir, check_folder
+from .core.locks import folder_lock
+from .study import experiments as ex
+from .study.expansion import check_depth, expand, sweeps_depth
+from .study.grid import prepare_data, run_grid, to_train
+from .study.invocation import log_invocation
+from .study.listing import print_grid, print_list
+from .study.manifest import manifest
+from .study.pool import local_backend
+from .study.selection import select
+from .training.config import parse_settings
+from .training.data import DATASETS
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
@@ -90,18 +92,18 @@ def _run_cli_resumable(args, train_fn, started) -> int:
         return run_cli(args, train_fn=train_fn, started=started)
     except KeyboardInterrupt:  # before or after the runs (data, cluster start): nothing of theirs is lost
         print(f"interrupted. Run the same command again to resume:\n  {argv_line()}", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
-    from . import shortcuts
+    from .nets import shortcuts
 
     for spec in args.plugin:
         shortcuts.load_plugin(spec)
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.depth is not None:
-        ex.check_depth(args.depth)
+        check_depth(args.depth, "--depth")
     jobs = _parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)
@@ -114,48 +116,43 @@ def run_cli(args, train_fn=None, started=None) -> int:
         raise unknown_choice("preset", args.preset, presets)
     preset = presets[args.preset]
     out = check_folder(Path("results") / preset.name if args.out is None else args.out, "results", "--out")
-    ResultsDir(out).read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
-    rows = ex.select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
+    results = ResultsDir(out)
+    results.read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
+    rows = select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
-    sweeps = sorted({v.experiment for v in rows if ex.sweeps_depth(experiments[v.experiment])})
+    sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
         print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
     notes = []
-    runs = ex.expand(experiments, rows, preset, args.seeds, overrides, settings=settings, notes=notes)
+    runs = expand(experiments, rows, preset, args.seeds, overrides, settings=settings, notes=notes)
     if not args.quiet:
         for note in dict.fromkeys(notes):
             print(f"note: {note}", file=sys.stderr)
-    results = ResultsDir(out)
-    if args.dry_run:
-        todo = to_train(runs, results)
-        with open_backend(args, jobs, todo, train_fn) as backend:
+    # one backend, sized for the runs that will train; a cluster is joined here and checked to share the
+    # results folder before anything is written there
+    with open_backend(args, jobs, to_train(runs, results, args.force), train_fn) as backend:
+        if args.dry_run:
             print_grid(runs, results, backend, {(v.experiment, v.name): v for v in rows})
-        return 0
-    started = started or time.time()
-    prepare_data(runs, quiet=args.quiet)
-    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
-    # the local backend is sized by run_grid, once it knows what is left; a cluster is joined first,
-    # and checked to share the results folder before anything is written there
-    cluster = open_backend(args, jobs, to_train(runs, results), train_fn) if args.backend == "ray" else None
-    with cluster or contextlib.nullcontext() as backend:
-        if backend is not None:
-            backend.check_storage(out)
-            if not args.quiet:
-                print(f"backend: {backend.describe()}", file=sys.stderr)
+            return 0
+        started = started or time.time()
+        prepare_data(runs, quiet=args.quiet)
+        changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
+        backend.check_storage(out)
+        if args.backend == "ray" and not args.quiet:
+            print(f"backend: {backend.describe()}", file=sys.stderr)
         with folder_lock(out):  # another invocation may be merging its rows into the same manifest
             results.sweep()
-            results.write_manifest(ex.manifest(results.read_manifest(missing_ok=True), preset, experiments, rows,
-                                               runs, changed))
-        result = run_grid(runs, out, train_fn=train_fn, jobs=jobs, force=args.force, quiet=args.quiet,
-                          plugins=args.plugin, backend=backend)
+            results.write_manifest(manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs,
+                                            changed))
+        result = run_grid(runs, out, train_fn=train_fn, force=args.force, quiet=args.quiet, backend=backend)
     if result["interrupted"]:
         with folder_lock(out):
             log_invocation(results, argv_line(), time.time() - started, result, jobs)
         print(f"interrupted: {result['done']} of {result['todo']} runs finished this time; each unfinished run "
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
-        return 130
-    from . import report
+        return INTERRUPTED
+    from .reporting import report
 
     with folder_lock(out):
         report.build(out)
@@ -171,16 +168,6 @@ def run_cli(args, train_fn=None, started=None) -> int:
     return 1 if result["errors"] else 0
 
 
-def parse_settings(words: list[str]) -> dict:
-    """``--set key=value`` words as config keys, checked against the schema before anything runs."""
-    settings = schema.parse_overrides(words, "--set KEY=VALUE")
-    for key, value in settings.items():
-        if key not in schema.SCHEMA:
-            raise ConfigError(f"--set {key}: unknown config key{did_you_mean(key, schema.SCHEMA)}")
-        schema.check_value(f"--set {key}", value, schema.SCHEMA[key])
-    return settings
-
-
 def check_backend_flags(args) -> None:
     """The backend's flags, each wrong combination one line."""
     if args.backend != "ray":
@@ -192,7 +179,7 @@ def check_backend_flags(args) -> None:
     if args.jobs not in (None, "auto"):
         raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
                           "set how many runs share a node")
-    from .ray_backend import check_request, import_ray
+    from .study.ray_backend import check_request, import_ray
 
     check_request(args.gpus_per_run, 1 if args.cpus_per_run is None else args.cpus_per_run)
     import_ray()  # before any data is loaded: without Ray, the install command is the one line
@@ -201,7 +188,7 @@ def check_backend_flags(args) -> None:
 def open_backend(args, jobs, configs: list[dict], train_fn=None):
     """The backend the flags ask for, sized for ``configs`` (a context manager)."""
     if args.backend == "ray":
-        from .ray_backend import RayBackend
+        from .study.ray_backend import RayBackend
 
         return RayBackend(args.address, args.gpus_per_run, args.cpus_per_run or 1, configs, args.plugin, train_fn)
     return local_backend(jobs, len(configs), configs, args.plugin, train_fn)
@@ -221,140 +208,6 @@ def _parse_jobs(value) -> int | None:
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     return jobs
-
-
-# --- listing ----------------------------------------------------------------------------------
-
-
-def print_list(experiments: dict, presets: dict) -> None:
-    from .shortcuts import describe_shortcuts
-
-    print("shortcuts (use in a [[variant]] as shortcut = NAME, shortcut_args = {...}):")
-    for s in describe_shortcuts():
-        params = ", ".join(f"{k}={v}" for k, v in s["params"].items())
-        print(f"  {s['name']}{f'({params})' if params else ''}: {s['formula']}" + (f"  [{s['paper']}]" if s["paper"] else ""))
-    print("\nexperiments (--experiment NAME; rows for --variants):")
-    for e in experiments.values():
-        print(f"  {e.name}: {e.title}")
-        for v in e.variants:
-            paper = "not reported" if v.paper is None else v.paper
-            mark = " *" if v.name in e.in_all else ""
-            print(f"    {v.name}{mark}: {v.label} (paper: {paper})")
-    print("  (* = part of --variants all)")
-    print("\npresets (--preset NAME):")
-    for p in presets.values():
-        print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
-
-
-def print_grid(runs: list[ex.Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
-    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
-    then what the runs left to train cost on ``backend``."""
-    from . import cost
-
-    est = cost.estimate([r.config for r in runs])
-    rows = rows or {}
-    papers = {key: _paper_cell(v) for key, v in rows.items()}
-    width = max([len("paper (source)"), *map(len, papers.values())])
-    unique = {}
-    print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>11} "
-          f"{'GFLOP':>9}  {'paper (source)':{width}}  status")
-    for r, e in zip(runs, est):
-        run = results.run(r.hash)
-        done, started = run.is_finished(), run.is_started()
-        status = "done" if done else ("resume" if started else ("shared" if r.hash in unique else "to train"))
-        paper = papers.get((r.experiment, r.variant), "")
-        print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>11,} "
-              f"{e['train_flops'] / 1e9:>9.1f}  {paper:{width}}  {status}")
-        if not done:
-            unique.setdefault(r.hash, (e["train_flops"], r.config))
-    total = sum(f for f, _ in unique.values())
-    print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
-          f"{total / 1e12:.2f} TFLOP")
-    if not unique:
-        return
-    # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate
-    rate, source = cost.run_rate(results, backend, max(unique.values(), key=lambda fc: fc[0])[1])
-    plan = cost.plan([f for f, _ in unique.values()], rate, backend.jobs, backend.gpus_per_run)
-    gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
-    print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {_rate_source(source)}")
-    print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
-          f"{backend.describe()}")
-
-
-def _rate_source(src: dict) -> str:
-    if src["source"] == "finished":
-        return f"measured on the {src['runs']} finished runs in {src['folder']}"
-    if src["source"] == "timed":
-        m = src
-        return (f"timed just now: {m['steps']} training step{'s' if m['steps'] != 1 else ''} of {m['arch']} on "
-                f"{m['device']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}, where a run trains "
-                f"(no finished run to learn from)")
-    return f"a guess: timing a step failed ({src['error']})"
-
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def _paper_cell(v: ex.Variant) -> str:
-    """The paper's number for a row, what it is over the paper's runs, and where it is printed."""
-    if v.paper is None and v.paper_above is not None:
-        number = f">{v.paper_above:g}"
-    else:
-        number = "-" if v.paper is None else (v.paper if isinstance(v.paper, str) else f"{v.paper:g}")
-    if v.paper_mean is not None:
-        number += f" (mean {v.paper_mean:g}" + (f" +- {v.paper_std:g})" if v.paper_std is not None else ")")
-    protocol = f", {v.protocol}" if v.protocol and v.paper is not None else ""
-    return f"{number}{protocol} ({v.source or 'no source'})"
-
-
-def prepare_data(runs: list[ex.Run], quiet: bool = False) -> None:
-    """Load every dataset the runs need once, before training.
-
-    A missing dataset is then one line and exit 2 before anything trains, and parallel runs
-    find the decoded, resized cache ready instead of each building it.
-    """
-    from . import data as datasets
-
-    keys = {(r.config["dataset"], r.config["data_dir"], r.config["download"], r.config["image_size"],
-             r.config["val_split"], r.config["train_subset"]) for r in runs}
-    for key in sorted(keys, key=str):
-        t0 = time.time()
-        datasets.load(*key)
-        if not quiet and time.time() - t0 > 2:
-            print(f"prepared {key[0]} ({time.time() - t0:.0f}s)")
-
-
-# --- bookkeeping ------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
-
-
-def log_invocation(results: ResultsDir, command: str, wall: float, result: dict, jobs) -> None:
-    results.log_invocation({
-        "command": command, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": round(wall, 1), "machine": machine(), "jobs": result.get("jobs", jobs),
-        "backend": result.get("backend"),
-        **{k: result[k] for k in ("trained", "skipped", "errors", "interrupted")}})
 
 
 if __name__ == "__main__":

@@ -26,13 +26,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from ablation import data as datasets  # noqa: E402
-from ablation import experiments as ex  # noqa: E402
-from ablation import train as trainer  # noqa: E402
-from ablation.errors import ConfigError  # noqa: E402
-from ablation.models import count_params  # noqa: E402
-from ablation.run import parse_settings  # noqa: E402
-from ablation.shortcuts import list_shortcuts  # noqa: E402
+from ablation.training import data as datasets  # noqa: E402
+from ablation.study import experiments as ex  # noqa: E402
+from ablation.study import expansion  # noqa: E402
+from ablation.study import selection  # noqa: E402
+from ablation.training import runtime, step  # noqa: E402
+from ablation.core.errors import ConfigError  # noqa: E402
+from ablation.nets.models import count_params  # noqa: E402
+from ablation.training.config import parse_settings  # noqa: E402
+from ablation.nets.shortcuts import list_shortcuts  # noqa: E402
 
 
 def random_data(cfg: dict, n: int) -> datasets.Data:
@@ -47,12 +49,12 @@ def random_data(cfg: dict, n: int) -> datasets.Data:
 
 def check_row(cfg: dict, steps: int, warmup: int) -> dict:
     """Train ``cfg`` for ``steps`` iterations; images/s over the last ``steps - warmup`` of them."""
-    device = trainer.setup_runtime(cfg)
+    device = runtime.setup_runtime(cfg)
     d = random_data(cfg, cfg["batch_size"] * 4).to(device)
     torch.manual_seed(cfg["seed"])
-    model, fwd, opt = trainer.build(cfg, d, device)
-    state = trainer.LoopState.fresh(cfg, device)
-    amp = cfg["bf16"] and trainer.use_bf16(device)
+    model, fwd, opt = step.build(cfg, d, device)
+    state = step.LoopState.fresh(cfg, device)
+    amp = cfg["bf16"] and runtime.use_bf16(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = None
@@ -60,8 +62,8 @@ def check_row(cfg: dict, steps: int, warmup: int) -> dict:
         if i == warmup:
             _sync(device)
             start = time.perf_counter()
-        x, y = trainer.next_batch(d, state, cfg, device)
-        _, loss = trainer.step(fwd, opt, x, y, device, amp)
+        x, y = step.next_batch(d, state, cfg, device)
+        _, loss = step.step(fwd, opt, x, y, device, amp)
     _sync(device)
     seconds = time.perf_counter() - start
     return {"params": count_params(model), "images_per_s": (steps - warmup) * cfg["batch_size"] / seconds,
@@ -94,9 +96,9 @@ def main(argv=None) -> int:
             raise ConfigError(f"unknown preset {args.preset!r}; valid: {', '.join(presets)}")
         if args.experiment not in exps:
             raise ConfigError(f"unknown experiment {args.experiment!r}; valid: {', '.join(exps)}")
-        rows = (ex.select(exps, args.experiment, args.rows, list_shortcuts()) if args.rows
+        rows = (selection.select(exps, args.experiment, args.rows, list_shortcuts()) if args.rows
                 else exps[args.experiment].variants)
-        runs = ex.expand(exps, rows, presets[args.preset], seeds=1, overrides={"device": args.device},
+        runs = expansion.expand(exps, rows, presets[args.preset], seeds=1, overrides={"device": args.device},
                          settings=parse_settings(args.settings))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from ablation import analysis as an
-from ablation import train as T
-from ablation.errors import ConfigError
-from ablation.models import build_model
-from ablation.results import ResultsDir
+from ablation.reporting import analysis as an
+from ablation.training import loop as T
+from ablation.core.errors import ConfigError
+from ablation.nets.models import build_model
+from ablation.core.layout import ResultsDir
 
 
 def tiny(shortcut="identity", **args):

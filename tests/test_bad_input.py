@@ -19,36 +19,15 @@ from ablation import __main__ as describe
 from ablation import bench, report, run
 from ablation import train as trainer
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import tiny_toml, write_experiments
 
-TINY = """
-name = "tiny"
-title = "Tiny"
-paper_metric = "test error (%)"
-in_all = true
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-steps = 6
-milestones = []
-evals = 2
-[[variant]]
-name = "identity"
-shortcut = "identity"
-[[variant]]
-name = "plain"
-shortcut = "plain"
-[[claim]]
-says = "identity beats plain"
-lower = ["identity", "plain"]
-"""
+ROOT = Path(__file__).resolve().parent.parent
 
 PLUGINS = {
     "raises.py": "raise RuntimeError('broken on purpose')\n",
     "syntax.py": "def broken(:\n",
     "wrong_shape.py": textwrap.dedent("""
-        from ablation.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcuts import Shortcut, register_shortcut
 
         @register_shortcut("wrong-shape-test", formula="y = x (the branch dropped, shapes ignored)")
         class WrongShape(Shortcut):
@@ -62,10 +41,7 @@ PLUGINS = {
 def place(tmp_path, monkeypatch):
     """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it."""
     monkeypatch.chdir(tmp_path)
-    exps = tmp_path / "exps"
-    exps.mkdir()
-    (exps / "tiny.toml").write_text(TINY)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
+    write_experiments(tmp_path / "exps", tmp_path / "data")
     for name, text in PLUGINS.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "a_file").write_text("not a folder\n")
@@ -249,8 +225,8 @@ def test_run_refuses_in_one_line(place, capsys, argv, message):
     (None, "every [[variant]] must be a table"),
 ])
 def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, message):
-    text = TINY.split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None else \
-        TINY.replace(*edit, 1)
+    text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None else \
+        tiny_toml().replace(*edit, 1)
     (place / "exps" / "tiny.toml").write_text(text)
     refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
@@ -293,13 +269,15 @@ def test_report_on_a_read_only_folder_is_one_line(readonly, capsys, tmp_path):
 
 
 def _fake_results(out: Path):
-    from ablation import experiments as ex
-    from ablation.results import ResultsDir
+    from ablation.study import experiments as ex
+    from ablation.study import expansion
+    from ablation.study import manifest as mf
+    from ablation.core.layout import ResultsDir
 
-    exps = ex.load_experiments(ROOT / "experiments")
+    exps = ex.load_experiments()
     rows = [exps["identity_mappings"].variant("original")]
-    runs = ex.expand(exps, rows, ex.load_presets()["quick"])
-    ResultsDir(out).write_manifest(ex.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
+    runs = expansion.expand(exps, rows, ex.load_presets()["quick"])
+    ResultsDir(out).write_manifest(mf.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
 
 
 # --- python -m ablation.bench --------------------------------------------------------------------

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ablation.bench import measure
+from ablation.training.benchmark import measure
 
 
 def test_measure_reports_both_paths_and_consistent_ratios():

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from ablation import board
-from ablation import config as C
-from ablation import train as T
-from ablation.errors import ConfigError
+from ablation.training import board
+from ablation.training import config as C
+from ablation.training import loop as T
+from ablation.core.errors import ConfigError
 
 
 def cfg(tmp_path, **over):

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from ablation import config as C
-from ablation import experiments as ex
-from ablation.errors import ConfigError
-from ablation.results import RunDir
-from ablation.train import check_same_run
+from ablation.training import config as C
+from ablation.study import expansion
+from ablation.core.errors import ConfigError
+from ablation.core.layout import RunDir
+from ablation.training.checkpoint import check_same_run
 
 
 def test_every_key_has_a_help_line_shown_by_train_help():
@@ -25,7 +25,7 @@ def test_a_key_that_may_change_the_numbers_changes_the_hash_and_blocks_resuming(
     cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
     other = {**cfg, key: value}
     assert key not in C.RUNTIME_KEYS
-    assert ex.config_hash(cfg) != ex.config_hash(other)
+    assert expansion.config_hash(cfg) != expansion.config_hash(other)
     run = RunDir(tmp_path)
     run.write_config(cfg)
     run.append_history({"iteration": 0})  # it trained: a run that never did gives way to the new config
@@ -37,7 +37,7 @@ def test_a_key_that_may_change_the_numbers_changes_the_hash_and_blocks_resuming(
 def test_a_runtime_key_keeps_the_hash_and_the_run(tmp_path, key, value):
     cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
     other = {**cfg, key: value}
-    assert key in C.RUNTIME_KEYS and ex.config_hash(cfg) == ex.config_hash(other)
+    assert key in C.RUNTIME_KEYS and expansion.config_hash(cfg) == expansion.config_hash(other)
     run = RunDir(tmp_path)
     run.write_config(cfg)
     check_same_run(run, other)
@@ -53,17 +53,17 @@ def test_one_parser_for_every_command_line():
 
 def test_a_key_added_later_keeps_earlier_runs_and_their_hashes(tmp_path, monkeypatch):
     cfg = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
-    before = ex.config_hash(cfg)
+    before = expansion.config_hash(cfg)
     run = RunDir(tmp_path)
     run.write_config(cfg)  # a run made before the key existed
     run.append_history({"iteration": 0})  # and trained (one that never did gives way to any config)
     monkeypatch.setitem(C.SCHEMA, "new_knob", C.Key(False, bool, "a later option", hash_if_set=True))
     monkeypatch.setitem(C.DEFAULTS, "new_knob", False)
     now = C.validate_config({"dataset": "synthetic", "arch": "resnet8"})
-    assert now["new_knob"] is False and ex.config_hash(now) == before
+    assert now["new_knob"] is False and expansion.config_hash(now) == before
     check_same_run(run, now)  # the stored config lacks the key: it reads as its default
     assert C.stored(run.read_config())["new_knob"] is False and "new_knob" not in run.read_config()
     turned_on = {**now, "new_knob": True}
-    assert ex.config_hash(turned_on) != before
+    assert expansion.config_hash(turned_on) != before
     with pytest.raises(ConfigError, match="different new_knob"):
         check_same_run(run, turned_on)

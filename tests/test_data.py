@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from ablation import data
-from ablation.errors import ConfigError
+from ablation.training import data
+from ablation.core.errors import ConfigError
 
 
 def _find_placement(src, out, pad):

@@ -4,10 +4,12 @@ import textwrap
 
 import pytest
 
-from ablation import config as schema
-from ablation import experiments as ex
-from ablation import shortcuts
-from ablation.errors import ConfigError
+from ablation.training import config as schema
+from ablation.study import experiments as ex
+from ablation.study import expansion
+from ablation.study import selection
+from ablation.nets import shortcuts
+from ablation.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_resnet_164_rows_use_projection_shortcuts_and_110_rows_zero_padding(exps
     """He 2016 appendix: projection shortcuts where dimensions increase, for the bottleneck nets."""
     for e in (exps["activations"], exps["preactivation"]):
         for v in e.variants:
-            cfg = ex.merged_config(e, v, presets["paper"])
+            cfg = expansion.merged_config(e, v, presets["paper"])
             want = "projection" if cfg["arch"] in ("resnet164", "resnet1001") else None
             assert v.config.get("match") == want, v.key
             assert schema.validate_config(cfg)["match"] == (want or "zero-pad")
@@ -96,29 +98,29 @@ def test_preactivation_holds_he_2016_table_3(exps):
 
 
 def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
-    rows = ex.select(exps, None, "all", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "all", shortcuts.list_shortcuts())
     keys = [v.key for v in rows]
     assert len(keys) == 15 and len(set(keys)) == 15
     assert {k for k in keys if k.startswith("degradation:")} == {
         "degradation:plain-20", "degradation:plain-56", "degradation:residual-20", "degradation:residual-56"}
     assert sum(k.startswith("identity_mappings:") for k in keys) == 11
-    assert ex.select(exps) == rows  # nothing given means --variants all
+    assert selection.select(exps) == rows  # nothing given means --variants all
 
 
 def test_select_by_experiment_and_by_name(exps):
-    assert len(ex.select(exps, "activations")) == 10
-    assert len(ex.select(exps, "all")) == sum(len(e.variants) for e in exps.values())
-    rows = ex.select(exps, None, "original,degradation:plain-110, conv1x1", shortcuts.list_shortcuts())
+    assert len(selection.select(exps, "activations")) == 10
+    assert len(selection.select(exps, "all")) == sum(len(e.variants) for e in exps.values())
+    rows = selection.select(exps, None, "original,degradation:plain-110, conv1x1", shortcuts.list_shortcuts())
     assert [v.key for v in rows] == ["identity_mappings:original", "degradation:plain-110", "identity_mappings:conv1x1"]
     # a name unique to another experiment is found there
-    assert ex.select(exps, None, "full-preact-164", [])[0].experiment == "activations"
+    assert selection.select(exps, None, "full-preact-164", [])[0].experiment == "activations"
 
 
 def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
-    rows = ex.select(exps, None, "zero-pad", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "zero-pad", shortcuts.list_shortcuts())
     assert len(rows) == 1 and rows[0].experiment == "identity_mappings"
     assert rows[0].config == {"shortcut": "zero-pad"}
-    assert ex.select(exps, "activations", "zero-pad", ["zero-pad"])[0].experiment == "activations"
+    assert selection.select(exps, "activations", "zero-pad", ["zero-pad"])[0].experiment == "activations"
 
 
 @pytest.mark.parametrize("variants, message", [
@@ -129,19 +131,19 @@ def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
 ])
 def test_unknown_variants_raise_one_line(exps, variants, message):
     with pytest.raises(ConfigError) as e:
-        ex.select(exps, None, variants, shortcuts.list_shortcuts())
+        selection.select(exps, None, variants, shortcuts.list_shortcuts())
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_unknown_experiment_suggests(exps):
     with pytest.raises(ConfigError, match="did you mean 'degradation'"):
-        ex.select(exps, "degradaton")
+        selection.select(exps, "degradaton")
 
 
 def test_quick_preset_changes_scale_not_rows(exps, presets):
-    rows = ex.select(exps, "all")
-    quick = ex.expand(exps, rows, presets["quick"], seeds=1)
-    paper = ex.expand(exps, rows, presets["paper"], seeds=1)
+    rows = selection.select(exps, "all")
+    quick = expansion.expand(exps, rows, presets["quick"], seeds=1)
+    paper = expansion.expand(exps, rows, presets["paper"], seeds=1)
     assert [r.key for r in quick] == [r.key for r in paper]
     scale = {"dataset", "image_size", "width", "arch", "steps", "milestones", "batch_size", "warmup_max_iters",
              "evals", "eval_subset", "train_subset", "schedule_unit",
@@ -161,35 +163,35 @@ def test_quick_preset_changes_scale_not_rows(exps, presets):
 def test_merge_order_base_variant_preset_experiment_preset_cli(exps, presets):
     quick = presets["quick"]
     im = exps["identity_mappings"]
-    cfg = ex.merged_config(im, im.variant("original"), quick)
+    cfg = expansion.merged_config(im, im.variant("original"), quick)
     assert cfg["dataset"] == "fashion-mnist"  # the preset overrides the paper's base
     assert cfg["arch"] == quick.arch_map["resnet110"]  # mapped, not the paper's resnet110
     assert cfg["warmup_lr"] == 0.01  # kept from the base
     seed = exps["seed_cifar2"]
-    cfg = ex.merged_config(seed, seed.variants[0], quick)
+    cfg = expansion.merged_config(seed, seed.variants[0], quick)
     assert cfg["batch_size"] == 64 and cfg["schedule_unit"] == "epochs"  # the experiment's own refinement
     assert cfg["optimizer"] == "adam" and cfg["lr"] == 1e-3
-    cfg = ex.merged_config(im, im.variant("original"), quick, {"dataset": "synthetic", "depth": 14, "device": None})
+    cfg = expansion.merged_config(im, im.variant("original"), quick, {"dataset": "synthetic", "depth": 14, "device": None})
     assert cfg["dataset"] == "synthetic" and cfg["arch"] == "resnet14" and "device" not in cfg
 
 
 def test_paper_preset_is_the_papers_setup(exps, presets):
     im = exps["identity_mappings"]
-    [run] = ex.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
+    [run] = expansion.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
     c = run.config
     assert (c["dataset"], c["arch"], c["steps"], c["milestones"], c["batch_size"], c["lr"], c["val_split"]) == (
         "cifar10", "resnet110", 64000, [32000, 48000], 128, 0.1, 0)
     assert presets["paper"].seeds == 5
     d = exps["degradation"]
-    [r110] = ex.expand(exps, [d.variant("residual-110")], presets["paper"], seeds=1)
-    [r56] = ex.expand(exps, [d.variant("residual-56")], presets["paper"], seeds=1)
+    [r110] = expansion.expand(exps, [d.variant("residual-110")], presets["paper"], seeds=1)
+    [r56] = expansion.expand(exps, [d.variant("residual-56")], presets["paper"], seeds=1)
     assert r110.config["warmup_lr"] == 0.01 and r56.config["warmup_lr"] is None
 
 
 def test_paper_preset_runs_as_the_papers_did_and_quick_as_before(exps, presets):
     im = exps["identity_mappings"]
-    [paper] = ex.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
-    [quick] = ex.expand(exps, [im.variant("original")], presets["quick"], seeds=1)
+    [paper] = expansion.expand(exps, [im.variant("original")], presets["paper"], seeds=1)
+    [quick] = expansion.expand(exps, [im.variant("original")], presets["quick"], seeds=1)
     fidelity = ("bf16", "fail_chance_fraction", "normalize", "pad_fill", "bottleneck_stride", "fc_bias_init")
     # float32; no early stop at chance (a non-finite loss still ends a run); per-pixel mean, padded with it;
     # the reference codes' bottleneck stride and classifier bias
@@ -199,9 +201,9 @@ def test_paper_preset_runs_as_the_papers_did_and_quick_as_before(exps, presets):
 
 
 def test_paper_preset_variants_all_is_every_row_of_every_experiment(exps, presets):
-    every = ex.select(exps, "all")
+    every = selection.select(exps, "all")
     assert presets["paper"].all_rows and not presets["quick"].all_rows
-    assert ex.select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows) == every
+    assert selection.select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows) == every
     keys = {v.key for v in every}
     for row in ("degradation:residual-1202", "degradation:plain-110", "identity_mappings:dropout-0.5-mask",
                 "activations:full-preact-164", "preactivation:preact-1001", "preactivation:baseline-1001"):
@@ -210,7 +212,7 @@ def test_paper_preset_variants_all_is_every_row_of_every_experiment(exps, preset
 
 def test_depth_override_leaves_depth_sweeps_alone(exps, presets):
     rows = [exps["identity_mappings"].variant("original"), exps["degradation"].variant("plain-56")]
-    runs = ex.expand(exps, rows, presets["quick"], seeds=1, overrides={"depth": 44})
+    runs = expansion.expand(exps, rows, presets["quick"], seeds=1, overrides={"depth": 44})
     assert runs[0].config["arch"] == "resnet44"
     assert runs[1].config["arch"] == presets["quick"].arch_map["resnet56"]
 
@@ -218,23 +220,23 @@ def test_depth_override_leaves_depth_sweeps_alone(exps, presets):
 @pytest.mark.parametrize("depth", [21, 7, 2, 164 + 1])
 def test_depth_not_6n_plus_2_is_refused(exps, presets, depth):
     with pytest.raises(ConfigError, match="not 6n\\+2"):
-        ex.expand(exps, ex.select(exps, "identity_mappings"), presets["quick"], overrides={"depth": depth})
+        expansion.expand(exps, selection.select(exps, "identity_mappings"), presets["quick"], overrides={"depth": depth})
 
 
 def test_seeds_make_distinct_runs_and_the_hash_ignores_runtime_keys(exps, presets):
-    runs = ex.expand(exps, ex.select(exps), presets["quick"], seeds=3)
+    runs = expansion.expand(exps, selection.select(exps), presets["quick"], seeds=3)
     assert len(runs) == 45 and [r.seed for r in runs[:3]] == [0, 1, 2]
     assert len({r.hash for r in runs}) == 45
-    again = ex.expand(exps, ex.select(exps), presets["quick"], seeds=3, overrides={"device": "cpu"})
+    again = expansion.expand(exps, selection.select(exps), presets["quick"], seeds=3, overrides={"device": "cpu"})
     assert [r.hash for r in again] == [r.hash for r in runs]
     cfg = dict(runs[0].config)
-    assert ex.config_hash({**cfg, "threads": 1, "quiet": True}) == runs[0].hash
-    assert ex.config_hash({**cfg, "lr": 0.2}) != runs[0].hash
+    assert expansion.config_hash({**cfg, "threads": 1, "quiet": True}) == runs[0].hash
+    assert expansion.config_hash({**cfg, "lr": 0.2}) != runs[0].hash
 
 
 def test_the_same_config_from_two_experiments_shares_a_hash(exps, presets):
-    a = ex.expand(exps, [exps["activations"].variant("original-110")], presets["paper"], seeds=1)[0]
-    b = ex.expand(exps, [exps["identity_mappings"].variant("original")], presets["paper"], seeds=1)[0]
+    a = expansion.expand(exps, [exps["activations"].variant("original-110")], presets["paper"], seeds=1)[0]
+    b = expansion.expand(exps, [exps["identity_mappings"].variant("original")], presets["paper"], seeds=1)[0]
     assert a.hash == b.hash
 
 
@@ -299,7 +301,7 @@ def test_a_bad_value_is_caught_before_training(tmp_path, presets):
     d = _dir(tmp_path, GOOD.replace('shortcut = "identity"', 'shortcut = "identity"\nlr = "fast"'))
     exps = ex.load_experiments(d)
     with pytest.raises(ConfigError, match="tiny:a: lr must be a number"):
-        ex.expand(exps, exps["tiny"].variants, ex.load_presets(d)["quick"])
+        expansion.expand(exps, exps["tiny"].variants, ex.load_presets(d)["quick"])
 
 
 def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
@@ -307,8 +309,8 @@ def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
     (tmp_path / "other.toml").write_text(GOOD.replace('"tiny"', '"other"'))
     exps = ex.load_experiments(tmp_path)
     with pytest.raises(ConfigError, match="say which: other:a, tiny:a"):
-        ex.select(exps, None, "a", [])
-    assert ex.select(exps, None, "other:a", [])[0].experiment == "other"
+        selection.select(exps, None, "a", [])
+    assert selection.select(exps, None, "other:a", [])[0].experiment == "other"
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -336,11 +338,11 @@ def test_a_key_a_variant_sets_itself_wins_over_the_preset(tmp_path):
     text = GOOD + '[[variant]]\nname = "fast"\nshortcut = "identity"\nlr = 0.3\n'
     d = _dir(tmp_path, text, presets='[quick]\nlr = 0.05\nsteps = 2\n[quick.arch_map]\nresnet8 = "resnet14"\n')
     e = ex.load_experiments(d)["tiny"]
-    runs = {r.variant: r for r in ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])}
+    runs = {r.variant: r for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])}
     assert runs["fast"].config["lr"] == 0.3 and runs["a"].config["lr"] == 0.05
     assert runs["fast"].config["arch"] == "resnet14"  # the preset's arch_map still applies to the row's net
     assert runs["fast"].hash != runs["a"].hash
-    again = ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"], settings={"lr": 0.01})
+    again = expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"], settings={"lr": 0.01})
     assert {r.config["lr"] for r in again} == {0.01}  # and the command line wins over both
 
 
@@ -348,15 +350,15 @@ def test_a_preset_subset_larger_than_an_overridden_dataset_is_the_whole_split(ex
     """Issue 9, item 6: the quick preset's eval_subset = 2000 with --dataset synthetic (256 test images)."""
     im = exps["identity_mappings"]
     notes = []
-    [r] = ex.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
+    [r] = expansion.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
                     notes=notes)
     assert r.config["eval_subset"] is None  # the whole split: the same images, so the same numbers
     assert notes == ["eval_subset=2000 is more than the 256 test images of synthetic: the whole split is used "
                      "(eval_subset=null)"]
-    [same] = ex.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
+    [same] = expansion.expand(exps, [im.variant("original")], presets["quick"], overrides={"dataset": "synthetic"},
                        settings={"eval_subset": None})
     assert same.hash == r.hash
-    [fm] = ex.expand(exps, [im.variant("original")], presets["quick"])
+    [fm] = expansion.expand(exps, [im.variant("original")], presets["quick"])
     assert fm.config["eval_subset"] == 2000  # 10000 test images: the preset's subset as written
 
 
@@ -364,18 +366,18 @@ def test_the_quick_schedule_follows_steps(exps, presets):
     """The quick preset's drops are the papers' 32k and 48k of 64k as fractions: --set steps moves them."""
     im = exps["identity_mappings"]
     rows = [im.variant("original")]
-    default, = ex.expand(exps, rows, presets["quick"], seeds=1)
+    default, = expansion.expand(exps, rows, presets["quick"], seeds=1)
     assert default.config["steps"] == 500 and default.config["milestones"] == [250, 375]
-    short, = ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120})
+    short, = expansion.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120})
     assert short.config["milestones"] == [60, 90]
-    flat, = ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": []})
+    flat, = expansion.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": []})
     assert flat.config["milestones"] == []  # milestones given on the command line win
     with pytest.raises(ConfigError, match="milestone"):  # absolute ones beyond steps are still refused
-        ex.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": [250]})
-    paper, = ex.expand(exps, rows, presets["paper"], seeds=1)
+        expansion.expand(exps, rows, presets["quick"], seeds=1, settings={"steps": 120, "milestones": [250]})
+    paper, = expansion.expand(exps, rows, presets["paper"], seeds=1)
     assert paper.config["milestones"] == [32000, 48000]  # the paper preset keeps the experiment's own
     seed = exps["seed_cifar2"]  # an experiment's own [presets.quick] milestones win over the preset's fractions
-    assert all(r.config["milestones"] == [] for r in ex.expand(exps, seed.variants, presets["quick"], seeds=1))
+    assert all(r.config["milestones"] == [] for r in expansion.expand(exps, seed.variants, presets["quick"], seeds=1))
 
 
 def test_milestones_at_are_checked(tmp_path):
@@ -385,4 +387,4 @@ def test_milestones_at_are_checked(tmp_path):
             ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
     d = _dir(tmp_path, GOOD, presets="[quick]\nsteps = 40\nmilestones_at = [0.25]\n")
     e = ex.load_experiments(d)["tiny"]
-    assert {r.config["milestones"][0] for r in ex.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])} == {10}
+    assert {r.config["milestones"][0] for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])} == {10}

@@ -18,36 +18,16 @@ import pytest
 
 from ablation import run
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import write_experiments
 
-TINY = """
-name = "tiny"
-title = "Tiny: two shortcuts on a small synthetic problem"
-paper_metric = "test error (%)"
-in_all = true
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-batch_size = 32
-steps = 48
-milestones = [36]
-evals = 4
-eval_batch_size = 256
-checkpoint_every = 6
-fail_chance_fraction = 0.99
-[[variant]]
-name = "identity"
-shortcut = "identity"
-[[variant]]
-name = "plain"
-shortcut = "plain"
-"""
+pytestmark = pytest.mark.slow  # a study trained, then killed and resumed many times: minutes
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CRASH = textwrap.dedent("""
     import ctypes
     import torch
-    from ablation.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcuts import Shortcut, register_shortcut
 
     @register_shortcut("crash-test", formula="y = F(x) + x, and a segfault in the first training step")
     class Crash(Shortcut):
@@ -68,10 +48,8 @@ def study(tmp_path_factory):
     when the drills strike.
     """
     root = tmp_path_factory.mktemp("faults")
-    exps = root / "exps"
-    exps.mkdir()
-    (exps / "tiny.toml").write_text(TINY)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{root / "data"}"\n')
+    exps = write_experiments(root / "exps", root / "data", batch_size=32, steps=48, milestones=[36], evals=4,
+                             checkpoint_every=6)
     t0 = time.time()
     proc = start(exps, root / "whole")
     while proc.poll() is None and not claimed_pids(root / "whole"):
@@ -194,7 +172,7 @@ def test_killing_the_parent_alone_leaves_no_worker_training_and_a_rerun_is_exact
     assert workers and proc.poll() is None, "the runner ended before a worker trained"
     os.kill(proc.pid, signal.SIGKILL)  # the parent only: its workers are not signalled
     proc.wait()
-    from ablation.procs import pid_alive
+    from ablation.core.procs import pid_alive
 
     deadline = time.time() + 10
     while time.time() < deadline and any(pid_alive(p) for p in workers):

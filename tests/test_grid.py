@@ -7,21 +7,25 @@ import time
 
 import pytest
 
-from ablation import cost, grid, locks, progress
-from ablation.config import validate_config
+from ablation.study import cost
+from ablation.study import pool
+from ablation.study import backends
+from ablation.core import locks
+from ablation.study import progress
+from ablation.training.config import validate_config
 
 
 def test_visible_gpus_follow_the_parents_cuda_visible_devices():
-    assert grid.visible_gpus(3, None) == ["0", "1", "2"]
-    assert grid.visible_gpus(2, "4, 6") == ["4", "6"]
-    assert grid.visible_gpus(1, "GPU-abc,GPU-def") == ["GPU-abc"]  # torch counts what it can open
-    assert grid.visible_gpus(0, "") == []
+    assert pool.visible_gpus(3, None) == ["0", "1", "2"]
+    assert pool.visible_gpus(2, "4, 6") == ["4", "6"]
+    assert pool.visible_gpus(1, "GPU-abc,GPU-def") == ["GPU-abc"]  # torch counts what it can open
+    assert pool.visible_gpus(0, "") == []
 
 
 def test_gpu_slots_put_jobs_per_gpu_and_spread_the_first_workers():
-    assert grid.gpu_slots(["0", "1"], 2) == ["0", "1", "0", "1"]
-    assert grid.gpu_slots(["3"], 4) == ["3"] * 4
-    slots = grid.gpu_slots([str(i) for i in range(8)], 3)
+    assert pool.gpu_slots(["0", "1"], 2) == ["0", "1", "0", "1"]
+    assert pool.gpu_slots(["3"], 4) == ["3"] * 4
+    slots = pool.gpu_slots([str(i) for i in range(8)], 3)
     assert len(slots) == 24 and all(slots.count(str(i)) == 3 for i in range(8))
     assert sorted(slots[:8]) == [str(i) for i in range(8)]  # with 8 runs left, one on each GPU
 
@@ -33,14 +37,14 @@ def test_local_backend_sizes_jobs_per_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     cfgs = [{"device": "auto"}] * 10
-    b = grid.local_backend(3, 10, cfgs)
-    assert isinstance(b, grid.LocalPool) and b.jobs == 6 and sorted(b.devices) == ["0"] * 3 + ["1"] * 3
+    b = pool.local_backend(3, 10, cfgs)
+    assert isinstance(b, pool.LocalPool) and b.jobs == 6 and sorted(b.devices) == ["0"] * 3 + ["1"] * 3
     assert b.gpus_per_run == pytest.approx(1 / 3)
-    b = grid.local_backend(None, 10, cfgs)  # auto: one run per GPU
+    b = pool.local_backend(None, 10, cfgs)  # auto: one run per GPU
     assert b.jobs == 2 and b.devices == ["0", "1"] and b.gpus_per_run == 1.0
-    b = grid.local_backend(3, 1, cfgs)  # one run left: in this process
-    assert isinstance(b, grid.InProcess)
-    assert grid.local_backend(None, 10, [{"device": "cpu"}] * 10).gpus_per_run == 0.0
+    b = pool.local_backend(3, 1, cfgs)  # one run left: in this process
+    assert isinstance(b, backends.InProcess)
+    assert pool.local_backend(None, 10, [{"device": "cpu"}] * 10).gpus_per_run == 0.0
 
 
 def _report_device(cfg, run_dir):  # module level: the spawned workers import it
@@ -50,10 +54,10 @@ def _report_device(cfg, run_dir):  # module level: the spawned workers import it
 
 def test_a_local_pool_pins_each_worker_to_one_gpu(tmp_path):
     """The assignment itself, without CUDA: each worker process sees exactly its own device."""
-    pool = grid.LocalPool(4, train_fn=_report_device, devices=grid.gpu_slots(["0", "1"], 2), per_gpu=2)
-    tasks = [grid.Task(f"t{i}", f"h{i}", {}, str(tmp_path / f"r{i}")) for i in range(12)]
+    workers = pool.LocalPool(4, train_fn=_report_device, devices=pool.gpu_slots(["0", "1"], 2), per_gpu=2)
+    tasks = [backends.Task(f"t{i}", f"h{i}", {}, str(tmp_path / f"r{i}")) for i in range(12)]
     seen = []
-    pool.execute(tasks, lambda t, s, sec: seen.append(s))
+    workers.execute(tasks, lambda t, s, sec: seen.append(s))
     assert len(seen) == 12
     by_pid = {}
     for s in seen:
@@ -68,7 +72,7 @@ def test_a_local_pool_pins_each_worker_to_one_gpu(tmp_path):
 
 def _task(tmp_path, steps=100, batch=10):
     cfg = validate_config({"dataset": "synthetic", "steps": steps, "batch_size": batch})
-    return grid.Task("tiny:identity:0", "abc", cfg, str(tmp_path / "run"))
+    return backends.Task("tiny:identity:0", "abc", cfg, str(tmp_path / "run"))
 
 
 def test_a_run_in_flight_shows_where_how_far_and_how_fast(tmp_path):
@@ -98,7 +102,7 @@ def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
 
 
 def test_total_iterations_follow_the_trainers_plan():
-    from ablation.train import Plan
+    from ablation.training.schedule import Plan
 
     for over in ({"steps": 7}, {"schedule_unit": "epochs", "steps": 2, "batch_size": 100},
                  {"schedule_unit": "epochs", "steps": 0.5, "train_subset": 300, "batch_size": 64}):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ablation import build_model
-from ablation.layers import SubsampledConv2d, conv2d, needs_workaround
+from ablation.nets.layers import SubsampledConv2d, conv2d, needs_workaround
 
 # The exact shapes that corrupt the heap in oneDNN's AVX2 kernel (1x1, stride 2, 4 -> 8 channels, 16x16
 # and 32x32, one thread), reached through the nets the suite and users build. ONEDNN_MAX_CPU_ISA=AVX2

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from ablation import locks
-from ablation.locks import Claim, ClaimLost, RunBusy
+from ablation.core import locks
+from ablation.core.locks import Claim, ClaimLost, RunBusy
 
 
 def _stale_claim(run_dir, host="elsewhere", pid=1, age_s=3600):

@@ -14,15 +14,20 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install -e '.[ray]'; CI installs it)")
 
-from ablation import experiments as ex  # noqa: E402
-from ablation import grid, locks, run  # noqa: E402
-from ablation import train as trainer  # noqa: E402
-from ablation.errors import ConfigError  # noqa: E402
-from ablation.ray_backend import RayBackend, _probe  # noqa: E402
+from ablation.study import experiments as ex  # noqa: E402
+from ablation.study import expansion  # noqa: E402
+from ablation import run  # noqa: E402
+from ablation.study import grid  # noqa: E402
+from ablation.study import backends  # noqa: E402
+from ablation.core import locks  # noqa: E402
+from ablation.training import loop as trainer  # noqa: E402
+from ablation.core.errors import ConfigError  # noqa: E402
+from ablation.study.ray_backend import RayBackend, _probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_run import TINY, _grid  # noqa: E402
+from conftest import tiny_grid as _grid  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a Ray cluster per module, minutes of training
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +45,6 @@ def cluster():
     c.shutdown()
 
 
-@pytest.fixture
-def tiny(tmp_path):
-    d = tmp_path / "experiments"
-    d.mkdir()
-    (d / "tiny.toml").write_text(TINY)
-    (d / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
-    return d
-
-
 def _curve(run_dir):
     """The history without its clock: what must be identical between two ways of training a run."""
     return [{k: v for k, v in h.items() if k not in ("wall_time", "images_per_s")}
@@ -61,7 +57,7 @@ def _summary(run_dir):
 
 
 def test_a_grid_on_ray_ends_with_the_numbers_of_the_local_backend(cluster, tiny, tmp_path):
-    runs = [ex.Run(r.experiment, r.variant, r.seed, c, ex.config_hash(c)) for r in _grid(tiny, seeds=2)
+    runs = [ex.Run(r.experiment, r.variant, r.seed, c, expansion.config_hash(c)) for r in _grid(tiny, seeds=2)
             for c in [{**r.config, "steps": 30, "evals": 3}]]
     local = grid.run_grid(runs, tmp_path / "local", jobs=2, quiet=True)  # two processes, one thread each
     with RayBackend(configs=[r.config for r in runs]) as backend:
@@ -80,7 +76,7 @@ def test_a_grid_on_ray_ends_with_the_numbers_of_the_local_backend(cluster, tiny,
 def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(cluster, tiny, tmp_path):
     [r] = [r for r in _grid(tiny) if r.variant == "identity"]
     cfg = {**r.config, "steps": 300, "evals": 12, "checkpoint_every": 25}
-    r = ex.Run(r.experiment, r.variant, 7, cfg, ex.config_hash(cfg))
+    r = ex.Run(r.experiment, r.variant, 7, cfg, expansion.config_hash(cfg))
     out, run_dir = tmp_path / "out", tmp_path / "out/runs" / r.hash
     result = {}
     with RayBackend(configs=[cfg]) as backend:
@@ -119,7 +115,7 @@ def _driver(tiny, out, cluster, *extra):
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_two_drivers_on_one_folder_train_each_run_once(cluster, tiny, tmp_path):
+def test_two_drivers_on_one_ray_cluster_train_each_run_once(cluster, tiny, tmp_path):
     out = tmp_path / "shared"
     drivers = [_driver(tiny, out, cluster, "--seeds", "2", "--set", "steps=40", "--set", "evals=2", "--quiet")
                for _ in range(2)]
@@ -169,7 +165,7 @@ def test_a_node_that_does_not_see_the_results_folder_is_one_clear_error(cluster,
         assert backend.gpus_per_run == 0.0
         # as if the nodes mounted another folder than the driver's: the driver's token is not where they look
         backend._marker, backend._token = str(tmp_path / ".storage-check.gone"), "gone"
-        t = grid.Task("tiny:identity:0", "h", {"device": "auto"}, str(tmp_path / "runs/h"))
+        t = backends.Task("tiny:identity:0", "h", {"device": "auto"}, str(tmp_path / "runs/h"))
         got = []
         backend.execute([t], lambda task, summary, s: got.append(summary))
     assert got[0]["status"] == "error" and "does not see the results folder" in got[0]["reason"]

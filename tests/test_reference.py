@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ablation import reference as ref
-from ablation import report
-from ablation.errors import ConfigError
+from ablation.reporting import reference as ref
+from ablation.reporting import report
+from ablation.core.errors import ConfigError
 
 from test_report import NUMBERS, results  # noqa: F401  (the fixture: a made-up study of 2 seeds)
 

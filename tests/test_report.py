@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ablation import experiments as ex
-from ablation import report, run, stats
-from ablation.results import ResultsDir, load_tables
+from ablation.study import experiments as ex
+from ablation.study import expansion
+from ablation.study import invocation
+from ablation.study import manifest as mf
+from ablation import report as report_cli
+from ablation.reporting import report
+from ablation.reporting import stats
+from ablation.core.layout import ResultsDir
+from ablation.reporting.tables import load_tables
 
 # (final train error, final test error, status) per variant and seed
 NUMBERS = {
@@ -29,10 +35,10 @@ def results(tmp_path):
     presets = ex.load_presets()
     rows = [exps["degradation"].variant(v) for v in exps["degradation"].in_all]
     rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
-    runs = ex.expand(exps, rows, presets["quick"], seeds=2)
+    runs = expansion.expand(exps, rows, presets["quick"], seeds=2)
     out = tmp_path / "res"
     res = ResultsDir(out)
-    res.write_manifest(ex.manifest(None, presets["quick"], exps, rows, runs))
+    res.write_manifest(mf.manifest(None, presets["quick"], exps, rows, runs))
     for r in runs:
         train, test, status = NUMBERS[r.variant][r.seed]
         d = out / "runs" / r.hash
@@ -45,7 +51,7 @@ def results(tmp_path):
             "status": status, "reason": None, "final_test_error": test, "best_test_error": test - 0.5,
             "final_train_error": train, "params": 1234, "flops": 5678, "iterations": 40, "epochs": 1.0,
             "time_s": 2.0, "images_per_s": 50.0, "device": "cpu"}))
-    run.log_invocation(res, "python -m ablation.run --variants all", 123.4,
+    invocation.log_invocation(res, "python -m ablation.run --variants all", 123.4,
                        {"trained": len(runs), "skipped": 0, "errors": 0, "interrupted": False, "jobs": 2}, 2)
     return out
 
@@ -138,7 +144,7 @@ def test_rebuilds_from_csv_without_run_folders(results):
     readme = (results / "README.md").read_text()
     svgs = {p.name: p.read_bytes() for p in (results / "plots").glob("*.svg")}
     shutil.rmtree(results / "runs")
-    assert report.main([str(results), "--quiet"]) == 0
+    assert report_cli.main([str(results), "--quiet"]) == 0
     assert {p.name: p.read_text() for p in (results / "tables").glob("*.md")} == before
     assert (results / "README.md").read_text() == readme
     # the same numbers give the same bytes, so committed plots change only when results do
@@ -146,7 +152,7 @@ def test_rebuilds_from_csv_without_run_folders(results):
 
 
 def test_an_empty_folder_is_one_line_exit_2(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
+    assert report_cli.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
 
@@ -213,7 +219,7 @@ def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
 
     import pandas as pd
 
-    from ablation import plots
+    from ablation.reporting import plots
 
     manifest, runs, history = load_tables(results)
     runs["final_test_error"] = 0.0
@@ -227,7 +233,7 @@ def test_errors_of_zero_draw_without_a_warning(results, tmp_path):
 
 
 def test_a_run_error_is_shown_with_its_reason(results):
-    from ablation.results import RunDir
+    from ablation.core.layout import RunDir
 
     manifest = json.loads((results / "manifest.json").read_text())
     entry = next(e for e in manifest["runs"].values() if e["variant"] == "conv1x1" and e["seed"] == 0)

@@ -8,85 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ablation import experiments as ex
-from ablation import grid, run
-from ablation import train as trainer
+from ablation.study import experiments as ex
+from ablation.study import expansion
+from ablation import run
+from ablation.study import grid
+from ablation.study import pool
+from ablation.training import loop as trainer
+
+from conftest import FakeTrainer, tiny_toml, tiny_grid as _grid
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """
-name = "tiny"
-title = "Tiny: two shortcuts on a small synthetic problem"
-paper_metric = "test error (%)"
-in_all = true
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-steps = 6
-milestones = []
-evals = 2
-eval_batch_size = 256
-fail_chance_fraction = 0.99
-[[variant]]
-name = "identity"
-shortcut = "identity"
-paper = 5.0
-[[variant]]
-name = "plain"
-shortcut = "plain"
-paper = "fail"
-[[claim]]
-says = "identity beats plain"
-lower = ["identity", "plain"]
-"""
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    d = tmp_path / "experiments"
-    d.mkdir()
-    (d / "tiny.toml").write_text(TINY)
-    (d / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n'
-                                    '[paper]\nseeds = 2\n')
-    return d
-
-
-class FakeTrainer:
-    """Writes what the trainer writes; its error is a fixed function of the config."""
-
-    def __init__(self, interrupt_on=None, raise_on=None):
-        self.calls, self.resumed = [], []
-        self.interrupt_on, self.raise_on = interrupt_on, raise_on
-
-    def __call__(self, cfg, run_dir):
-        run_dir = Path(run_dir)
-        self.calls.append(cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / "checkpoint.pt").exists():
-            self.resumed.append(run_dir.name)
-        (run_dir / "config.json").write_text(json.dumps(cfg))
-        if cfg["shortcut"] == self.raise_on:
-            raise RuntimeError("boom")
-        if cfg["shortcut"] == self.interrupt_on and not (run_dir / "checkpoint.pt").exists():
-            (run_dir / "checkpoint.pt").write_text("half")
-            raise KeyboardInterrupt
-        err = 10.0 if cfg["shortcut"] == "identity" else 30.0
-        err += cfg["seed"]
-        hist = [{"iteration": i, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": err + 10 - i,
-                 "test_loss": 1.0, "test_error": err + 12 - i, "wall_time": i} for i in (2, 4, 6)]
-        (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
-        summary = {"status": "ok", "reason": None, "final_test_error": err + 6, "best_test_error": err + 6,
-                   "final_train_error": err + 4, "params": 1000, "flops": 10000, "iterations": 6, "epochs": 0.6,
-                   "time_s": 1.0, "images_per_s": 100.0, "device": "cpu"}
-        (run_dir / "summary.json").write_text(json.dumps(summary))
-        return summary
-
-
-def _grid(tiny, seeds=1):
-    exps = ex.load_experiments(tiny)
-    return ex.expand(exps, exps["tiny"].variants, ex.load_presets(tiny)["quick"], seeds=seeds)
-
 
 def test_finished_runs_are_skipped_and_shared_configs_train_once(tiny, tmp_path):
     runs = _grid(tiny, seeds=2)
@@ -163,7 +94,7 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)  # the quick preset's data_dir is relative
     plugin = tmp_path / "mygate.py"
     plugin.write_text(textwrap.dedent("""
-        from ablation.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcuts import Shortcut, register_shortcut
 
         @register_shortcut("half-skip-test", formula="y = F(x) + 0.5 x")
         class HalfSkip(Shortcut):
@@ -234,7 +165,7 @@ def _exit_code(argv, train_fn):
     (('dataset = "synthetic"', 'dataset = "cifar100"\ndownload = false'), "dataset 'cifar100' not found"),
 ])
 def test_bad_experiment_files_are_one_line_and_exit_2(tiny, edit, message, capsys, tmp_path):
-    (tiny / "tiny.toml").write_text(TINY.replace(*edit))
+    (tiny / "tiny.toml").write_text(tiny_toml().replace(*edit))
     fake = FakeTrainer()
     assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o")], train_fn=fake) == 2
     err = capsys.readouterr().err
@@ -266,7 +197,7 @@ def test_real_trainer_parallel_then_skip_then_resume(tiny, tmp_path):
     # interrupt one run after a checkpoint, then let the runner resume it
     [ident] = [x for x in runs if x.variant == "identity"]
     cfg = {**ident.config, "checkpoint_every": 2, "seed": 1}
-    resumed = ex.Run("tiny", "identity", 1, cfg, ex.config_hash(cfg))
+    resumed = ex.Run("tiny", "identity", 1, cfg, expansion.config_hash(cfg))
 
     def stop_at_3(cfg, run_dir):
         def cb(it):
@@ -326,7 +257,7 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
     changed = capsys.readouterr().out
     hashes = lambda out: [line.split()[3] for line in out.splitlines()[1:3]]  # noqa: E731
     assert hashes(plain) != hashes(changed)  # a different config is a different run
-    runs = ex.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
+    runs = expansion.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
                      ex.load_presets(tiny)["quick"], settings={"lr": 0.01, "width": None})
     assert all(r.config["lr"] == 0.01 and r.config["width"] is None for r in runs)
     assert sorted(hashes(changed)) == sorted(r.hash for r in runs)
@@ -340,7 +271,7 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
 
 def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypatch, tmp_path):
     """--preset paper --variants all: every row of every experiment file, with the paper's number and source."""
-    from ablation import cost
+    from ablation.study import cost
 
     # the FLOP count of the 1001- and 1202-layer nets is cost.py's to test; here only the listing matters
     monkeypatch.setattr(cost, "estimate", lambda configs: [{"params": 1, "flops": 1, "train_flops": 7e9}
@@ -362,13 +293,13 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
 
 def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch):
     """Issue 9, item 8: a resumed study's last run trains on as many threads as it would have uninterrupted."""
-    monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 4)
     cpu = [{"device": "cpu"}]
-    last = grid.local_backend(2, 1, cpu)  # --jobs 2, one run left
-    assert isinstance(last, grid.LocalPool) and last.jobs == 1 and last.threads() == 1
-    assert grid.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
-    assert grid.local_backend(None, 9, cpu).jobs == 4
-    assert grid.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
+    last = pool.local_backend(2, 1, cpu)  # --jobs 2, one run left
+    assert isinstance(last, pool.LocalPool) and last.jobs == 1 and last.threads() == 1
+    assert pool.local_backend(None, 1, cpu).threads() == 1  # auto: one per core of four, one run left
+    assert pool.local_backend(None, 9, cpu).jobs == 4
+    assert pool.local_backend(1, 5, cpu).threads() is None  # one job: torch's choice, as before
 
 
 def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_so(tmp_path, capsys, monkeypatch):

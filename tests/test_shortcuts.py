@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ablation import ConfigError, Shortcut, build_model, describe_shortcuts, list_shortcuts, register_shortcut
-from ablation import shortcuts
-from ablation.shortcuts import load_plugin
+from ablation.nets import shortcuts
+from ablation.nets.shortcuts import load_plugin
 
 PAPER_VARIANTS = ["identity", "zero-pad", "projection", "projection-all", "scale", "exclusive-gate",
                   "shortcut-gate", "dropout", "plain"]
@@ -149,7 +149,7 @@ def test_dropout_shortcut_scales_x_by_its_expectation_in_both_readings(rescale, 
 
 
 def test_projection_bn_is_dropped_only_when_asked():
-    from ablation.shortcuts import ProjectionBN, create_shortcut
+    from ablation.nets.shortcuts import ProjectionBN, create_shortcut
 
     with_bn = create_shortcut("projection", 8, 16, 2)
     bare = create_shortcut("projection", 8, 16, 2, projection_bn=False)

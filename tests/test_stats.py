@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ablation import stats as st
+from ablation.reporting import ranking
+from ablation.reporting import stats as st
 
 LOW = [10.0, 10.2, 9.9, 10.1, 10.0]  # five seeds each, seed noise ~0.1 points
 HIGH = [12.0, 12.3, 11.8, 12.1, 12.2]
@@ -116,14 +117,14 @@ def test_p_values_that_round_to_the_threshold_keep_a_third_digit():
 def test_rank_agreement_ties_the_papers_fails_last():
     rows = ["a", "b", "c", "d", "e"]
     paper = [6.6, 7.0, 12.0, "fail", "fail"]
-    same = st.rank_agreement(rows, paper, [10.0, 11.0, 14.0, 30.0, 90.0], [False] * 5)
+    same = ranking.rank_agreement(rows, paper, [10.0, 11.0, 14.0, 30.0, 90.0], [False] * 5)
     assert same.paper_rank == [1, 2, 3, 4.5, 4.5] and same.our_rank == [1, 2, 3, 4, 5]
     assert same.spearman > 0.9 and same.kendall > 0.8
-    reverse = st.rank_agreement(rows, paper, [50.0, 40.0, 30.0, 20.0, 10.0], [False] * 5)
+    reverse = ranking.rank_agreement(rows, paper, [50.0, 40.0, 30.0, 20.0, 10.0], [False] * 5)
     assert reverse.spearman < -0.9
-    failed = st.rank_agreement(rows, paper, [10.0, 11.0, 14.0, 0.0, 0.0], [False, False, False, True, True])
+    failed = ranking.rank_agreement(rows, paper, [10.0, 11.0, 14.0, 0.0, 0.0], [False, False, False, True, True])
     assert failed.our_rank == [1, 2, 3, 4.5, 4.5] and failed.spearman == pytest.approx(1.0)
-    assert st.rank_agreement(rows[:2], paper[:2], [1.0, 2.0], [False, False]) is None
+    assert ranking.rank_agreement(rows[:2], paper[:2], [1.0, 2.0], [False, False]) is None
 
 
 def test_our_statistic_matches_the_papers_protocol():
@@ -140,4 +141,4 @@ def test_our_statistic_matches_the_papers_protocol():
     assert rows.loc["a", "stat"] == "best" and rows.loc["a", "ours"] == 7.0 and rows.loc["a", "train_best"] == 6.0
     assert rows.loc["b", "stat"] == "median" and rows.loc["b", "ours"] == 8.0
     assert rows.loc["b", "test_ci_low"] < rows.loc["b", "test_mean"] < rows.loc["b", "test_ci_high"]
-    assert [a.spearman for _, a in st.agreements(rows.reset_index(), "e")] == []  # two rows: no ranking
+    assert [a.spearman for _, a in ranking.agreements(rows.reset_index(), "e")] == []  # two rows: no ranking

@@ -16,67 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablation import data, report, run
+from ablation import report, run
+from ablation.training import data
 from ablation import train as trainer
-from ablation.results import ResultsDir
+from ablation.core.layout import ResultsDir
+
+from conftest import FakeTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY = """
-name = "tiny"
-title = "Tiny"
-paper_metric = "test error (%)"
-in_all = true
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-batch_size = 32
-steps = 12
-milestones = []
-evals = 2
-eval_batch_size = 256
-checkpoint_every = 4
-fail_chance_fraction = 0.99
-[[variant]]
-name = "identity"
-shortcut = "identity"
-[[variant]]
-name = "plain"
-shortcut = "plain"
-"""
-
-
-class Fake:
-    """Writes what the trainer writes, with an error that is a fixed function of the config."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, cfg, run_dir):
-        run_dir = Path(run_dir)
-        self.calls.append(run_dir.name)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg))
-        err = 10.0 if cfg["shortcut"] == "identity" else 30.0
-        (run_dir / "history.jsonl").write_text(json.dumps({"iteration": 12, "epoch": 0.4, "lr": 0.1, "train_loss": 1.0,
-                                                           "train_error": err, "test_loss": 1.0, "test_error": err,
-                                                           "wall_time": 1.0}) + "\n")
-        summary = {"status": "ok", "reason": None, "final_test_error": err, "best_test_error": err,
-                   "final_train_error": err, "params": 1, "flops": 1, "iterations": 12, "epochs": 0.4,
-                   "time_s": 1.0, "images_per_s": 1.0, "device": "cpu", "threads": 1}
-        (run_dir / "summary.json").write_text(json.dumps(summary))
-        return summary
-
-
 @pytest.fixture
-def study(tmp_path, monkeypatch):
+def study(experiments_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exps = tmp_path / "exps"
-    exps.mkdir()
-    (exps / "tiny.toml").write_text(TINY)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
-    return exps
+    return experiments_dir(batch_size=32, steps=12, checkpoint_every=4)
 
 
 def invoke(exps, out, fake=None, *extra):
@@ -105,17 +57,17 @@ def no_temporaries(*roots):
 
 
 def test_an_unreadable_summary_means_not_finished(study, tmp_path, capsys):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     broken = run_dirs(out)[0]
     (broken / "summary.json").write_text('{"status": "ok", "final_te')
     assert invoke(study, out, fake) == 0
-    assert fake.calls[2:] == [broken.name]  # trained again, the other run left alone
+    assert fake.run_names[2:] == [broken.name]  # trained again, the other run left alone
     assert json.loads((broken / "summary.json").read_text())["status"] == "ok"
 
 
 def test_an_unreadable_config_of_a_finished_run_is_one_line_naming_it(study, tmp_path, capsys):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     capsys.readouterr()
     config = run_dirs(out)[0] / "config.json"
@@ -129,7 +81,7 @@ def test_an_unreadable_config_of_a_finished_run_is_one_line_naming_it(study, tmp
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"experiments": {"tiny": 1}, "runs": {}}',
                                   '{"experiments": {}, "runs": {"a": {"hash": "../../etc"}}}'])
 def test_an_unreadable_manifest_is_one_line_naming_it(study, tmp_path, capsys, text):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     capsys.readouterr()
     (out / "manifest.json").write_text(text)
@@ -139,7 +91,7 @@ def test_an_unreadable_manifest_is_one_line_naming_it(study, tmp_path, capsys, t
 
 
 def test_a_torn_line_in_the_invocation_log_is_skipped_and_the_next_one_stays_whole(study, tmp_path):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     with open(out / "invocations.jsonl", "a") as f:
         f.write('{"command": "python -m ablation.run", "wall_')  # a kill in mid-write
@@ -151,7 +103,7 @@ def test_a_torn_line_in_the_invocation_log_is_skipped_and_the_next_one_stays_who
 
 
 def test_a_broken_runs_csv_is_rebuilt_and_named_where_it_is_needed(study, tmp_path, capsys):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     (out / "runs.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
     assert report.main([str(out)]) == 0  # the run folders are there: runs.csv is rebuilt from them
@@ -163,7 +115,7 @@ def test_a_broken_runs_csv_is_rebuilt_and_named_where_it_is_needed(study, tmp_pa
 
 
 def test_an_unreadable_error_record_is_no_error(study, tmp_path):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     d = run_dirs(out)[0]
     (d / "summary.json").unlink()
@@ -260,7 +212,7 @@ def test_a_full_disk_stops_the_study_in_one_line_and_the_same_command_resumes(st
 
 def test_a_full_disk_while_the_report_writes_is_one_line_and_leaves_no_temporaries(study, tmp_path, capsys,
                                                                                    monkeypatch):
-    fake, out = Fake(), tmp_path / "out"
+    fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
     real = Path.write_text
 
@@ -277,7 +229,7 @@ def test_a_full_disk_while_the_report_writes_is_one_line_and_leaves_no_temporari
 
 
 def test_temporaries_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
-    from ablation.results import sweep_temporaries
+    from ablation.core.files import sweep_temporaries
 
     gone = subprocess.Popen(["true"])
     gone.wait()  # a writer that has exited (killed, or stopped by a full disk)
@@ -319,7 +271,7 @@ def test_a_real_full_disk(study, small_disk, tmp_path, capsys, one_thread):
 
 def test_torch_load_stays_weights_only_and_nothing_unpickles():
     """Checkpoints and caches may come from elsewhere: weights_only=True loads tensors and plain values only."""
-    for path in (ROOT / "ablation").glob("*.py"):
+    for path in (ROOT / "ablation").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*import pickle|^\s*from pickle|pickle\.loads?\(|import dill|marshal\.loads?\(", text,
                              re.M), path

@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
-from ablation import config as C
-from ablation import train as T
-from ablation.errors import ConfigError
+from ablation.training import config as C
+from ablation import train as train_cli
+from ablation.training import loop as T
+from ablation.core.errors import ConfigError
 
 SUMMARY_KEYS = {"status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                 "iterations", "epochs", "time_s", "images_per_s", "device", "threads"}
@@ -185,18 +186,18 @@ def test_cli_missing_dataset_is_one_line_and_exit_2(tmp_path):
 
 def test_cli_trains_and_prints_the_summary(data_dir, tmp_path, capsys):
     args = [f"{k}={json.dumps(v)}" for k, v in tiny(data_dir, steps=4, evals=1, deterministic=True).items()]
-    assert T.main(args + [f"out={tmp_path}"]) == 0
+    assert train_cli.main(args + [f"out={tmp_path}"]) == 0
     assert json.loads(capsys.readouterr().out)["iterations"] == 4
-    assert T.main(["lr=0.1"]) == 2  # no out=
+    assert train_cli.main(["lr=0.1"]) == 2  # no out=
 
 
 def test_a_finished_run_refuses_a_different_config_in_one_line(data_dir, tmp_path, capsys):
     """Issue 9, item 1: a finished resnet8 run, then resnet14 at another width and lr into the same out=."""
     out = f"out={tmp_path / 'a'}"
     common = ["dataset=synthetic", f"data_dir={data_dir}", "steps=4", "milestones=[]", "evals=1", "threads=1"]
-    assert T.main([*common, "arch=resnet8", "width=8", out]) == 0
+    assert train_cli.main([*common, "arch=resnet8", "width=8", out]) == 0
     first = json.loads(capsys.readouterr().out)
-    assert T.main([*common, "arch=resnet14", "width=16", "lr=0.5", out]) == 2
+    assert train_cli.main([*common, "arch=resnet14", "width=16", "lr=0.5", out]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no summary, least of all the resnet8 one
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err

@@ -1,0 +1,250 @@
+"""The layout of a results folder: every file name, one run's folder and the whole folder, and where results may go.
+
+    <out>/manifest.json          which run (hash) holds which experiment row and seed
+    <out>/invocations.jsonl      one line per invocation of the runner: command, wall time, machine
+    <out>/runs/<hash>/           one run: config.json, history.jsonl, checkpoint.pt, summary.json,
+                                 claim.json while a process trains it and .claim.lock (ablation.core.locks),
+                                 error.json when its last attempt raised or its worker died,
+                                 TensorBoard's events.out.tfevents.* with tensorboard=true
+    <out>/.lock                  the lock of the shared files above and below (ablation.core.locks)
+    <out>/.storage-check.<token>[.<node>]   while a cluster study runs: the driver's token, and each
+                                 node's reply, which show that every node sees this folder
+    <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
+    <out>/lesion.csv             the lesion study of the trained weights (ablation.reporting.analysis), kept
+                                 so that results without their run folders still show it
+    <out>/notes.md               the user's own notes, kept in the README across rebuilds
+    <out>/reference.csv          its rows beside the shipped reference study's (ablation.reporting.reference)
+    <out>/reference.toml         in a shipped reference study only: how it was made
+
+Every file is written atomically (:mod:`ablation.core.files`); the report reads the whole folder
+as pandas tables (:mod:`ablation.reporting.tables`).
+
+An unreadable ``summary.json`` means the run has not finished (it is trained again, from its
+checkpoint); any other unreadable file the results depend on is a :class:`CorruptFile` error
+naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, save_torch, \
+    sweep_temporaries, write_atomic, write_failed
+
+RUNS = "runs"
+MANIFEST = "manifest.json"
+INVOCATIONS = "invocations.jsonl"
+RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV = "runs.csv", "rows.csv", "history.csv", "lesion.csv"
+TABLES, PLOTS = "tables", "plots"
+README, NOTES = "README.md", "notes.md"
+REFERENCE_CSV, REFERENCE_TOML = "reference.csv", "reference.toml"
+
+CONFIG, HISTORY, CHECKPOINT, SUMMARY = "config.json", "history.jsonl", "checkpoint.pt", "summary.json"
+CLAIM, FOLDER_LOCK, TAKEOVER_LOCK = "claim.json", ".lock", ".claim.lock"
+STORAGE_CHECK = ".storage-check"
+ERROR = "error.json"
+RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, SUMMARY, CLAIM, ERROR)  # what makes a folder a run folder
+RESULTS_FILES = (MANIFEST, INVOCATIONS, RUNS)  # what makes a folder a results folder
+
+
+class RunDir:
+    """One run's folder: its config, its history (one line per evaluation point), checkpoint and summary."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config = self.path / CONFIG
+        self.history = self.path / HISTORY
+        self.checkpoint = self.path / CHECKPOINT
+        self.summary = self.path / SUMMARY
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def is_finished(self) -> bool:
+        """A readable summary: an unreadable one means the run has not finished (it trains again)."""
+        return self.read_summary() is not None
+
+    def is_started(self) -> bool:
+        """Something was trained: a checkpoint, a history point or a summary exists."""
+        return any(p.exists() for p in (self.checkpoint, self.history, self.summary))
+
+    def read_config(self) -> dict | None:
+        """The run's config; None where there is none; CorruptFile naming the file where it does not read."""
+        return read_json_strict(self.config, "; delete the run folder to train that run again")
+
+    def read_summary(self) -> dict | None:
+        """The summary, or None where it is absent or unreadable (the run is then not finished)."""
+        summary = read_json(self.summary)
+        return summary if isinstance(summary, dict) else None
+
+    def read_history(self) -> list[dict]:
+        return read_jsonl(self.history)
+
+    def read_error(self) -> dict | None:
+        """Why the run's last attempt failed (``reason``, ``when``), or None."""
+        record = read_json(self.path / ERROR)
+        return record if isinstance(record, dict) and isinstance(record.get("reason"), str) else None
+
+    def write_error(self, reason: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path / ERROR, json.dumps({"reason": reason,
+                                                    "when": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+
+    def clear_error(self) -> None:
+        (self.path / ERROR).unlink(missing_ok=True)
+
+    def write_config(self, cfg: dict) -> None:
+        write_atomic(self.config, json.dumps(cfg, indent=2))
+
+    def write_summary(self, summary: dict) -> None:
+        write_atomic(self.summary, json.dumps(summary, indent=2))
+
+    def save_checkpoint(self, checkpoint: dict) -> None:
+        save_torch(self.checkpoint, checkpoint)
+
+    def append_history(self, record: dict) -> None:
+        append_jsonl(self.history, record)
+
+    def keep_history(self, n: int) -> None:
+        """Keep the first ``n`` history lines: points recorded after the checkpoint are recorded again."""
+        if self.history.exists():
+            lines = self.history.read_text().splitlines(keepends=True)
+            if len(lines) != n:
+                write_atomic(self.history, "".join(lines[:n]))
+
+    def sweep(self) -> None:
+        """Remove temporaries of killed writers; only the claim's holder calls this, so all are stale."""
+        sweep_temporaries(self.path)
+
+
+class ResultsDir:
+    """A results folder: its runs, the manifest, the invocation log and what the report builds."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.runs = self.path / RUNS
+        self.manifest = self.path / MANIFEST
+        self.invocations = self.path / INVOCATIONS
+        self.runs_csv, self.rows_csv, self.history_csv, self.lesion_csv = (
+            self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV))
+        self.tables, self.plots = self.path / TABLES, self.path / PLOTS
+        self.readme, self.notes = self.path / README, self.path / NOTES
+        self.reference_csv, self.reference_toml = self.path / REFERENCE_CSV, self.path / REFERENCE_TOML
+
+    def run(self, run_hash: str) -> RunDir:
+        return RunDir(self.runs / run_hash)
+
+    def finished_runs(self) -> list[RunDir]:
+        return [run for run in (RunDir(p.parent) for p in sorted(self.runs.glob(f"*/{SUMMARY}"))) if run.is_finished()]
+
+    def has_manifest(self) -> bool:
+        return self.manifest.is_file()
+
+    def read_manifest(self, missing_ok: bool = False) -> dict | None:
+        """The manifest; ConfigError naming the file where it is unreadable, or absent (unless ``missing_ok``)."""
+        if not self.has_manifest() and missing_ok:
+            return None
+        if not self.has_manifest():
+            raise ConfigError(f"{self.path} holds no results (no {MANIFEST}); run python -m ablation.run first")
+        manifest = read_json(self.manifest)
+        if not _is_manifest(manifest):
+            raise CorruptFile(f"{self.manifest} is unreadable or not a results manifest; delete it and run the "
+                              f"same python -m ablation.run command again to rebuild it (finished runs are kept)")
+        return manifest
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_atomic(self.manifest, json.dumps(manifest, indent=2, default=str))
+
+    def read_invocations(self) -> list[dict]:
+        """The invocation log; torn lines and records without the fields the README shows are skipped."""
+        return [i for i in read_jsonl(self.invocations) if INVOCATION_FIELDS <= set(i)]
+
+    def log_invocation(self, entry: dict) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_failed(self.path, e) from None
+        append_jsonl(self.invocations, entry)
+
+    def storage_check(self, token: str, node: str | None = None) -> Path:
+        """The driver's token file (``node`` None) or a node's reply to it (ablation.study.ray_backend)."""
+        return self.path / ".".join([STORAGE_CHECK, token, *([node] if node else [])])
+
+    def sweep(self) -> None:
+        """Remove temporaries of the report's files; call it holding the folder lock (ablation.core.locks)."""
+        for folder in (self.path, self.tables, self.plots):
+            if folder.is_dir():
+                sweep_temporaries(folder)
+
+    def table(self, experiment: str) -> Path:
+        return self.tables / f"{experiment}.md"
+
+    def read_notes(self) -> str | None:
+        return self.notes.read_text() if self.notes.is_file() else None
+
+
+INVOCATION_FIELDS = {"command", "finished", "wall_s", "machine", "jobs", "trained", "skipped", "errors", "interrupted"}
+_HASH_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+
+
+def _is_manifest(m) -> bool:
+    """The shape that the runner writes and the report reads (ablation.study.experiments.manifest)."""
+    if not isinstance(m, dict) or not isinstance(m.get("experiments"), dict) or not isinstance(m.get("runs"), dict):
+        return False
+    for e in m["experiments"].values():
+        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("title"), str)
+                and isinstance(e.get("rows"), list) and isinstance(e.get("claims", []), list)):
+            return False
+        if not all(isinstance(r, dict) and isinstance(r.get("variant"), str) for r in e["rows"]):
+            return False
+        if not all(isinstance(c, dict) and isinstance(c.get("says"), str) for c in e.get("claims", [])):
+            return False
+    for r in m["runs"].values():
+        # the hash names a folder under runs/: nothing that could point elsewhere
+        if not (isinstance(r, dict) and isinstance(r.get("hash"), str) and r["hash"] and set(r["hash"]) <= _HASH_CHARS
+                and r.get("experiment") in m["experiments"] and isinstance(r.get("variant"), str)
+                and isinstance(r.get("seed"), int)):
+            return False
+    return True
+
+
+def _ours_to_ignore(name: str) -> bool:
+    # the lock, a cluster's storage check (another driver may be starting on the folder) and temporaries
+    return name in (FOLDER_LOCK, TAKEOVER_LOCK) or name.startswith(STORAGE_CHECK + ".") or \
+        (name.startswith(".") and ".tmp" in name)
+
+
+def check_folder(path, kind: str, option: str) -> Path:
+    """``path`` as a folder for ``kind`` ("results" or "run"), or ConfigError in one line; creates nothing.
+
+    Refused: an empty name; a file; a folder that cannot be created or written; and a folder that
+    holds other files and none of ours (``--out docs`` must not replace docs/README.md).
+    """
+    if path is None or not str(path).strip():
+        raise ConfigError(f"{option} is empty; name a folder")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} {path} cannot be created: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        why = "read-only" if ancestor == path else f"{ancestor} is read-only"
+        raise ConfigError(f"{option} {path} cannot be written: {why}")
+    if path.is_dir():
+        try:
+            entries = [e for e in os.listdir(path) if not _ours_to_ignore(e)]
+        except OSError as e:
+            raise ConfigError(f"{option} {path} cannot be read: {e.strerror}") from None
+        ours = RESULTS_FILES if kind == "results" else RUN_FILES
+        if entries and not any(name in ours for name in entries):
+            what = "results folder (no manifest.json, no runs/)" if kind == "results" else "run folder (no config.json)"
+            raise ConfigError(f"{option} {path} holds other files and is not a {what}; choose a new or empty folder")
+    return path

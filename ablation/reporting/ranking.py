@@ -1,0 +1,65 @@
+"""Our order of a table's rows against the paper's: Spearman's rho and Kendall's tau-b.
+
+Both handle ties; the rows the paper marks "fail" are tied last (their mean rank), and our rows where
+most seeds failed are tied last likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from ..core.text import isnan
+
+
+@dataclass(frozen=True)
+class Agreement:
+    rows: list  # the variants compared
+    paper_rank: list
+    our_rank: list
+    spearman: float
+    spearman_p: float
+    kendall: float
+    kendall_p: float
+
+
+def ranks(values: list, failed: list[bool]) -> list[float]:
+    """Ranks (1 = lowest error, ties averaged) with failed rows tied last."""
+    worst = max([v for v, f in zip(values, failed) if not f], default=0.0) + 1.0
+    return list(sps.rankdata([worst if f else v for v, f in zip(values, failed)]))
+
+
+def rank_agreement(rows: list[str], paper: list, ours: list[float], ours_failed: list[bool]) -> Agreement | None:
+    """Our order of ``rows`` against the paper's (numbers or "fail"); None with fewer than 3 rows."""
+    if len(rows) < 3:
+        return None
+    paper_failed = [p == "fail" for p in paper]
+    pr = ranks([0.0 if f else float(p) for p, f in zip(paper, paper_failed)], paper_failed)
+    our = ranks(list(ours), list(ours_failed))
+    if len(set(pr)) < 2 or len(set(our)) < 2:
+        return None
+    rho, rho_p = sps.spearmanr(pr, our)
+    tau, tau_p = sps.kendalltau(pr, our)  # tau-b: corrects for the tied fail rows
+    return Agreement(rows, pr, our, float(rho), float(rho_p), float(tau), float(tau_p))
+
+
+def agreements(stats, experiment: str) -> list[tuple]:
+    """``(column, Agreement)`` per column of an experiment's table (one with column None if it has none),
+    over the rows that we ran and the paper reported (a number or "fail")."""
+    reported = [p == "fail" or (isinstance(p, (int, float)) and math.isfinite(p)) for p in stats["paper"]]
+    ran = [n > 0 and (f * 2 > n or (o is not None and not isnan(o)))
+           for n, f, o in zip(stats["seeds"], stats["failed"], stats["ours"])]
+    s = stats[(stats["experiment"] == experiment).to_numpy() & np.array(reported, bool) & np.array(ran, bool)]
+    out = []
+    columns = [c for c in dict.fromkeys(s["column"]) if isinstance(c, str)] or [None]
+    for column in columns:
+        sub = s if column is None else s[s["column"] == column]
+        failed = list(sub["failed"] * 2 > sub["seeds"])
+        a = rank_agreement(list(sub["variant"]), list(sub["paper"]),
+                           [0.0 if f else float(v) for v, f in zip(sub["ours"], failed)], failed)
+        if a is not None:
+            out.append((column, a))
+    return out

@@ -1,0 +1,343 @@
+"""Tables, tested findings, figures and mechanisms from stored results; trains nothing.
+
+    python -m ablation.report results/quick
+
+reads ``<dir>/manifest.json`` (which run holds which row and seed) and each run's
+``summary.json`` and ``history.jsonl`` under ``<dir>/runs/``; where a run folder is
+absent (results committed without their run folders) it falls back to ``runs.csv``,
+``history.csv`` and ``lesion.csv`` written by an earlier report. Writes ``runs.csv`` (one row
+per run and seed), ``rows.csv`` (per table row: median, mean, std, 95% CI, best over seeds),
+``history.csv``, ``lesion.csv``, ``tables/<experiment>.md``, ``plots/*.png|svg`` and
+``README.md``. The statistics are :mod:`ablation.reporting.stats`, the mechanisms :mod:`ablation.reporting.analysis`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ranking
+from . import reference as ref
+from . import stats as st
+from ..core import text
+from ..core.text import isnan, num, paper_cell
+from ..core.files import write_atomic
+from ..core.layout import ResultsDir
+from .tables import load_tables
+
+def with_figure(manifest, figure: str) -> list[str]:
+    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``, :data:`FIGURES`)."""
+    return [n for n, m in manifest["experiments"].items() if figure in (m.get("figures") or [])]
+
+
+def ranked(manifest) -> dict:
+    """The experiments ranked against the paper's rows, each named by its source (the paper's table)."""
+    return {n: manifest["experiments"][n].get("source") or n for n in with_figure(manifest, "ranking")}
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def ours_cell(s: dict) -> str:
+    """Our statistic that matches the paper's protocol, tagged with its name when there are several seeds."""
+    if not s["seeds"]:
+        return "error" if s["errors"] else "not run"
+    if s["seeds"] == 1:
+        return f"fail ({_fail_number(s)})" if s["failed"] else num(s["ours"])
+    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
+    if s["failed"] * 2 > s["seeds"]:
+        return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
+    return f"{num(s['ours'])} ({'; '.join(notes)})"
+
+
+def _fail_number(s: dict, unit: str = "") -> str:
+    """A failed row's error, or "diverged" where most of its runs stopped on a non-finite loss
+    (the error of a net whose weights are NaN is that of a constant guess, not a measurement)."""
+    if s.get("diverged") and s["diverged"] * 2 > s["seeds"]:
+        return "diverged"
+    return num(s["ours"]) + unit
+
+
+def ci_cell(s: dict) -> str:
+    """mean ± std [95% CI of the mean], or a dash with fewer than two seeds."""
+    if s["seeds"] < 2 or s["test_std"] is None or isnan(s["test_std"]):
+        return "—"
+    return f"{num(s['test_mean'])} ± {num(s['test_std'])} [{num(s['test_ci_low'])}, {num(s['test_ci_high'])}]"
+
+
+def _cells(d: dict) -> list[str]:
+    return [ours_cell(d), ci_cell(d), num(d[f"train_{d['stat']}"]), paper_cell(d["paper"], d)]
+
+
+def markdown_table(meta: dict, stats) -> str:
+    """The experiment in the paper's layout: rows as printed, our statistic beside the paper's number."""
+    s = stats[stats["experiment"] == meta["name"]]
+    s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
+    if s.empty:
+        return ""
+    columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not isnan(c)]
+    if columns:
+        labels = list(dict.fromkeys(s["label"]))
+        # the nets as run may be smaller than the paper's: say which, per column or per row
+        col_arch = {c: set(s[s["column"] == c]["arch"]) for c in columns}
+        row_arch = {l: set(s[s["label"] == l]["arch"]) for l in labels}
+        per_col = all(len(a) == 1 for a in col_arch.values())
+        per_row = not per_col and all(len(a) == 1 for a in row_arch.values())
+        head = [""]
+        for c in columns:
+            run_as = f" ({next(iter(col_arch[c]))})" if per_col else ""
+            head += [f"{c}{run_as} ours", f"{c} mean ± std [95% CI]", f"{c} ours (train)", f"{c} paper"]
+        lines = [head]
+        for label in labels:
+            line = [f"{label} ({next(iter(row_arch[label]))})" if per_row else label]
+            for c in columns:
+                hit = s[(s["label"] == label) & (s["column"] == c)]
+                line += _cells(hit.iloc[0].to_dict()) if len(hit) else ["", "", "", ""]
+            lines.append(line)
+    else:
+        lines = [["", "arch (as run)", "ours", "mean ± std [95% CI]", "ours (train)", "paper", "seeds"]]
+        for d in s.to_dict("records"):
+            ours, ci, train, paper = _cells(d)
+            lines.append([d["label"], d["arch"], ours, ci, train, paper, str(d["seeds"])])
+    return text.markdown_table(lines) + "\n" + TABLE_NOTE + "\n"
+
+
+TABLE_NOTE = ("Errors in %. *ours*: the statistic of our seeds that matches how the paper reported the row "
+              "(best of seeds beside a paper's best, mean beside a mean, median beside a median or a single "
+              "run, and median where the protocol is not recorded), named in brackets; one seed: that run. "
+              f"*mean ± std [95% CI]*: over seeds, the interval of the mean by the {st.CI_METHOD} distribution. "
+              "*ours (train)*: the same statistic of the final training error.")
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def fail_marks(meta: dict, stats) -> list[str]:
+    """Where the paper printed "fail", did we fail too, and did we fail anywhere it did not?"""
+    s = stats[(stats["experiment"] == meta["name"]) & (stats["seeds"] > 0)]
+    lines = []
+    for d in s.to_dict("records"):
+        ours = d["failed"] * 2 > d["seeds"]
+        paper = d["paper"] == "fail"
+        if paper or ours:
+            reported = d["paper"] is not None and not isnan(d["paper"])
+            agree = ("as in the paper" if ours == paper else "unlike the paper") if reported else \
+                "the paper reports no number for this row"
+            lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
+                         f"{'fail' if ours else 'no fail'} ({_fail_number(d, '%')}) — {agree}")
+    return lines
+
+
+def agreement_lines(manifest, stats) -> list[str]:
+    lines = []
+    for name, table in ranked(manifest).items():
+        for column, a in ranking.agreements(stats, name):
+            lines.append(f"- {table}{f' ({column})' if column else ''}: Spearman rho = {a.spearman:+.2f} "
+                         f"(p {st.format_p(a.spearman_p)}), Kendall tau-b = {a.kendall:+.2f} "
+                         f"(p {st.format_p(a.kendall_p)}) over {len(a.rows)} rows")
+    return lines
+
+
+def findings(manifest, runs, stats, tables) -> list[str]:
+    checked = {name: st.test_claims(meta.get("claims", []), st.samples(runs, name))
+               for name, meta in manifest["experiments"].items() if name in tables}
+    verdicts = [r["verdict"] for rs in checked.values() for r in rs]
+    lines = ["## Findings", "",
+             f"Each claim of the papers as a tested statement on our seeds (computed, not edited): HOLDS when "
+             f"significant at {st.ALPHA} after Holm's correction over the claims of its experiment, CONTRADICTED "
+             f"when the opposite is, NOT SIGNIFICANT when neither; `lower` is a {st.TEST_NAME} on the means, "
+             "`lowest` an intersection-union of such tests, `close` an equivalence test (TOST); the effect is a "
+             "difference of means with its two-sided 95% CI, not corrected for multiple claims, so a one-sided "
+             "test may hold while the interval still touches zero (ablation/reporting/stats.py).", ""]
+    if verdicts:
+        counts = "; ".join(f"{v}: {verdicts.count(v)}" for v in st.VERDICTS)
+        lines += [f"Claims: {len(verdicts)}; {counts}.", ""]
+    for name, meta in manifest["experiments"].items():
+        results, fails = checked.get(name, []), fail_marks(meta, stats) if name in tables else []
+        if results or fails:
+            lines += [f"**{name}**", ""]
+            lines += [f"- {r['verdict'].upper()}: {r['says']} — {r['detail']}" for r in results]
+            lines += [f"- fail marks: {f}" for f in fails]
+            lines.append("")
+    if not checked:
+        lines += ["No claim could be checked: no finished runs.", ""]
+    ranking = agreement_lines(manifest, stats)
+    if ranking:
+        lines += ["Our ranking of the rows against the paper's (ours: the statistic of the tables; rows the paper "
+                  "marks fail, and ours where most seeds failed, tied last):", "", *ranking, ""]
+    return lines
+
+
+# --- the whole report -------------------------------------------------------------------------
+
+
+@dataclass
+class Study:
+    """A results folder as the report reads it: its tables, the statistics per row and the lesion study."""
+
+    results: ResultsDir
+    manifest: dict
+    runs: "pd.DataFrame"
+    history: "pd.DataFrame"
+    stats: "pd.DataFrame"
+    tables: dict  # experiment -> its markdown table
+    lesion: "pd.DataFrame | None"
+    lesion_missing: dict  # why the lesion study is missing for some runs -> how many
+    reference: list  # (reference study, its rows beside ours) for each reference of the same preset
+
+
+def read_study(out, reference=None) -> Study:
+    """Everything the README and the figures are made of, read from the results folder ``out``.
+
+    The lesion study is computed for finished runs not yet in ``lesion.csv`` (torch loads only then).
+    ``reference``: a folder of reference studies, or one (default: the shipped ones,
+    :data:`ablation.reporting.reference.REFERENCE_ROOT`), whose rows of the same preset stand beside ours.
+    """
+    from .analysis import lesion_study
+
+    results = ResultsDir(out)
+    manifest, runs, history = load_tables(out)
+    stats = st.row_stats(manifest, runs)
+    tables = {n: md for n, m in manifest["experiments"].items() if (md := markdown_table(m, stats))}
+    lesion, missing = lesion_study(results, runs)
+    beside = ref.comparisons(out, runs, manifest.get("preset"), reference)
+    return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside)
+
+
+def build(out, quiet: bool = True, reference=None) -> dict:
+    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
+    study = read_study(out, reference)
+    results, manifest = study.results, study.manifest
+    _write_reference(study)
+    write_atomic(results.runs_csv, study.runs.to_csv(index=False))
+    write_atomic(results.rows_csv, study.stats.to_csv(index=False))
+    write_atomic(results.history_csv, study.history.to_csv(index=False))
+    written = {"tables": [], "plots": []}
+    for name, md in study.tables.items():
+        path = results.table(name)
+        write_atomic(path, f"# {manifest['experiments'][name]['title']}\n\n{md}")
+        written["tables"].append(str(path))
+    written["plots"] = draw(study)
+    write_atomic(results.readme, readme(study, _plot_order(manifest, written["plots"])))
+    written["readme"] = str(results.readme)
+    if not quiet:
+        for p in [*written["tables"], *written["plots"], written["readme"]]:
+            print(p)
+    return written
+
+
+def draw(study: Study) -> list[str]:
+    """Every figure of the study: those its experiment files ask for, then each experiment's own."""
+    from . import plots as P  # matplotlib only when drawing
+
+    manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
+    paths = []
+    for name in with_figure(manifest, "depth_curves"):
+        paths += P.plot_degradation(manifest, runs, history, out, name)
+    for name in with_figure(manifest, "error_vs_depth"):
+        paths += P.plot_depth(manifest, runs, stats, out, name)
+    for name in manifest["experiments"]:
+        paths += P.plot_bars(manifest, runs, stats, name, out)
+    for name in with_figure(manifest, "row_curves"):
+        paths += P.plot_shortcut_curves(manifest, runs, history, out, name)
+    paths += P.plot_ranking(stats, ranked(manifest), out)
+    for name in manifest["experiments"]:
+        paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
+        paths += P.plot_grad_flow(manifest, runs, history, name, out)
+        paths += P.plot_gates(manifest, runs, history, name, out)
+    return paths
+
+
+def _write_reference(study: Study) -> None:
+    if study.reference:
+        write_atomic(study.results.reference_csv, ref.table(study.reference).to_csv(index=False))
+
+
+def refresh_readme(out, reference=None) -> None:
+    """Rewrite README.md alone (tables and findings again, no plots; the lesion study from its cache)."""
+    study = read_study(out, reference)
+    _write_reference(study)
+    plots = study.results.plots
+    drawn = sorted(str(p) for p in plots.glob("*.png")) if plots.is_dir() else []
+    write_atomic(study.results.readme, readme(study, _plot_order(study.manifest, drawn)))
+
+
+def _plot_order(manifest, paths: list[str]) -> list[str]:
+    """The training curves of the depth experiments first (the papers' first figure), then by name."""
+    first = {f"{name}_curves" for name in with_figure(manifest, "depth_curves")}
+    return sorted(paths, key=lambda p: (Path(p).stem not in first, Path(p).stem))
+
+
+def readme(study: Study, plots: list[str]) -> str:
+    """The results README: how the numbers were made, the scale, the tables, findings, mechanisms and figures."""
+    results, manifest, runs, history, stats, tables = (study.results, study.manifest, study.runs, study.history,
+                                                       study.stats, study.tables)
+    out = results.path
+    inv = results.read_invocations()
+    trained = [i for i in inv if i.get("trained")]
+    lines = [f"# Results: preset `{manifest.get('preset')}`", ""]
+    if manifest.get("preset_description"):
+        lines += [manifest["preset_description"], ""]
+    if manifest.get("overrides"):
+        given = ", ".join(f"{k}={json.dumps(v)}" for k, v in manifest["overrides"].items())
+        lines += [f"Set on the command line over the preset: {given}. Where the description above says "
+                  "otherwise, these hold (the scale table below shows what ran).", ""]
+    if trained:
+        t = trained[-1]
+        lines += ["## How these numbers were made", "",
+                  f"- command: `{t['command']}`",
+                  f"- machine: {t['machine']}",
+                  f"- wall time: {t['wall_s']:.0f} s for the invocation that trained ({t['trained']} runs trained, "
+                  f"{t['skipped']} already done, {t['jobs']} at once), finished {t['finished']}"]
+        if len(trained) > 1:
+            lines.append(f"- runs were trained over {len(trained)} invocations, {sum(i['wall_s'] for i in trained):.0f} s in all")
+        last = inv[-1]
+        if last is not trained[-1]:
+            lines.append(f"- last invocation: `{last['command']}` trained {last['trained']} runs in {last['wall_s']:.1f} s")
+        lines.append("")
+    ok = runs[runs["status"].isin(["ok", "fail"])]
+    if not ok.empty:
+        lines += ["## Scale of the runs", "", "| experiment | arch (as run) | dataset | image size | width | schedule | batch |",
+                  "|---|---|---|---|---|---|---|"]
+        for name in manifest["experiments"]:
+            sub = ok[ok["experiment"] == name]
+            if sub.empty:
+                continue
+            d = sub.iloc[0]
+            archs = ", ".join(dict.fromkeys(sub["arch"]))
+            size = "native" if d["image_size"] is None or isnan(d["image_size"]) else int(d["image_size"])
+            width = "default" if d["width"] is None or isnan(d["width"]) else int(d["width"])
+            lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {num(d['steps'], 0)} "
+                         f"{d['schedule_unit']} | {num(d['batch_size'], 0)} |")
+        seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
+        lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. The paper's numbers come from its own, "
+                  "full-scale setup: compare orderings, not values.", ""]
+    notes = results.read_notes()
+    if notes:  # measurements made outside the runner, kept across rebuilds
+        lines += ["## Notes", "", notes.strip(), ""]
+    lines += ["## Tables", ""]
+    for name, md in tables.items():
+        meta = manifest["experiments"][name]
+        lines += [f"### {meta['title']}", "", md]
+        if meta.get("notes"):
+            lines += [meta["notes"], ""]
+    lines += findings(manifest, runs, stats, tables)
+    lines += ref.report_lines(study.reference)
+    from .analysis import mechanism_lines
+
+    lines += mechanism_lines(manifest, runs, history, study.lesion, study.lesion_missing)
+    errors = runs[runs["status"] == "error"]
+    if not errors.empty:
+        lines += ["## Runs that raised an error", ""]
+        lines += [f"- {r['experiment']}:{r['variant']} seed {r['seed']} ({r['hash']}): {r['reason']}"
+                  for r in errors.to_dict("records")]
+        lines.append("")
+    pngs = [Path(p) for p in plots if p.endswith(".png")]
+    if pngs:
+        lines += ["## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in pngs]
+        lines.append("")
+    lines += ["All tables and plots: `python -m ablation.report " + str(out) + "` (trains nothing). "
+              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`; lesion study: `lesion.csv`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,360 @@
+"""Statistics over seeds: per-row summaries and the papers' claims as tested statements.
+
+Rows. Each table row holds the final error of n seeds ``x_1..x_n``. We give the median, the mean
+``m``, the sample std ``s`` (ddof = 1), the best seed (lowest error) and a 95% confidence interval
+of the mean by the t distribution, ``m +- t_{0.975, n-1} s / sqrt(n)`` (n >= 2).
+
+Claims. A claim compares rows of one experiment on the mean final error (test or training):
+
+* ``lower = [a, b]``: "a ends lower than b". One-sided Welch's t-test (unequal variances)
+  of H0: mu_a >= mu_b against H1: mu_a < mu_b, with
+  ``t = (m_b - m_a) / se``, ``se = sqrt(s_a^2/n_a + s_b^2/n_b)`` and Welch-Satterthwaite
+  degrees of freedom ``nu = se^4 / ((s_a^2/n_a)^2/(n_a-1) + (s_b^2/n_b)^2/(n_b-1))``.
+  The effect is ``m_b - m_a`` (positive: as claimed) with its 95% interval ``+- t_{0.975,nu} se``.
+* ``lowest = [t...]`` (``among`` a pool, default every row run): every target is lower than every
+  other row of the pool. An intersection-union test (Berger 1982): the claim is the intersection
+  of the pairwise claims, so its p-value is the largest pairwise one-sided p, with no correction
+  within the claim. The effect shown is the closest pair (smallest lead over the runner-up).
+* ``close = [a, b]`` with ``within = delta`` points: an equivalence test, two one-sided tests
+  (TOST, Schuirmann 1987) of H0: |mu_a - mu_b| >= delta; p = max of the two one-sided Welch p-values
+  of ``mu_a - mu_b < delta`` and ``mu_a - mu_b > -delta``.
+
+Why Welch's t rather than an exact permutation test: with 5 seeds per row a permutation test of two
+rows has 252 splits, so its smallest one-sided p is 1/252 ~ 0.004, and after Holm over the 9 claims of
+one experiment (the smallest p is compared with 0.05/9 ~ 0.0056) only rows whose seeds do not
+overlap at all could ever be declared; with 3 seeds (smallest p 1/20) nothing could. Welch's t
+assumes roughly normal seed-to-seed noise; a row whose seeds sometimes fail (a bimodal sample) gets
+a large std, which makes its tests conservative rather than wrong in the claim's favour.
+
+Multiple claims. The p-values of the claims of one experiment are corrected together by Holm's
+step-down method (Holm 1979): sorted ascending, ``p_(i)`` becomes
+``max_{j <= i} min(1, (m - j + 1) p_(j))``, m the number of testable claims. The verdict is
+
+* HOLDS: the claim's Holm-adjusted p < 0.05;
+* CONTRADICTED: the opposite statement, tested the same way and Holm-corrected over the same
+  family, has adjusted p < 0.05 (for ``lower``: a significantly higher than b; for ``lowest``: some
+  row significantly lower than a target, Bonferroni over the pairs; for ``close``: the gap
+  significantly larger than delta, Bonferroni over the two sides);
+* NOT SIGNIFICANT: neither; the seeds cannot tell (the detail says whether the observed direction
+  is the claimed one);
+* CANNOT BE TESTED: a row of the claim has one seed, so there is no estimate of seed noise;
+* NOT RUN: a row of the claim has no finished seed.
+
+Each of the two families (claims, contradictions) keeps its family-wise error rate at 0.05.
+
+Rank agreement with the paper: :mod:`ablation.reporting.ranking`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from ..core.text import isnan
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+CI_METHOD = "t"  # the confidence interval of a mean: t distribution on the seeds' std
+TEST_NAME = "one-sided Welch's t-test"
+HOLDS, NOT_SIGNIFICANT, CONTRADICTED = "holds", "not significant", "contradicted"
+CANNOT, NOT_RUN = "cannot be tested", "not run"
+VERDICTS = (HOLDS, NOT_SIGNIFICANT, CONTRADICTED, CANNOT, NOT_RUN)
+
+
+# --- one row ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The seeds of one row: count, median, mean, std, best seed and the 95% t interval of the mean."""
+
+    n: int
+    median: float | None
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    best: float | None
+
+
+def clean(values) -> list[float]:
+    """The finite numbers of ``values`` (None and NaN dropped)."""
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def summarize(values) -> Summary:
+    x = np.asarray(clean(values), dtype=float)
+    n = len(x)
+    if n == 0:
+        return Summary(0, None, None, None, None, None, None)
+    mean, median, best = float(x.mean()), float(np.median(x)), float(x.min())
+    if n == 1:
+        return Summary(1, median, mean, None, None, None, best)
+    std = float(x.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    return Summary(n, median, mean, std, mean - half, mean + half, best)
+
+
+PROTOCOLS = {"median": "median", "best": "best", "mean": "mean", "single": "median"}
+
+
+def protocol_stat(protocol) -> str:
+    """Our statistic that stands beside a paper's number reported as ``protocol``.
+
+    Best of seeds beside a paper's best, mean beside a mean, median beside a median; a paper's
+    single run beside our median (the typical single run); median where no protocol is stated.
+    """
+    return PROTOCOLS.get(protocol if isinstance(protocol, str) else "median", "median")
+
+
+# --- the rows of a results folder --------------------------------------------------------------
+
+DONE = ("ok", "fail")  # a run that finished, failed or not; its final errors count
+
+
+def fail_above(meta: dict, dataset) -> float | None:
+    """The paper's "fail" threshold, which is a number about its own dataset: it applies only there."""
+    if meta.get("fail_above") is None or (meta.get("dataset") and dataset != meta["dataset"]):
+        return None
+    return meta["fail_above"]
+
+
+def is_fail(status, error, threshold) -> bool:
+    if status == "fail":
+        return True
+    return threshold is not None and error is not None and not isnan(error) and error > threshold
+
+
+def samples(runs, experiment: str) -> dict[str, dict[str, list]]:
+    """``{"test"|"train": {variant: final errors of its finished seeds}}`` for :func:`test_claims`."""
+    done = runs[(runs["experiment"] == experiment) & runs["status"].isin(DONE)]
+    return {metric: {v: clean(g[f"final_{metric}_error"]) for v, g in done.groupby("variant", sort=False)}
+            for metric in ("test", "train")}
+
+
+DIVERGED = "loss is not finite"  # how the trainer words a run stopped by a NaN or infinite loss
+
+
+def row_stats(manifest: dict, runs) -> "pd.DataFrame":
+    """One line per table row: seeds run and failed, and the :class:`Summary` of test and training error.
+
+    ``ours`` is the test-error statistic that matches the paper's protocol of the row
+    (:func:`protocol_stat`); ``stat`` names it.
+    """
+    import pandas as pd
+
+    out = []
+    for name, meta in manifest["experiments"].items():
+        sub = runs[runs["experiment"] == name]
+        for row in meta["rows"]:
+            r = sub[sub["variant"] == row["variant"]]
+            done = r[r["status"].isin(DONE)]
+            errors = pd.to_numeric(done["final_test_error"], errors="coerce")
+            test, train = summarize(errors), summarize(done["final_train_error"])
+            fails = sum(is_fail(s, e, fail_above(meta, d)) for s, e, d in zip(done["status"], errors, done["dataset"]))
+            stat = protocol_stat(row.get("protocol"))
+            rec = {"experiment": name, "variant": row["variant"], "label": row["label"], "column": row.get("column"),
+                   "paper": row.get("paper"), "protocol": row.get("protocol"), "paper_mean": row.get("paper_mean"),
+                   "paper_std": row.get("paper_std"), "seeds": len(done), "failed": int(fails),
+                   "errors": int((r["status"] == "error").sum()),
+                   "diverged": int(done["reason"].astype(str).str.startswith(DIVERGED).sum())
+                   if "reason" in done else 0,  # a table without reasons: no run said it diverged
+                   "stat": stat, "ours": getattr(test, stat)}
+            for prefix, s in (("test", test), ("train", train)):
+                rec.update({f"{prefix}_{k}": getattr(s, k) for k in ("median", "mean", "std", "ci_low", "ci_high",
+                                                                     "best")})
+            rec.update({
+                "best_test_median": summarize(done["best_test_error"]).median,
+                "arch": ", ".join(dict.fromkeys(str(a) for a in r["arch"].dropna())),
+                "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
+                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None})
+            out.append(rec)
+    return pd.DataFrame(out)
+
+
+# --- two rows ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's comparison of two samples: ``d = m_a - m_b``, its standard error and degrees of freedom."""
+
+    d: float
+    se: float
+    df: float
+
+    @classmethod
+    def of(cls, a, b) -> "Welch":
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        se = math.sqrt(va + vb)
+        denom = va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)
+        df = se**4 / denom if denom > 0 else float(len(a) + len(b) - 2)
+        return cls(float(a.mean() - b.mean()), se, df)
+
+    def p_below(self, d0: float = 0.0) -> float:
+        """One-sided p of H1: mu_a - mu_b < d0."""
+        if self.se == 0:  # every seed of both rows gave the same number: the sign is certain
+            return 0.0 if self.d < d0 else 1.0
+        return float(sps.t.cdf((self.d - d0) / self.se, self.df))
+
+    def p_above(self, d0: float = 0.0) -> float:
+        """One-sided p of H1: mu_a - mu_b > d0."""
+        if self.se == 0:
+            return 0.0 if self.d > d0 else 1.0
+        return float(sps.t.sf((self.d - d0) / self.se, self.df))
+
+    def ci(self) -> tuple[float, float]:
+        """95% interval of mu_a - mu_b."""
+        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, self.df)) * self.se if self.se else 0.0
+        return self.d - half, self.d + half
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def claim_rows(claim: dict) -> list[str]:
+    return [*(claim.get("lower") or []), *(claim.get("lowest") or []), *(claim.get("close") or [])]
+
+
+def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list[dict]:
+    """Every claim of one experiment tested and Holm-corrected together.
+
+    ``samples[metric][variant]`` holds the final errors (in %) of the finished seeds of each row,
+    ``metric`` being ``test`` or ``train``. Returns one dict per claim, in order: ``says``,
+    ``verdict`` (one of :data:`VERDICTS`), ``detail`` (one line), and where tested ``p``,
+    ``p_holm``, ``p_opposite``, ``p_opposite_holm``, ``effect``, ``ci``, ``seeds``.
+    """
+    out = []
+    for c in claims:
+        metric = c.get("metric", "test")
+        got = {k: x for k, v in samples.get(metric, {}).items() if (x := clean(v))}
+        res = {"says": c["says"], "metric": metric}
+        missing = [n for n in claim_rows(c) if not got.get(n)]
+        if missing:
+            out.append({**res, "verdict": NOT_RUN, "detail": f"needs {', '.join(missing)}"})
+            continue
+        pool = _pool(c, got)
+        single = [n for n in pool if len(got[n]) < 2]
+        if single:
+            means = ", ".join(f"{n} {np.mean(got[n]):.2f}" for n in pool)
+            out.append({**res, "verdict": CANNOT, "seeds": min(len(got[n]) for n in pool),
+                        "detail": f"one seed of {', '.join(single)}, no estimate of seed noise "
+                                  f"({means} % {_what(metric)} error)"})
+            continue
+        kind = "lower" if c.get("lower") else "lowest" if c.get("lowest") else "close"
+        res.update(_TESTS[kind](c, got))
+        res["seeds"] = min(len(got[n]) for n in pool)
+        out.append(res)
+    tested = [r for r in out if "p" in r]
+    for key in ("p", "p_opposite"):
+        for r, adj in zip(tested, holm([r[key] for r in tested])):
+            r[f"{key}_holm"] = adj
+    for r in tested:
+        r["verdict"] = (HOLDS if r["p_holm"] < ALPHA else CONTRADICTED if r["p_opposite_holm"] < ALPHA
+                        else NOT_SIGNIFICANT)
+        if r["verdict"] == NOT_SIGNIFICANT and r["effect"] < 0 and r["kind"] != "close":
+            r["detail"] += "; observed direction opposite to the claim"
+        if r["verdict"] == CONTRADICTED:
+            r["detail"] += (f"; the opposite by {r['test']}: p {format_p(r['p_opposite'])}, Holm-adjusted p "
+                            f"{format_p(r['p_opposite_holm'])} ({r['n']})")
+        else:
+            r["detail"] += f"; {r['test']}: p {format_p(r['p'])}, Holm-adjusted p {format_p(r['p_holm'])} ({r['n']})"
+    return out
+
+
+def _pool(c: dict, got: dict) -> list[str]:
+    if c.get("lowest"):
+        among = c.get("among") or list(got)
+        return list(dict.fromkeys([*c["lowest"], *(n for n in among if n in got)]))
+    return claim_rows(c)
+
+
+def _what(metric: str) -> str:
+    return "test" if metric == "test" else "training"
+
+
+def format_p(p: float) -> str:
+    """``= 0.012`` or ``< 0.001``: two significant digits, three where two would read as 0.05."""
+    if p < 0.001:
+        return "< 0.001"
+    short = f"{p:.2g}"
+    return f"= {p:.3g}" if float(short) == ALPHA else f"= {short}"  # 0.0504 is not shown as 0.05
+
+
+def _n(*samples) -> str:
+    sizes = [len(x) for x in samples]
+    return f"n = {sizes[0]} seeds per row" if len(set(sizes)) == 1 else f"n = {', '.join(map(str, sizes))} seeds"
+
+
+def _effect(first: str, second: str, d: float, lo: float, hi: float) -> str:
+    return f"{first} - {second} = {d:+.2f} points [95% CI {lo:+.2f}, {hi:+.2f}]"
+
+
+def _test_lower(c, got) -> dict:
+    a, b = c["lower"]
+    w = Welch.of(got[b], got[a])  # d = m_b - m_a: positive as claimed
+    lo, hi = w.ci()
+    return {"kind": "lower", "test": TEST_NAME, "p": w.p_above(), "p_opposite": w.p_below(), "effect": w.d,
+            "ci": (lo, hi), "n": _n(got[a], got[b]),
+            "detail": f"{a} {np.mean(got[a]):.2f} vs {b} {np.mean(got[b]):.2f} % {_what(c.get('metric', 'test'))} "
+                      f"error (means), {_effect(b, a, w.d, lo, hi)}"}
+
+
+def _test_lowest(c, got) -> dict:
+    targets = c["lowest"]
+    others = [n for n in _pool(c, got) if n not in targets]
+    if not others:
+        return {"kind": "lowest", "test": "nothing to compare", "p": 1.0, "p_opposite": 1.0, "effect": 0.0,
+                "ci": (0.0, 0.0), "n": _n(got[targets[0]]), "detail": "no other row was run"}
+    pairs = [(t, o, Welch.of(got[o], got[t])) for t in targets for o in others]  # d = m_o - m_t
+    t, o, w = min(pairs, key=lambda p: p[2].d)  # the closest competitor
+    lo, hi = w.ci()
+    p = max(x.p_above() for _, _, x in pairs)  # intersection-union: every pair must hold
+    p_opp = min(1.0, len(pairs) * min(x.p_below() for _, _, x in pairs))  # any pair reversed, Bonferroni
+    rank = sorted(_pool(c, got), key=lambda n: np.mean(got[n]))
+    return {"kind": "lowest", "test": f"intersection-union of {len(pairs)} {TEST_NAME}s", "p": p,
+            "p_opposite": p_opp, "effect": w.d, "ci": (lo, hi),
+            "n": _n(*(got[n] for n in _pool(c, got))),
+            "detail": f"{t} {np.mean(got[t]):.2f} % {_what(c.get('metric', 'test'))} error (mean), ranks "
+                      f"{rank.index(t) + 1} of {len(rank)}; closest: {o} {np.mean(got[o]):.2f}, "
+                      f"{_effect(o, t, w.d, lo, hi)}"}
+
+
+def _test_close(c, got) -> dict:
+    a, b = c["close"]
+    delta = float(c.get("within", 1.0))
+    w = Welch.of(got[a], got[b])  # d = m_a - m_b
+    lo, hi = w.ci()
+    p = max(w.p_below(delta), w.p_above(-delta))  # TOST: both bounds must be rejected
+    p_opp = min(1.0, 2 * min(w.p_above(delta), w.p_below(-delta)))  # the gap exceeds delta on one side
+    return {"kind": "close", "test": f"TOST (two {TEST_NAME}s, margin {delta:g})", "p": p, "p_opposite": p_opp,
+            "effect": w.d, "ci": (lo, hi), "n": _n(got[a], got[b]),
+            "detail": f"{a} {np.mean(got[a]):.2f} vs {b} {np.mean(got[b]):.2f} % "
+                      f"{_what(c.get('metric', 'test'))} error (means), {_effect(a, b, w.d, lo, hi)}, "
+                      f"margin +-{delta:g}"}
+
+
+_TESTS = {"lower": _test_lower, "lowest": _test_lowest, "close": _test_close}

@@ -1,0 +1,120 @@
+"""A results folder as pandas tables: one line per run and seed, one per history point, and the CSVs the report keeps.
+
+A run whose folder is absent (results committed without their run folders) comes from the
+``runs.csv`` and ``history.csv`` an earlier report wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from ..core.layout import ResultsDir, RunDir
+from ..core.text import nan_to_none
+
+SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
+                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads")
+CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
+                 "batch_size", "steps", "schedule_unit", "optimizer", "lr")
+HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
+                  "images_per_s", "gate_mean", "grad_norms")
+JSON_FIELDS = ("gate_mean", "grad_norms")  # kept in history.csv as JSON text
+
+
+def load_tables(out) -> tuple[dict, "pd.DataFrame", "pd.DataFrame"]:
+    """(manifest, runs table, history table) of the results folder ``out``: one line per run and seed
+    (its summary and config fields), one per history point. A run whose folder is absent comes from
+    the ``runs.csv`` and ``history.csv`` an earlier report wrote."""
+    import pandas as pd
+
+    results = ResultsDir(out)
+    manifest = results.read_manifest()
+    if not manifest["runs"]:
+        raise ConfigError(f"{results.manifest} lists no runs; run python -m ablation.run --out {out} first")
+    stored = {}  # runs.csv and history.csv of an earlier report, read only where a run folder is absent
+
+    def stored_tables():
+        if not stored:
+            stored["runs"], stored["hist"] = _read_csv(results.runs_csv), _read_csv(results.history_csv)
+        return stored["runs"], stored["hist"]
+
+    rows, hist = [], []
+    labels = {(e, r["variant"]): r for e, m in manifest["experiments"].items() for r in m["rows"]}
+    by_hash = {}
+    for entry in manifest["runs"].values():
+        h = entry["hash"]
+        if h not in by_hash:
+            by_hash[h] = _run_record(results.run(h), h, stored_tables, hist)
+        meta = labels.get((entry["experiment"], entry["variant"]), {})
+        rows.append({"experiment": entry["experiment"], "variant": entry["variant"], "seed": entry["seed"],
+                     "label": meta.get("label", entry["variant"]), "column": meta.get("column"),
+                     "paper": meta.get("paper"), "hash": h, **by_hash[h]})
+    runs = pd.DataFrame(rows)
+    history = pd.DataFrame(hist, columns=["hash", *HISTORY_FIELDS])
+    return manifest, runs, history
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise ConfigError(f"{path} is unreadable ({str(e).splitlines()[0]}); delete it to rebuild it from the "
+                          f"run folders") from None
+    if "hash" not in table.columns:
+        raise ConfigError(f"{path} has no 'hash' column; delete it to rebuild it from the run folders")
+    return table
+
+
+def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
+    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
+    cfg = run.read_config()  # unreadable: one line naming it (the row's config is unknown)
+    error = run.read_error()
+    if isinstance(cfg, dict):
+        rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
+        rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
+        summary = run.read_summary()
+        if summary is not None:  # an unreadable summary means the run has not finished
+            rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+        elif error is not None:
+            rec["status"], rec["reason"] = "error", error["reason"]
+        else:
+            rec["status"] = "incomplete" if run.is_started() else "not run"
+        for r in run.read_history():
+            hist.append({"hash": h, **{k: _jsonish(k, r.get(k)) for k in HISTORY_FIELDS}})
+        return rec
+    if error is not None:  # it failed before it wrote its config (a dataset or model that would not build)
+        rec["status"], rec["reason"] = "error", error["reason"]
+        return rec
+    stored_runs, stored_hist = stored_tables()
+    if stored_runs is not None and (stored_runs["hash"] == h).any():
+        old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
+        rec.update({k: nan_to_none(old.get(k)) for k in rec})
+        if stored_hist is not None:
+            for r in stored_hist[stored_hist["hash"] == h].to_dict("records"):
+                hist.append({"hash": h, **{k: nan_to_none(r.get(k)) for k in HISTORY_FIELDS}})
+        return rec
+    rec["status"] = "not run"
+    return rec
+
+
+def _jsonish(key, v):
+    return json.dumps(v, sort_keys=True) if key in JSON_FIELDS and v is not None else v
+
+
+def read_table(path, columns=(), dtype=None):
+    """A CSV table the report keeps (``lesion.csv``), or None where it is absent, unreadable or lacks
+    ``columns``: such a table is rebuilt from what it was computed from."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=dtype)
+    except (ValueError, pd.errors.ParserError):
+        return None
+    return table if set(columns) <= set(table.columns) else None

@@ -1,0 +1,136 @@
+"""Rows into runs: each row's config merged over its preset, validated, hashed, once per seed.
+
+The config of one run is merged in this order, later winning::
+
+    config.DEFAULTS < [base] < preset < experiment's [presets.<name>] < [[variant]] < command line
+
+A run is identified by a hash of the merged config (keys that cannot change the numbers, such as
+the device or the thread count, left out: :func:`ablation.training.config.identity`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+from ..core.errors import ConfigError
+from ..nets.models import arch_spec
+from ..training import config as schema
+from .experiments import Experiment, Preset, Run, Variant
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = copy.deepcopy(v)
+    return out
+
+
+def check_depth(depth: int, what: str = "depth") -> int:
+    """``depth`` if it is 6n+2 with n >= 1 (a CIFAR net of basic units); ``what`` names it in the error."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"{what} {depth} is not 6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+    return depth
+
+
+def is_cifar_basic(arch: str) -> bool:
+    """A CIFAR net of basic units, resnet{6n+2}: the nets whose depth --depth sets."""
+    try:
+        spec = arch_spec(arch)
+    except ConfigError:
+        return False
+    return spec.family == "cifar" and spec.kind == "basic"
+
+
+def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None,
+                  settings: dict | None = None) -> dict:
+    """The config of one row under one preset, before the seed and before validation.
+
+    ``overrides`` are the runner's own options (dataset, depth, device; None means not given);
+    ``settings`` are ``--set key=value`` pairs, applied last as given (null included).
+    """
+    cfg = _deep_merge(exp.base, preset.config)
+    local = exp.presets.get(preset.name)
+    arch_map = {**preset.arch_map, **(local.arch_map if local else {})}
+    if local:
+        cfg = _deep_merge(cfg, local.config)
+    cfg = _deep_merge(cfg, variant.config)  # the row's own keys are what it compares: no preset overrides them
+    if "arch" in cfg:
+        cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
+    overrides = dict(overrides or {})
+    depth = overrides.pop("depth", None)
+    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
+        cfg["arch"] = f"resnet{check_depth(depth)}"
+    cfg = _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+    settings = settings or {}
+    cfg = _deep_merge(cfg, settings)
+    # milestones_at is the milestones of its layer, so the last layer that gives either decides
+    fractions = None
+    layers = [(preset.config, preset.milestones_at), (variant.config, None), (settings, None)]
+    if local:
+        layers.insert(1, (local.config, local.milestones_at))
+    for layer, at in layers:
+        if at is not None:
+            fractions = at
+        elif "milestones" in layer:
+            fractions = None
+    if fractions is not None:
+        cfg["milestones"] = milestones_at(fractions, cfg.get("steps", schema.DEFAULTS["steps"]),
+                                          cfg.get("schedule_unit", schema.DEFAULTS["schedule_unit"]))
+    return cfg
+
+
+def milestones_at(fractions, steps, unit: str = "iterations") -> list:
+    """The drops of a schedule given as fractions of its length: [0.5, 0.75] of 500 is [250, 375].
+
+    In iterations a drop lands on a whole iteration; in epochs the fraction of an epoch stays.
+    """
+    if unit == "iterations":
+        return [int(round(f * steps)) for f in fractions]
+    return [round(f * steps, 6) for f in fractions]
+
+
+def sweeps_depth(exp: Experiment) -> bool:
+    """An experiment whose rows differ in depth keeps its depths under --depth."""
+    archs = {v.config.get("arch", exp.base.get("arch")) for v in exp.variants}
+    return len({a for a in archs if a and is_cifar_basic(a)}) > 1
+
+
+def config_hash(cfg: dict) -> str:
+    """12 hex digits of the sha256 of the config's identity (:func:`ablation.training.config.identity`)."""
+    ident = schema.identity(cfg)
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+MAX_RUNS = 100_000  # a grid larger than this is a typo (--seeds 1000000000), not a study
+
+
+def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Preset, seeds: int | None = None,
+           overrides: dict | None = None, validate=None, settings: dict | None = None,
+           notes: list | None = None) -> list[Run]:
+    """Every (row, seed) as a :class:`Run` with a validated config; raises before anything trains.
+
+    ``notes`` collects what validation adjusted (a subset larger than its split: the whole split).
+    """
+    validate = validate or (lambda cfg: schema.validate_config(cfg, notes))
+    if overrides and overrides.get("depth") is not None:
+        check_depth(overrides["depth"])
+    seeds = preset.seeds if seeds is None else seeds
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    if seeds * len(rows) > MAX_RUNS:
+        raise ConfigError(f"{seeds:,} seeds of {len(rows)} rows make {seeds * len(rows):,} runs, more than the "
+                          f"{MAX_RUNS:,} a study may hold; use fewer seeds")
+    runs = []
+    for row in rows:
+        exp = experiments[row.experiment]
+        cfg = merged_config(exp, row, preset, overrides, settings)
+        for seed in range(seeds):
+            try:
+                full = validate({**cfg, "seed": seed})
+            except ConfigError as e:
+                raise ConfigError(f"{row.key}: {e}") from None
+            runs.append(Run(experiment=row.experiment, variant=row.name, seed=seed, config=full, hash=config_hash(full)))
+    return runs

@@ -1,0 +1,112 @@
+"""Fixtures shared by the tests: a tiny study on synthetic data, its experiments folder, a fake trainer.
+
+The tiny study is two rows (identity and plain) of a resnet8 of width 4 on the synthetic dataset,
+with a claim and the papers' marks so that the report has something to test. A test that needs a
+longer schedule (the kill drills, the storage tests) passes its own ``[base]`` keys to
+:func:`tiny_toml` or to the ``experiments_dir`` factory instead of copying the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+# the [base] of the tiny study: a few steps of a resnet8 of width 4, whole test split in one batch
+TINY_BASE = {"arch": "resnet8", "width": 4, "dataset": "synthetic", "steps": 6, "milestones": [], "evals": 2,
+             "eval_batch_size": 256, "fail_chance_fraction": 0.99}
+
+TINY_ROWS = """
+[[variant]]
+name = "identity"
+shortcut = "identity"
+paper = 5.0
+[[variant]]
+name = "plain"
+shortcut = "plain"
+paper = "fail"
+[[claim]]
+says = "identity beats plain"
+lower = ["identity", "plain"]
+"""
+
+
+def _toml_value(v) -> str:
+    return json.dumps(v)  # the values of TINY_BASE (strings, numbers, lists of numbers) read the same in TOML
+
+
+def tiny_toml(**base) -> str:
+    """The tiny experiment file, with ``base`` keys over :data:`TINY_BASE`."""
+    keys = {**TINY_BASE, **base}
+    lines = ['name = "tiny"', 'title = "Tiny: two shortcuts on a small synthetic problem"',
+             'paper_metric = "test error (%)"', "in_all = true", "[base]",
+             *(f"{k} = {_toml_value(v)}" for k, v in keys.items())]
+    return "\n".join(lines) + "\n" + TINY_ROWS
+
+
+def write_experiments(folder: Path, data_dir: Path, presets_extra: str = "", **base) -> Path:
+    """``folder`` as an experiments folder holding the tiny study and a quick preset whose data is in ``data_dir``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.toml").write_text(tiny_toml(**base))
+    (folder / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{data_dir}"\n{presets_extra}')
+    return folder
+
+
+@pytest.fixture
+def experiments_dir(tmp_path):
+    """A factory: ``experiments_dir(**base)`` writes the tiny study into ``tmp_path/experiments``."""
+    def make(presets_extra: str = "", **base) -> Path:
+        return write_experiments(tmp_path / "experiments", tmp_path / "data", presets_extra, **base)
+    return make
+
+
+@pytest.fixture
+def tiny(experiments_dir):
+    """The tiny study's experiments folder, with a paper preset of two seeds."""
+    return experiments_dir("[paper]\nseeds = 2\n")
+
+
+def tiny_grid(folder, seeds=1):
+    """Every run of the tiny study under the quick preset."""
+    from ablation.study import experiments as ex
+    from ablation.study import expansion
+
+    exps = ex.load_experiments(folder)
+    return expansion.expand(exps, exps["tiny"].variants, ex.load_presets(folder)["quick"], seeds=seeds)
+
+
+class FakeTrainer:
+    """Writes what the trainer writes, in no time; its errors are a fixed function of the config.
+
+    ``interrupt_on`` (a shortcut) stops the first attempt of that row with Ctrl-C after a checkpoint,
+    ``raise_on`` makes that row raise. ``calls`` holds each config trained, ``run_names`` each run folder.
+    """
+
+    def __init__(self, interrupt_on=None, raise_on=None):
+        self.calls, self.run_names, self.resumed = [], [], []
+        self.interrupt_on, self.raise_on = interrupt_on, raise_on
+
+    def __call__(self, cfg, run_dir):
+        run_dir = Path(run_dir)
+        self.calls.append(cfg)
+        self.run_names.append(run_dir.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "checkpoint.pt").exists():
+            self.resumed.append(run_dir.name)
+        (run_dir / "config.json").write_text(json.dumps(cfg))
+        if cfg["shortcut"] == self.raise_on:
+            raise RuntimeError("boom")
+        if cfg["shortcut"] == self.interrupt_on and not (run_dir / "checkpoint.pt").exists():
+            (run_dir / "checkpoint.pt").write_text("half")
+            raise KeyboardInterrupt
+        err = 10.0 if cfg["shortcut"] == "identity" else 30.0
+        err += cfg["seed"]
+        hist = [{"iteration": i, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": err + 10 - i,
+                 "test_loss": 1.0, "test_error": err + 12 - i, "wall_time": i} for i in (2, 4, 6)]
+        (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+        summary = {"status": "ok", "reason": None, "final_test_error": err + 6, "best_test_error": err + 6,
+                   "final_train_error": err + 4, "params": 1000, "flops": 10000, "iterations": 6, "epochs": 0.6,
+                   "time_s": 1.0, "images_per_s": 100.0, "device": "cpu"}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
