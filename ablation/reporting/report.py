@@ -1,4 +1,4 @@
-"""Tables, tested findings, figures and mechanisms from stored results; trains nothing.
+"""The report of a results folder: its tables in the papers' layout, the tested findings and the README; trains nothing.
 
     python -m ablation.report results/quick
 
