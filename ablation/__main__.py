@@ -6,28 +6,14 @@ if __name__ == "__main__":
     interrupt_quietly_while_starting()
 
 from .core.errors import ArgumentParser, ConfigError, run_main
+from .model_cli import add_model_options, build_from_options
 
 
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m ablation",
                  description="Print the parameters and forward FLOPs of a network of the catalogue, without "
                              "training it. Example: python -m ablation resnet56 --shortcut exclusive-gate --arg b=-6")
-    ap.add_argument("arch", help="resnet{6n+2} (e.g. resnet20, resnet110), resnet164, resnet1001, resnet{9n+2}b, "
-                                 "or resnet18/34/50/101/152 (ImageNet layout)")
-    ap.add_argument("--shortcut", default="identity", help="a registered shortcut (python -m ablation.run --list); "
-                                                           "default identity")
-    ap.add_argument("--order", default="original", help="where BN and ReLU sit in the unit: original, "
-                    "bn-after-add, relu-before-add, relu-preact, full-preact (default original)")
-    ap.add_argument("--match", default="zero-pad", help="x where a unit changes shape: zero-pad (option A, "
-                                                        "default) or projection (option B)")
-    ap.add_argument("--width", type=int, help="first-stage width (default 16 for CIFAR nets, 64 for ImageNet ones)")
-    ap.add_argument("--classes", type=int, default=10, help="output classes (default 10)")
-    ap.add_argument("--image", type=int, nargs=3, default=(3, 32, 32), metavar=("C", "H", "W"),
-                    help="input channels, height and width (default 3 32 32)")
-    ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                    help="a shortcut parameter, e.g. --arg b=-6 (repeatable)")
-    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                    help="a module or .py file that registers shortcuts (repeatable)")
+    add_model_options(ap)
     return ap
 
 
@@ -38,17 +24,9 @@ def main(argv=None) -> int:
 
 
 def _describe(args) -> int:
-    from .training.config import parse_overrides
-    from .nets.models import build_model, count_flops, count_params
-    from .nets.shortcuts import load_plugin
+    from .nets.models import count_flops, count_params
 
-    for plugin in args.plugin:
-        load_plugin(plugin)
-    if any(v < 1 for v in args.image):
-        raise ConfigError(f"--image needs three sizes >= 1 (channels, height, width), got {' '.join(map(str, args.image))}")
-    kwargs = parse_overrides(args.arg, "--arg KEY=VALUE")
-    model = build_model(args.arch, args.shortcut, args.order, args.classes, args.image[0], args.width,
-                        args.match, **kwargs)
+    model = build_from_options(args)
     try:
         flops = count_flops(model, tuple(args.image))
     except RuntimeError as e:  # an image too small for the net's strides and pooling

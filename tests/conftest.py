@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests: a tiny study on synthetic data, its experiments folder, a fake trainer.
+"""Fixtures shared by the tests: a tiny study on synthetic data, its experiments folder, a fake trainer,
+a finished tiny run.
 
 The tiny study is two rows (identity and plain) of a resnet8 of width 4 on the synthetic dataset,
 with a claim and the papers' marks so that the report has something to test. A test that needs a
@@ -59,6 +60,25 @@ def experiments_dir(tmp_path):
     def make(presets_extra: str = "", **base) -> Path:
         return write_experiments(tmp_path / "experiments", tmp_path / "data", presets_extra, **base)
     return make
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run (hash ``abc``) in a results folder of its own, with its one-row ``runs`` table;
+    one per test module, as the lesion study and the signal study cache their results beside it."""
+    import pandas as pd
+
+    from ablation.core.layout import ResultsDir
+    from ablation.training.loop import train
+
+    out = tmp_path_factory.mktemp("res")
+    cfg = {"dataset": "synthetic", "data_dir": str(tmp_path_factory.mktemp("data")), "arch": "resnet8", "width": 4,
+           "batch_size": 64, "steps": 20, "milestones": [], "evals": 2, "checkpoint_every": 1000, "quiet": True,
+           "threads": 1, "grad_norm_points": [0.0, 1.0]}
+    results = ResultsDir(out)
+    train(cfg, results.run("abc").path)
+    runs = pd.DataFrame([{"experiment": "e", "variant": "v", "seed": 0, "status": "ok", "hash": "abc"}])
+    return results, runs
 
 
 @pytest.fixture

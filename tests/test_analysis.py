@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ablation.reporting import analysis as an
-from ablation.training import loop as T
 from ablation.core.errors import ConfigError
 from ablation.nets.models import build_model
 from ablation.core.layout import ResultsDir
@@ -61,19 +60,6 @@ def test_a_removed_unit_keeps_what_its_shortcut_carries():
     assert [an.carries_x(u) for u in no_path.units()] == [False, False, False]
     with torch.no_grad(), an.lesioned(no_path, [0]):
         assert torch.equal(no_path.units()[0](x), x)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run in a results folder of its own."""
-    out = tmp_path_factory.mktemp("res")
-    cfg = {"dataset": "synthetic", "data_dir": str(tmp_path_factory.mktemp("data")), "arch": "resnet8", "width": 4,
-           "batch_size": 64, "steps": 20, "milestones": [], "evals": 2, "checkpoint_every": 1000, "quiet": True,
-           "threads": 1, "grad_norm_points": [0.0, 1.0]}
-    results = ResultsDir(out)
-    T.train(cfg, results.run("abc").path)
-    runs = pd.DataFrame([{"experiment": "e", "variant": "v", "seed": 0, "status": "ok", "hash": "abc"}])
-    return results, runs
 
 
 def test_lesion_study_of_a_trained_run_is_computed_once_and_kept(trained, monkeypatch):

@@ -12,6 +12,8 @@
     <out>/runs.csv, rows.csv, history.csv, tables/, plots/, README.md   built by the report
     <out>/lesion.csv             the lesion study of the trained weights (ablation.reporting.analysis), kept
                                  so that results without their run folders still show it
+    <out>/signal.csv             signal propagation of the trained runs at initialisation and at the end
+                                 (ablation.reporting.signal_runs), kept as lesion.csv is
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
     <out>/reference.csv          its rows beside the shipped reference study's (ablation.reporting.reference)
     <out>/reference.toml         in a shipped reference study only: how it was made
@@ -39,6 +41,7 @@ RUNS = "runs"
 MANIFEST = "manifest.json"
 INVOCATIONS = "invocations.jsonl"
 RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV = "runs.csv", "rows.csv", "history.csv", "lesion.csv"
+SIGNAL_CSV = "signal.csv"
 TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 REFERENCE_CSV, REFERENCE_TOML = "reference.csv", "reference.toml"
@@ -132,6 +135,7 @@ class ResultsDir:
         self.invocations = self.path / INVOCATIONS
         self.runs_csv, self.rows_csv, self.history_csv, self.lesion_csv = (
             self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV))
+        self.signal_csv = self.path / SIGNAL_CSV
         self.tables, self.plots = self.path / TABLES, self.path / PLOTS
         self.readme, self.notes = self.path / README, self.path / NOTES
         self.reference_csv, self.reference_toml = self.path / REFERENCE_CSV, self.path / REFERENCE_TOML

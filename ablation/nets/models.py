@@ -130,6 +130,22 @@ def _act_ops(pattern: str, channels: int, inplace: bool = True) -> list[nn.Modul
 PREACT_PLACES = ("branch", "shared", "stem")
 
 
+class UnitTap(nn.Module):
+    """Where an observer reads a unit's parts: ``tap(x', F, y)`` returns ``y`` unchanged.
+
+    Every :class:`ResidualUnit` calls its ``tap`` once per forward with ``x'`` (the unit's input
+    after any shared pre-activation), ``F`` (the residual branch's output as it enters the
+    combination; None where a unit skips its branch) and ``y = h(x') (+) F``, before ``f``. A forward
+    hook on ``unit.tap`` sees them as its ``args`` and must read them there (``f`` may then work in
+    place on ``y``); the tap has no parameters, so state dicts and
+    checkpoints are those of a unit without it. A unit that scales or drops its branch passes
+    what it adds, so that observers (ablation.nets.signal) need not know how the unit computes.
+    """
+
+    def forward(self, x, fx, y):
+        return y
+
+
 class ResidualUnit(nn.Module):
     """``x_{l+1} = f(h(x') (+) F(x'))``, ``x' = pre(x)``, with F, f laid out by ``order`` and h by ``shortcut``.
 
@@ -174,10 +190,12 @@ class ResidualUnit(nn.Module):
         self.post = nn.Sequential(*_act_ops(post, out_channels))  # f
         self.stage, self.in_channels, self.out_channels, self.stride = stage, in_channels, out_channels, stride
         self.preact = preact if lead else None
+        self.tap = UnitTap()
 
     def forward(self, x):
         x = self.pre(x)
-        return self.post(self.shortcut(x, self.residual(x)))
+        fx = self.residual(x)
+        return self.post(self.tap(x, fx, self.shortcut(x, fx)))
 
 
 class ResNet(nn.Module):

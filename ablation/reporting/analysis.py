@@ -179,7 +179,8 @@ def lesion_run(model, d, images: int = LESION_IMAGES, draws: int = LESION_DRAWS,
     return out
 
 
-def _stamp(run: RunDir) -> str:
+def checkpoint_stamp(run: RunDir) -> str:
+    """Size and modification time of the run's checkpoint: a cached result of other weights is stale."""
     st = run.checkpoint.stat()
     return f"{st.st_size}-{st.st_mtime_ns}"
 
@@ -219,7 +220,7 @@ def _lesion_study(results: ResultsDir, runs, device):
                 kept[h] = cached
             else:
                 notes.setdefault("no weights (no run folder, or no checkpoint.pt in it)", []).append(h)
-        elif cached is not None and len(cached) and (cached["stamp"].astype(str) == _stamp(run)).all():
+        elif cached is not None and len(cached) and (cached["stamp"].astype(str) == checkpoint_stamp(run)).all():
             kept[h] = cached
         else:
             todo.append(h)
@@ -242,7 +243,7 @@ def _lesion_study(results: ResultsDir, runs, device):
             notes.setdefault(str(e), []).append(h)
             continue
         recs = lesion_run(model, d, device=device)
-        kept[h] = pd.DataFrame([{"hash": h, "stamp": _stamp(run), **r} for r in recs], columns=list(LESION_FIELDS))
+        kept[h] = pd.DataFrame([{"hash": h, "stamp": checkpoint_stamp(run), **r} for r in recs], columns=list(LESION_FIELDS))
         write_atomic(results.lesion_csv, table().to_csv(index=False))
     out = table()
     if kept and not todo and old is not None and len(old) != len(out):  # rows of runs no longer in the manifest

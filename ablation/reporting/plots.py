@@ -28,7 +28,8 @@ BAND = "band: min to max over seeds"
 GATED = {"exclusive-gate": "y = g F + (1 - g) x", "shortcut-gate": "y = F + (1 - g) x"}
 
 
-def _setup_mpl():
+def setup_figures():
+    """(pyplot, seaborn) with the study's theme and stable SVG ids, for figure modules beside this one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +41,8 @@ def _setup_mpl():
     return plt, sns
 
 
-def _save(fig, out: Path, name: str) -> list[str]:
+def save_figure(fig, out: Path, name: str) -> list[str]:
+    """``out/name.png`` and ``.svg``, each written atomically; the paths written."""
     paths = []
     for ext in ("png", "svg"):
         p = out / f"{name}.{ext}"
@@ -97,7 +99,7 @@ def plot_degradation(manifest, runs, history, out: Path, experiment: str) -> lis
     curves = _curves(runs, history, experiment)
     if not curves:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     rows = {r["variant"]: r for r in manifest["experiments"][experiment]["rows"]}
     arch = runs[runs["experiment"] == experiment].drop_duplicates("variant").set_index("variant")["arch"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -119,7 +121,7 @@ def plot_degradation(manifest, runs, history, out: Path, experiment: str) -> lis
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[0].set_ylabel("error (%)")
     fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, experiment)})")
-    paths = _save(fig, out, f"{experiment}_curves")
+    paths = save_figure(fig, out, f"{experiment}_curves")
     plt.close(fig)
     return paths
 
@@ -129,7 +131,7 @@ def plot_depth(manifest, runs, stats, out: Path, experiment: str) -> list[str]:
     s = stats[(stats["experiment"] == experiment) & (stats["seeds"] > 0)].copy()
     if s.empty:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     arch = runs[runs["experiment"] == experiment].drop_duplicates("variant").set_index("variant")["arch"]
     s["depth"] = [_depth_of(arch[v]) for v in s["variant"]]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -145,7 +147,7 @@ def plot_depth(manifest, runs, stats, out: Path, experiment: str) -> list[str]:
     ax.set_xticks(sorted(s["depth"].unique()))
     ax.set_title(f"Error vs depth, plain vs residual ({_scale_info(runs, experiment)})")
     ax.legend()
-    paths = _save(fig, out, "error_vs_depth")
+    paths = save_figure(fig, out, "error_vs_depth")
     plt.close(fig)
     return paths
 
@@ -155,7 +157,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     s = stats[(stats["experiment"] == experiment) & (stats["seeds"] > 0)]
     if s.empty:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     meta = manifest["experiments"][experiment]
     has_cols = s["column"].notna().any()
     labels = list(dict.fromkeys(s["label"]))
@@ -204,7 +206,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     handles, lbls = ax.get_legend_handles_labels()
     uniq = dict(zip(lbls, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)
-    paths = _save(fig, out, f"{experiment}_errors")
+    paths = save_figure(fig, out, f"{experiment}_errors")
     plt.close(fig)
     return paths
 
@@ -214,7 +216,7 @@ def plot_shortcut_curves(manifest, runs, history, out: Path, experiment: str) ->
     curves = _curves(runs, history, experiment)
     if not curves:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     labels = {r["variant"]: r["label"] for r in manifest["experiments"][experiment]["rows"]}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     colors = _colors(manifest, runs, experiment, sns)
@@ -229,7 +231,7 @@ def plot_shortcut_curves(manifest, runs, history, out: Path, experiment: str) ->
     axes[0].set_ylabel("error (%)")
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="shortcut", title_fontsize=8)
     fig.suptitle(f"Shortcut variants (He 2016 Table 1 rows), {_scale_info(runs, experiment)}")
-    paths = _save(fig, out, f"{experiment}_curves")
+    paths = save_figure(fig, out, f"{experiment}_curves")
     plt.close(fig)
     return paths
 
@@ -248,7 +250,7 @@ def plot_ranking(stats, ranked: dict, out: Path) -> list[str]:
     panels = [(name, table, column, a) for name, table in ranked.items() for column, a in ranking.agreements(stats, name)]
     if not panels:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5), squeeze=False)
     for ax, (name, table, column, a) in zip(axes[0], panels):
         n = len(a.rows)
@@ -269,7 +271,7 @@ def plot_ranking(stats, ranked: dict, out: Path) -> list[str]:
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Our ranking of the papers' rows against theirs (ours: the statistic of the tables; the paper's "
                  "fail rows,\nand ours that failed in most seeds, tied last)", y=1.08)
-    paths = _save(fig, out, "ranking_vs_paper")
+    paths = save_figure(fig, out, "ranking_vs_paper")
     plt.close(fig)
     return paths
 
@@ -280,7 +282,7 @@ def plot_lesion(manifest, runs, lesion, experiment: str, out: Path) -> list[str]
     t = t[t["experiment"] == experiment]
     if t.empty:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     colors = _colors(manifest, runs, experiment, sns)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5))
     for variant, g in t.groupby("variant", sort=False):
@@ -305,7 +307,7 @@ def plot_lesion(manifest, runs, lesion, experiment: str, out: Path) -> list[str]
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"Lesion study (Veit et al. 2016), {experiment}: {_scale_info(runs, experiment)}, "
                  f"{analysis.LESION_IMAGES} test images")
-    paths = _save(fig, out, f"lesion_{experiment}")
+    paths = save_figure(fig, out, f"lesion_{experiment}")
     plt.close(fig)
     return paths
 
@@ -315,7 +317,7 @@ def plot_grad_flow(manifest, runs, history, experiment: str, out: Path) -> list[
     f = analysis.grad_flow(history, runs, experiment)
     if f.empty:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     colors = _colors(manifest, runs, experiment, sns)
     its = sorted(f["iteration"].unique())
     fig, axes = plt.subplots(1, len(its), figsize=(4.2 * len(its) + 2, 4.6), sharey=True, squeeze=False)
@@ -331,7 +333,7 @@ def plot_grad_flow(manifest, runs, history, experiment: str, out: Path) -> list[
     axes[0][0].set_ylabel("||dL/dW|| of the unit (median over seeds)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"Gradient flow per unit, {experiment}: {_scale_info(runs, experiment)}")
-    paths = _save(fig, out, f"grad_flow_{experiment}")
+    paths = save_figure(fig, out, f"grad_flow_{experiment}")
     plt.close(fig)
     return paths
 
@@ -341,7 +343,7 @@ def plot_gates(manifest, runs, history, experiment: str, out: Path) -> list[str]
     g = analysis.gate_dynamics(history, runs, experiment)
     if g.empty:
         return []
-    plt, sns = _setup_mpl()
+    plt, sns = setup_figures()
     variants = list(dict.fromkeys(g["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4.3), sharey=True, squeeze=False)
     stages = sorted(g["stage"].unique())
@@ -362,6 +364,6 @@ def plot_gates(manifest, runs, history, experiment: str, out: Path) -> list[str]
     axes[0][0].set_ylabel("mean gate g (log scale)")
     axes[0][0].legend(fontsize=8, title=f"mean over seeds;\n{BAND}", title_fontsize=7)
     fig.suptitle(f"Gate dynamics, {experiment}: {_scale_info(runs, experiment)}", y=1.05)
-    paths = _save(fig, out, f"gates_{experiment}")
+    paths = save_figure(fig, out, f"gates_{experiment}")
     plt.close(fig)
     return paths

@@ -7,7 +7,7 @@ reads ``<dir>/manifest.json`` (which run holds which row and seed) and each run'
 absent (results committed without their run folders) it falls back to ``runs.csv``,
 ``history.csv`` and ``lesion.csv`` written by an earlier report. Writes ``runs.csv`` (one row
 per run and seed), ``rows.csv`` (per table row: median, mean, std, 95% CI, best over seeds),
-``history.csv``, ``lesion.csv``, ``tables/<experiment>.md``, ``plots/*.png|svg`` and
+``history.csv``, ``lesion.csv``, ``signal.csv``, ``tables/<experiment>.md``, ``plots/*.png|svg`` and
 ``README.md``. The statistics are :mod:`ablation.reporting.stats`, the mechanisms :mod:`ablation.reporting.analysis`.
 """
 
@@ -246,6 +246,9 @@ def draw(study: Study) -> list[str]:
         paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
         paths += P.plot_grad_flow(manifest, runs, history, name, out)
         paths += P.plot_gates(manifest, runs, history, name, out)
+    from .signal_runs import signal_figures  # per unit at init and at the end, cached in signal.csv
+
+    paths += signal_figures(study.results, manifest, runs)
     return paths
 
 
@@ -339,5 +342,5 @@ def readme(study: Study, plots: list[str]) -> str:
         lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in pngs]
         lines.append("")
     lines += ["All tables and plots: `python -m ablation.report " + str(out) + "` (trains nothing). "
-              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`; lesion study: `lesion.csv`.", ""]
+              "Every run: `runs.csv`; per row: `rows.csv`; curves: `history.csv`; lesion study: `lesion.csv`; signal propagation: `signal.csv`.", ""]
     return "\n".join(lines)

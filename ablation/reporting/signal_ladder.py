@@ -1,0 +1,117 @@
+"""The signal-propagation ladder: every shortcut of He 2016 Table 1 at every depth, at initialisation.
+
+Measured by ``python -m ablation.signal_ladder OUT`` (:mod:`ablation.signal_ladder`). For each row
+of ``ablation/experiments/identity_mappings.toml`` (He 2016 Table 1) and each network of
+:data:`LADDER` (He 2015's post-activation CIFAR nets up to ResNet-1202, He 2016's pre-activation
+bottleneck nets ResNet-164 and ResNet-1001), built at its standard initialisation and with zero-
+initialised residual branches, one batch of Gaussian images forward and backward
+(:func:`ablation.nets.signal.measure`). Writes ``OUT/signal_ladder.csv`` (one line per unit; each
+net is written as it finishes, and a net already in it with the same batch, image and seed is not
+measured again) and the figures of :mod:`ablation.reporting.signal_plots` into ``OUT``. Trains
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..nets.signal import FIELDS
+
+# (arch, order, match): He 2015 Sec. 4.2's CIFAR nets, post-activation with option A; He 2016's
+# pre-activation nets with projections where shapes change (resnet-pre-act.lua, as the README's table)
+LADDER = (("resnet20", "original", "zero-pad"), ("resnet32", "original", "zero-pad"),
+          ("resnet56", "original", "zero-pad"), ("resnet110", "original", "zero-pad"),
+          ("resnet1202", "original", "zero-pad"), ("resnet164", "full-preact", "projection"),
+          ("resnet1001", "full-preact", "projection"))
+INITS = ("standard", "zero-branches")
+SETTINGS = ("batch", "image", "seed")  # what else makes a measurement what it is
+LADDER_FIELDS = ("arch", "order", "match", "variant", "shortcut", "shortcut_args", "init", *SETTINGS, "seconds",
+                 *FIELDS)
+LADDER_CSV = "signal_ladder.csv"
+
+
+def read_ladder(path):
+    """The ladder table at ``path``, or None where it is absent or not one."""
+    from .tables import read_table
+
+    return read_table(path, LADDER_FIELDS, {"shortcut_args": str, "image": str})
+
+
+def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False):
+    """Measure every net of the ladder not yet in ``OUT/signal_ladder.csv``; returns the whole table.
+
+    ``rows``: (row name, shortcut, shortcut_args) of each shortcut to measure, as
+    :func:`ablation.signal_ladder.table1_rows` reads He 2016 Table 1's from its experiment file.
+    """
+    import pandas as pd
+    import torch
+
+    from ..core.files import write_atomic
+    from ..nets.models import build_model
+    from ..nets.signal import gaussian_batch, measure, zero_branches
+
+    path = Path(out) / LADDER_CSV
+    ladder = [n for n in LADDER if archs is None or n[0] in archs]
+    image_s = "x".join(map(str, image))
+    old = read_ladder(path)
+    frames = [] if old is None else [old]
+
+    def done(arch, variant, init) -> bool:
+        if old is None:
+            return False
+        hit = old[(old["arch"] == arch) & (old["variant"] == variant) & (old["init"] == init)]
+        return bool(len(hit)) and (hit["batch"] == batch).all() and (hit["image"] == image_s).all() \
+            and (hit["seed"] == seed).all()
+
+    x, y = gaussian_batch(batch, tuple(image), 10, seed)
+    for arch, order, match in ladder:
+        start = time.perf_counter()
+        measured = 0
+        for variant, shortcut, args in rows:
+            for init in INITS:
+                if done(arch, variant, init):
+                    continue
+                if old is not None:  # a stale measurement of the same net gives way
+                    stale = (old["arch"] == arch) & (old["variant"] == variant) & (old["init"] == init)
+                    frames[0] = old = old[~stale]
+                torch.manual_seed(seed)
+                model = build_model(arch, shortcut, order, 10, image[0], None, match, **args)
+                if init == "zero-branches":
+                    zero_branches(model)
+                t0 = time.perf_counter()
+                recs = measure(model, x, y)
+                seconds = round(time.perf_counter() - t0, 3)
+                meta = {"arch": arch, "order": order, "match": match, "variant": variant, "shortcut": shortcut,
+                        "shortcut_args": json.dumps(args, sort_keys=True), "init": init, "batch": batch,
+                        "image": image_s, "seed": seed, "seconds": seconds}
+                frames.append(pd.DataFrame([{**meta, **r} for r in recs], columns=list(LADDER_FIELDS)))
+                write_atomic(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
+                measured += 1
+        if not quiet and measured:
+            print(f"{arch}: {measured} nets in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LADDER_FIELDS))
+    return table
+
+
+def ladder_summary(table):
+    """Per arch, row and init: units, backward ratio first/last unit, per-unit factor within stages, seconds."""
+    import math
+
+    import pandas as pd
+
+    from ..nets.signal import backward_factors
+
+    out = []
+    for (arch, order, variant, init), g in table.groupby(["arch", "order", "variant", "init"], sort=False):
+        recs = g.sort_values("unit").to_dict("records")
+        factors = [f for f in backward_factors(recs) if f > 0]
+        geo = math.exp(sum(map(math.log, factors)) / len(factors)) if factors else math.nan
+        last = recs[-1]["grad_norm"]
+        out.append({"arch": arch, "order": order, "variant": variant, "init": init, "units": len(recs),
+                    "backward_first_over_last": recs[0]["grad_norm"] / last if last > 0 else math.nan,
+                    "backward_factor_per_unit": geo, "out_var_last": recs[-1]["out_var"],
+                    "seconds": float(g["seconds"].iloc[0])})
+    return pd.DataFrame(out)

@@ -1,0 +1,206 @@
+"""Figures of signal propagation (ablation.nets.signal): per unit, against unit index, log scale.
+
+* :func:`plot_one`: one net, as ``python -m ablation.signal --plot`` draws it.
+* :func:`plot_ladder`: per net of the ladder (ablation.reporting.signal_ladder), the rows of He 2016 Table 1
+  side by side, at the standard initialisation and with zero-initialised branches; and the
+  backward signal across the whole net against its number of units.
+* :func:`plot_runs`: per experiment of a results folder, its rows at initialisation and at the
+  end of training (ablation.reporting.signal_runs), for ``python -m ablation.report``.
+
+A value of 0 (a plain net's zero branch, a signal that underflowed) has no place on a log axis
+and is left out of its curve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
+
+from ..core.files import write_atomic_with
+from .plots import save_figure, setup_figures
+
+# (column, what the axis shows)
+OUT_VAR = ("out_var", "unit output x_{l+1}:\naverage channel variance")
+OUT_SQ_MEAN = ("out_sq_mean", "unit output x_{l+1}:\naverage squared channel mean")
+BRANCH_VAR = ("branch_var", "residual branch F:\naverage channel variance")
+BACKWARD = ("grad_norm", "backward: ||dL/dx_l||\n(unit input)")
+INIT_TITLES = {"standard": "standard initialisation", "zero-branches": "zero-initialised branches (last BN gamma = 0)",
+               "init": "at initialisation", "end": "end of training"}
+
+
+def _positive(values):
+    return [v if 0 < v < float("inf") else float("nan") for v in values]
+
+
+def _curve(ax, g, column: str, **style):
+    g = g.sort_values("unit")
+    ax.plot(g["unit"] + 1, _positive(g[column]), **style)
+
+
+def _transitions(ax, g):
+    for u in sorted(set(g[g["shape_change"].astype(bool)]["unit"])):
+        if u > 0:
+            ax.axvline(u + 1, color="gray", lw=0.6, ls=":")
+
+
+def _log_or_zero(ax, values) -> None:
+    """A log axis, or a note where nothing in the panel is above 0 (a zero-initialised branch)."""
+    positive = values[(values > 0) & (values < float("inf"))]
+    if len(positive):
+        ax.set_yscale("log")
+        lo, hi = float(positive.min()), float(positive.max())
+        if hi < 10 * lo:  # a decade at least: BN holds a branch's variance at 1, and noise should look like noise
+            mid = (lo * hi) ** 0.5
+            ax.set_ylim(mid / 10 ** 0.5, mid * 10 ** 0.5)
+    else:
+        ax.text(0.5, 0.5, "0 at every unit", transform=ax.transAxes, ha="center", va="center", color="gray")
+
+
+def plot_one(recs: list[dict], path, title: str) -> None:
+    """Forward statistics of the output and the branch, and the backward signal, of one net; to ``path``."""
+    import pandas as pd
+
+    plt, sns = setup_figures()
+    t = pd.DataFrame(recs)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, (col, label) in zip(axes, (OUT_VAR, BRANCH_VAR, BACKWARD)):
+        _curve(ax, t, col, color="C0", lw=1.4, label=label.split(":")[0])
+        if col == "out_var":
+            _curve(ax, t, OUT_SQ_MEAN[0], color="C1", lw=1.2, ls="--", label="average squared channel mean")
+            ax.legend(fontsize=7)
+        _transitions(ax, t)
+        _log_or_zero(ax, t[col])
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_xlabel("unit l (input side left; dotted: shape changes)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Signal propagation, {title}")
+    path = Path(path)
+    write_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:]))
+    plt.close(fig)
+
+
+def _palette(names, sns) -> dict:
+    """A colour and a dash per name: rows that coincide (lam_f does not matter where F = 0) stay visible."""
+    colors = [*sns.color_palette("tab10", 10), (0.0, 0.0, 0.0), (0.6, 0.6, 0.2)]
+    dashes = ["-", "--", "-.", ":"]
+    return {n: {"color": colors[i % len(colors)], "ls": dashes[i % len(dashes)]} for i, n in enumerate(names)}
+
+
+def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, name: str) -> list[str]:
+    """Rows of panels (one per statistic), a column per value of ``group``, a line per variant."""
+    plt, sns = setup_figures()
+    variants = list(dict.fromkeys(table["variant"]))
+    colors = _palette(variants, sns)
+    fig, axes = plt.subplots(len(panels), len(columns), figsize=(6.2 * len(columns) + 2.5, 3.1 * len(panels)),
+                             sharex=True, squeeze=False)
+    for j, key in enumerate(columns):
+        sub = table[table[group] == key]
+        for i, (col, label) in enumerate(panels):
+            ax = axes[i][j]
+            for variant, g in sub.groupby("variant", sort=False):
+                _curve(ax, g, col, **colors[variant], lw=1.3, label=variant)
+            if len(sub):
+                _transitions(ax, sub[sub["variant"] == sub["variant"].iloc[0]])
+            _log_or_zero(ax, sub[col])
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if i == 0:
+                ax.set_title(INIT_TITLES.get(key, key), fontsize=10)
+            if i == len(panels) - 1:
+                ax.set_xlabel("unit l (input side left; dotted: shape changes)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    paths = save_figure(fig, out, name)
+    plt.close(fig)
+    return paths
+
+
+def plot_ladder(table, out) -> list[str]:
+    """``signal_<arch>`` per net of the ladder and ``signal_ladder_depth``; the paths written."""
+    from .signal_ladder import INITS, LADDER, ladder_summary
+
+    out = Path(out)
+    paths = []
+    for arch, order, match in LADDER:
+        t = table[table["arch"] == arch]
+        if t.empty:
+            continue
+        first = t.iloc[0]
+        units = t["unit"].max() + 1
+        title = (f"Signal propagation at initialisation, {arch} ({order}, {match} where shapes change, {units} units); "
+                 f"one batch of {first['batch']} Gaussian images {first['image']}, BN on batch statistics")
+        paths += _grid(t, "init", [i for i in INITS if i in set(t["init"])], (OUT_VAR, BRANCH_VAR, BACKWARD), title,
+                       out, f"signal_{arch}")
+    paths += _plot_depth(ladder_summary(table), out)
+    return paths
+
+
+def _plot_depth(summary, out: Path) -> list[str]:
+    """Against the number of units L, a line per row, a column per init: ||dL/dx_1|| / ||dL/dx_L|| (top)
+    and the geometric mean of ||dL/dx_l|| / ||dL/dx_{l+1}|| over the units that are not transitions (bottom).
+
+    float32 holds nothing below about 1e-45: where lam^L is smaller, dL/dx_1 is 0 and the ratio has no
+    point; the per-unit factor, from the units before the underflow, still has one.
+    """
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    if summary.empty:
+        return []
+    plt, sns = setup_figures()
+    variants = list(dict.fromkeys(summary["variant"]))
+    colors = _palette(variants, sns)
+    inits = list(dict.fromkeys(summary["init"]))
+    fig, axes = plt.subplots(2, len(inits), figsize=(6.4 * len(inits) + 2.5, 8.4), squeeze=False, sharex=True)
+    panels = (("backward_first_over_last", "||dL/dx_1|| / ||dL/dx_L||\n(below 1: shrinks towards the input)"),
+              ("backward_factor_per_unit", "||dL/dx_l|| / ||dL/dx_{l+1}||\n(geometric mean, transitions left out)"))
+    for j, init in enumerate(inits):
+        s = summary[summary["init"] == init]
+        for i, (col, label) in enumerate(panels):
+            ax = axes[i][j]
+            for family, marker, ls in (("original", "o", "-"), ("full-preact", "s", "--")):
+                for variant, g in s[s["order"] == family].groupby("variant", sort=False):
+                    g = g.sort_values("units")
+                    ax.plot(g["units"], _positive(g[col]), marker=marker, ls=ls, ms=4, lw=1.2,
+                            color=colors[variant]["color"], label=variant if family == "original" else None)
+            values = s[col][np.isfinite(s[col]) & (s[col] > 0)]
+            L = np.array(sorted(set(s["units"])), dtype=float)
+            if i == 0:
+                ax.plot(L, 0.5 ** (L - 1), color="black", lw=0.8, ls=":", label="0.5^(L-1)")
+            else:
+                ax.axhline(0.5, color="black", lw=0.8, ls=":", label="0.5")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            if len(values):  # the data decide the range, not the reference line
+                ax.set_ylim(float(values.min()) / 10, float(values.max()) * 10)
+            if i == 0:
+                ax.set_title(INIT_TITLES.get(init, init), fontsize=10)
+            else:
+                ax.set_xlabel("units L (log scale)")
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    handles += [Line2D([], [], color="gray", marker="o", ls="-"), Line2D([], [], color="gray", marker="s", ls="--")]
+    labels += ["post-activation (original)", "pre-activation (full-preact)"]
+    axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Backward signal at initialisation against depth, He 2016 Table 1 rows (He 2016 eq. 5)")
+    fig.tight_layout()
+    paths = save_figure(fig, out, "signal_ladder_depth")
+    plt.close(fig)
+    return paths
+
+
+def plot_runs(runs, signal, experiment: str, out) -> list[str]:
+    """``signal_<experiment>``: each row's first finished seed at initialisation and at the end of training."""
+    sub = runs[runs["experiment"] == experiment][["hash", "variant", "arch"]].drop_duplicates("hash")
+    t = signal.merge(sub, on="hash")
+    if t.empty:
+        return []
+    archs = ", ".join(dict.fromkeys(t["arch"]))
+    title = (f"Signal propagation, {experiment} ({archs}): one batch of test images, BN on batch statistics, "
+             "the lowest finished seed of each row")
+    return _grid(t, "when", [w for w in ("init", "end") if w in set(t["when"])], (OUT_VAR, BACKWARD), title,
+                 Path(out), f"signal_{experiment}")

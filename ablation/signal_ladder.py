@@ -1,0 +1,79 @@
+"""The signal-propagation ladder: every shortcut of He 2016 Table 1 at every depth, at initialisation.
+
+    python -m ablation.signal_ladder OUT [--archs resnet20,resnet110] [--batch 16] [--plots-only]
+
+The command line of :mod:`ablation.reporting.signal_ladder`, which says what is measured and written.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    from .core.errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
+import sys
+from pathlib import Path
+
+from .core.errors import ArgumentParser, ConfigError, run_main
+from .reporting.signal_ladder import LADDER, LADDER_CSV, ladder_summary, read_ladder, run_ladder
+
+
+def table1_rows(experiment: str = "identity_mappings") -> list[tuple[str, str, dict]]:
+    """(row name, shortcut, shortcut_args) of every row of He 2016 Table 1, from its experiment file."""
+    from .study.experiments import EXPERIMENTS_DIR, load_experiment
+
+    exp = load_experiment(EXPERIMENTS_DIR / f"{experiment}.toml")
+    return [(v.name, v.config.get("shortcut", "identity"), dict(v.config.get("shortcut_args", {})))
+            for v in exp.variants]
+
+
+def main(argv=None) -> int:
+    ap = ArgumentParser(prog="python -m ablation.signal_ladder", description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", help="folder for signal_ladder.csv and the figures (made if absent)")
+    ap.add_argument("--archs", help=f"comma-separated subset of {', '.join(n[0] for n in LADDER)} (default all)")
+    ap.add_argument("--batch", type=int, default=16, help="Gaussian images per batch (default 16)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default 0)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--plots-only", action="store_true", help="draw the figures from the CSV, measure nothing")
+    args = ap.parse_args(argv)
+    return run_main(lambda: _ladder(args))
+
+
+def _ladder(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is not a folder")
+    known = [n[0] for n in LADDER]
+    archs = None
+    if args.archs:
+        archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+        for a in archs:
+            if a not in known:
+                from .core.errors import unknown_choice
+
+                raise unknown_choice("arch of the ladder", a, known)
+    if args.batch < 2 or args.threads < 1:
+        raise ConfigError(f"--batch needs >= 2 and --threads >= 1, got {args.batch} and {args.threads}")
+    if args.plots_only:
+        table = read_ladder(out / LADDER_CSV)
+        if table is None:
+            raise ConfigError(f"no {LADDER_CSV} with this version's columns in {out}; run without --plots-only first")
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)  # see ablation.signal: one thread measured faster on a shared machine
+        table = run_ladder(out, table1_rows(), archs, args.batch, seed=args.seed)
+    from .core.files import write_atomic
+    from .reporting.signal_plots import plot_ladder
+
+    summary = ladder_summary(table)
+    write_atomic(out / "signal_ladder_summary.csv", summary.to_csv(index=False))
+    for p in plot_ladder(table, out):
+        print(p)
+    print(out / LADDER_CSV)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
