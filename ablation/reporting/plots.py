@@ -50,6 +50,9 @@ def _save(fig, out: Path, name: str) -> list[str]:
     return paths
 
 
+setup_mpl, save_figure = _setup_mpl, _save  # for the other modules that draw (ablation.reporting.depth_plots)
+
+
 def _depth_of(arch) -> int | None:
     try:
         return arch_spec(str(arch)).depth
