@@ -32,7 +32,8 @@ from .core.errors import INTERRUPTED, ArgumentParser, ConfigError, run_main, unk
 from .core.layout import ResultsDir, check_folder
 from .core.locks import folder_lock
 from .study import experiments as ex
-from .study.expansion import check_depth, expand, sweeps_depth
+from .study.depth import check_depth
+from .study.expansion import expand, sweeps_depth
 from .study.grid import prepare_data, run_grid, to_train
 from .study.invocation import log_invocation
 from .study.listing import print_grid, print_list

@@ -130,3 +130,19 @@ class FakeTrainer:
                    "time_s": 1.0, "images_per_s": 100.0, "device": "cpu"}
         (run_dir / "summary.json").write_text(json.dumps(summary))
         return summary
+
+
+@pytest.fixture(scope="session")
+def exps():
+    """The shipped experiment files (read once; tests must not change them)."""
+    from ablation.study import experiments as ex
+
+    return ex.load_experiments()
+
+
+@pytest.fixture(scope="session")
+def presets():
+    """The shipped presets."""
+    from ablation.study import experiments as ex
+
+    return ex.load_presets()

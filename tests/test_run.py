@@ -270,7 +270,8 @@ def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_p
 
 
 def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypatch, tmp_path):
-    """--preset paper --variants all: every row of every experiment file, with the paper's number and source."""
+    """--preset paper --variants all: every row of every experiment file (a ladder's rows are the ladder's own
+    study), with the paper's number and source."""
     from ablation.study import cost
 
     # the FLOP count of the 1001- and 1202-layer nets is cost.py's to test; here only the listing matters
@@ -280,7 +281,7 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
                      "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     exps = ex.load_experiments()
-    rows = [v for e in exps.values() for v in e.variants]
+    rows = [v for e in exps.values() if not e.axis for v in e.variants]  # a ladder runs only when named
     lines = {tuple(line.split()[:2]): line for line in out.splitlines()[1:] if line.strip()}
     for v in rows:
         line = lines[(v.experiment, v.name)]

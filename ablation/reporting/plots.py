@@ -52,6 +52,8 @@ def save_figure(fig, out: Path, name: str) -> list[str]:
     return paths
 
 
+
+
 def _depth_of(arch) -> int | None:
     try:
         return arch_spec(str(arch)).depth

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import depth_claims
 from . import ranking
 from . import reference as ref
 from . import stats as st
@@ -154,7 +155,9 @@ def findings(manifest, runs, stats, tables) -> list[str]:
         counts = "; ".join(f"{v}: {verdicts.count(v)}" for v in st.VERDICTS)
         lines += [f"Claims: {len(verdicts)}; {counts}.", ""]
     for name, meta in manifest["experiments"].items():
-        results, fails = checked.get(name, []), fail_marks(meta, stats) if name in tables else []
+        # a ladder's fail rows are set against the paper's line depth by depth in its own section
+        results = checked.get(name, [])
+        fails = fail_marks(meta, stats) if name in tables and not meta.get("axis") else []
         if results or fails:
             lines += [f"**{name}**", ""]
             lines += [f"- {r['verdict'].upper()}: {r['says']} — {r['detail']}" for r in results]
@@ -229,6 +232,7 @@ def build(out, quiet: bool = True, reference=None) -> dict:
 
 def draw(study: Study) -> list[str]:
     """Every figure of the study: those its experiment files ask for, then each experiment's own."""
+    from . import depth_plots
     from . import plots as P  # matplotlib only when drawing
 
     manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
@@ -246,6 +250,7 @@ def draw(study: Study) -> list[str]:
         paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
         paths += P.plot_grad_flow(manifest, runs, history, name, out)
         paths += P.plot_gates(manifest, runs, history, name, out)
+    paths += depth_plots.draw(manifest, runs, stats, out)
     from .signal_runs import signal_figures  # per unit at init and at the end, cached in signal.csv
 
     paths += signal_figures(study.results, manifest, runs)
@@ -326,6 +331,7 @@ def readme(study: Study, plots: list[str]) -> str:
         if meta.get("notes"):
             lines += [meta["notes"], ""]
     lines += findings(manifest, runs, stats, tables)
+    lines += depth_claims.readme_lines(manifest, runs, stats, plots, lambda p: Path(p).relative_to(out).as_posix())
     lines += ref.report_lines(study.reference)
     from .analysis import mechanism_lines
 

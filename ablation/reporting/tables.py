@@ -1,7 +1,8 @@
 """A results folder as pandas tables: one line per run and seed, one per history point, and the CSVs the report keeps.
 
 A run whose folder is absent (results committed without their run folders) comes from the
-``runs.csv`` and ``history.csv`` an earlier report wrote.
+``runs.csv`` and ``history.csv`` an earlier report wrote; ``python -m ablation.gather`` carries such a
+run's lines into another folder (:func:`stored_tables`, :func:`carry_tables`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..core.errors import ConfigError
+from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
 from ..core.text import nan_to_none
 
@@ -118,3 +120,29 @@ def read_table(path, columns=(), dtype=None):
     except (ValueError, pd.errors.ParserError):
         return None
     return table if set(columns) <= set(table.columns) else None
+
+
+def stored_tables(home: ResultsDir) -> dict:
+    """A results folder's report tables by name, and the hashes of the finished runs its runs.csv holds."""
+    from .stats import DONE
+
+    t = {"runs": read_table(home.runs_csv, ("hash", "status")), "history": read_table(home.history_csv, ("hash",)),
+         "lesion": read_table(home.lesion_csv, ("hash",))}
+    runs = t["runs"]
+    t["finished"] = set() if runs is None else set(runs[runs["status"].isin(DONE)]["hash"])
+    return t
+
+
+def carry_tables(results: ResultsDir, tabled: dict) -> None:
+    """Each run's lines of its source's runs.csv, history.csv and lesion.csv (``tabled``: hash -> the source's
+    :func:`stored_tables`), in place of ``results``' own lines of that run."""
+    import pandas as pd
+
+    for name, path in (("runs", results.runs_csv), ("history", results.history_csv), ("lesion", results.lesion_csv)):
+        parts = [t[name][t[name]["hash"] == h] for h, t in tabled.items() if t[name] is not None]
+        if not parts:
+            continue
+        old = read_table(path, ("hash",))
+        if old is not None:
+            parts.insert(0, old[~old["hash"].isin(list(tabled))])
+        write_atomic(path, pd.concat(parts, ignore_index=True).to_csv(index=False))

@@ -2,7 +2,11 @@
 
 The config of one run is merged in this order, later winning::
 
-    config.DEFAULTS < [base] < preset < experiment's [presets.<name>] < [[variant]] < command line
+    config.DEFAULTS < [base] < preset < experiment's [presets.<name>] < [[variant]]
+        < the row's [presets.<name>] < command line
+
+A row's ``depth`` (a ladder's, :mod:`ablation.study.ladder`) then sets the net's depth under every
+preset: the preset's ``arch_map`` does not change it, as ``--depth`` does not.
 
 A run is identified by a hash of the merged config (keys that cannot change the numbers, such as
 the device or the thread count, left out: :func:`ablation.training.config.identity`).
@@ -15,8 +19,8 @@ import hashlib
 import json
 
 from ..core.errors import ConfigError
-from ..nets.models import arch_spec
 from ..training import config as schema
+from .depth import check_depth, is_cifar_basic
 from .experiments import Experiment, Preset, Run, Variant
 
 
@@ -25,22 +29,6 @@ def _deep_merge(a: dict, b: dict) -> dict:
     for k, v in b.items():
         out[k] = copy.deepcopy(v)
     return out
-
-
-def check_depth(depth: int, what: str = "depth") -> int:
-    """``depth`` if it is 6n+2 with n >= 1 (a CIFAR net of basic units); ``what`` names it in the error."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"{what} {depth} is not 6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110)")
-    return depth
-
-
-def is_cifar_basic(arch: str) -> bool:
-    """A CIFAR net of basic units, resnet{6n+2}: the nets whose depth --depth sets."""
-    try:
-        spec = arch_spec(arch)
-    except ConfigError:
-        return False
-    return spec.family == "cifar" and spec.kind == "basic"
 
 
 def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None,
@@ -56,8 +44,11 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     if local:
         cfg = _deep_merge(cfg, local.config)
     cfg = _deep_merge(cfg, variant.config)  # the row's own keys are what it compares: no preset overrides them
+    cfg = _deep_merge(cfg, variant.presets.get(preset.name, {}))
     if "arch" in cfg:
         cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
+    if variant.depth is not None:  # the row's depth is the point of the row: no preset shrinks it
+        cfg["arch"] = f"resnet{variant.depth}"
     overrides = dict(overrides or {})
     depth = overrides.pop("depth", None)
     if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
@@ -67,7 +58,8 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     cfg = _deep_merge(cfg, settings)
     # milestones_at is the milestones of its layer, so the last layer that gives either decides
     fractions = None
-    layers = [(preset.config, preset.milestones_at), (variant.config, None), (settings, None)]
+    layers = [(preset.config, preset.milestones_at), (variant.config, None),
+              (variant.presets.get(preset.name, {}), None), (settings, None)]
     if local:
         layers.insert(1, (local.config, local.milestones_at))
     for layer, at in layers:
@@ -93,6 +85,8 @@ def milestones_at(fractions, steps, unit: str = "iterations") -> list:
 
 def sweeps_depth(exp: Experiment) -> bool:
     """An experiment whose rows differ in depth keeps its depths under --depth."""
+    if any(v.depth is not None for v in exp.variants):
+        return True
     archs = {v.config.get("arch", exp.base.get("arch")) for v in exp.variants}
     return len({a for a in archs if a and is_cifar_basic(a)}) > 1
 

@@ -30,8 +30,12 @@ rather than each experiment's ``in_all``. ``null = ["key", ...]`` sets keys to n
 TOML cannot write. An experiment may refine a preset under ``[presets.<name>]``. The
 row's own keys win over the preset's (:mod:`ablation.study.expansion` merges them), so a key that a
 row sets itself is what that row is about (the preset's ``arch_map`` still maps the row's
-architecture to the one run at that scale). This module reads and checks the files; which rows run
-is :mod:`ablation.study.selection`, their runs :mod:`ablation.study.expansion`.
+architecture to the one run at that scale). A row may also give ``depth`` (the depth of its CIFAR basic
+net under every preset, which the preset's ``arch_map`` does not change, as ``--depth`` does not) and
+``presets = {NAME = {...}}`` (config of that row under one preset, merged after the row's own keys); a
+ladder file (:mod:`ablation.study.ladder`) writes both for every row of another experiment at each of
+its depths. This module reads and checks the files; which rows run is :mod:`ablation.study.selection`,
+their runs :mod:`ablation.study.expansion`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from pathlib import Path
 from ..core.errors import ConfigError, did_you_mean, unknown_choice
 from ..training import config as schema
 from ..training.config import has_type
+from . import ladder
+from .depth import check_depth, is_cifar_basic
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # shipped as package data (pyproject.toml)
 PRESETS_FILE = "presets.toml"
@@ -60,7 +66,8 @@ EXPERIMENT_KEYS = {
 # ranking       our ranking of the rows against the paper's, with its rank correlations among the findings
 FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
-                "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float)}
+                "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float),
+                "depth": int, "presets": dict}
 PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list,
                "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
@@ -87,12 +94,14 @@ class Variant:
     paper_mean: float | None = None  # the paper's mean and std over its runs, where printed
     paper_std: float | None = None
     paper_above: float | None = None  # the paper gives only a lower bound on the error
+    depth: int | None = None  # the net's depth under every preset (a depth axis), not mapped by arch_map
+    presets: dict = field(default_factory=dict)  # config of this row under one preset, by preset name
 
     def meta(self) -> dict:
         """The row as the manifest holds it, for the report."""
         return {"variant": self.name, "label": self.label, "column": self.column, "paper": self.paper,
                 "source": self.source, "protocol": self.protocol, "paper_mean": self.paper_mean,
-                "paper_std": self.paper_std, "paper_above": self.paper_above}
+                "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth}
 
     @property
     def key(self) -> str:
@@ -132,6 +141,7 @@ class Experiment:
     path: str = ""
     protocol: str | None = None  # the rows' default protocol
     figures: list[str] = field(default_factory=list)  # of FIGURES: what the report draws for it
+    axis: dict | None = None  # a ladder's depth axis (ablation.study.ladder): rows_of, depths, rows, claims
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -144,7 +154,7 @@ class Experiment:
         return {"name": self.name, "title": self.title, "paper_metric": self.paper_metric,
                 "fail_above": self.fail_above, "dataset": self.base.get("dataset"), "source": self.source, "notes": self.notes,
                 "protocol": self.protocol, "figures": self.figures, "rows": [v.meta() for v in self.variants],
-                "claims": [c.__dict__ for c in self.claims]}
+                "claims": [c.__dict__ for c in self.claims], **({"axis": self.axis} if self.axis else {})}
 
 
 @dataclass
@@ -243,8 +253,12 @@ def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
 
 
 def load_experiment(path, defaults: dict | None = None) -> Experiment:
+    return experiment_from(_read_toml(Path(path)), path, defaults)
+
+
+def experiment_from(data: dict, path, defaults: dict | None = None) -> Experiment:
+    """An experiment file's table as an :class:`Experiment`, or ConfigError naming ``path`` and the key."""
     path = Path(path)
-    data = _read_toml(path)
     keys = _config_keys(defaults)
     where = str(path)
     _check_keys(where, data, EXPERIMENT_KEYS)
@@ -275,12 +289,18 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
             raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
                               f"{did_you_mean(protocol, PROTOCOLS)}")
         seen.add(row["name"])
+        _check_row_depth(vwhere, row, base)
+        for pname, table in row.get("presets", {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{vwhere}: presets.{pname} must be a table of config keys")
+            _check_keys(f"{vwhere}: presets.{pname}", table, {}, keys)
         config = {k: v for k, v in row.items() if k not in VARIANT_META}
         variants.append(Variant(experiment=data["name"], name=row["name"], config=config,
                                 label=row.get("label", row["name"]), column=row.get("column"), paper=row.get("paper"),
                                 source=row.get("source", data.get("source", "")), note=row.get("note", ""),
                                 protocol=protocol, paper_mean=row.get("paper_mean"), paper_std=row.get("paper_std"),
-                                paper_above=row.get("paper_above")))
+                                paper_above=row.get("paper_above"), depth=row.get("depth"),
+                                presets=dict(row.get("presets", {}))))
     presets = {}
     for pname, table in data.get("presets", {}).items():
         if not isinstance(table, dict):
@@ -318,6 +338,16 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
                       protocol=data.get("protocol"), figures=figures)
 
 
+def _check_row_depth(where: str, row: dict, base: dict) -> None:
+    """A row's depth sets the depth of a CIFAR basic net, so its net must be one."""
+    if row.get("depth") is None:
+        return
+    check_depth(row["depth"], f"{where}: depth")
+    arch = row.get("arch", base.get("arch"))
+    if not (isinstance(arch, str) and is_cifar_basic(arch)):
+        raise ConfigError(f"{where}: depth applies to CIFAR basic nets (resnet{{6n+2}}), not to arch {arch!r}")
+
+
 def _check_claim(where: str, c: dict) -> None:
     """lower and close name two rows, lowest one or more, among a list; within is a number >= 0."""
     def names(key, n=None):
@@ -340,12 +370,25 @@ def _check_claim(where: str, c: dict) -> None:
 def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, Experiment]:
     """Every ``*.toml`` but the presets file, by experiment name."""
     directory = Path(directory or EXPERIMENTS_DIR)
-    out = {}
+    out, tables, ladders = {}, {}, []
     for path in sorted(directory.glob("*.toml")):
         if path.name == PRESETS_FILE:
             continue
-        exp = load_experiment(path, defaults)
-        if exp.name in out:
-            raise ConfigError(f"{path}: experiment name {exp.name!r} also used by {out[exp.name].path}")
-        out[exp.name] = exp
+        data = _read_toml(path)
+        if ladder.is_ladder(data):  # built from the others' rows once they are all read
+            ladders.append((path, data))
+            continue
+        _add(out, experiment_from(data, path, defaults))
+        tables[data["name"]] = data
+    for path, data in ladders:
+        table, axis = ladder.expand(data, tables, str(path))
+        exp = experiment_from(table, path, defaults)
+        exp.axis = {**axis, "claims": [c.__dict__ for c in out[axis["rows_of"]].claims]}
+        _add(out, exp)
     return out
+
+
+def _add(out: dict, exp: Experiment) -> None:
+    if exp.name in out:
+        raise ConfigError(f"{exp.path}: experiment name {exp.name!r} also used by {out[exp.name].path}")
+    out[exp.name] = exp

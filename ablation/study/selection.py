@@ -1,8 +1,8 @@
 """The selection grammar of ``--experiment`` and ``--variants``: which rows of which experiments to run.
 
-``all`` is every experiment's ``in_all`` rows (or every row, with a preset's ``all_rows``); a name is
-``experiment:variant``, a row of the chosen experiment (or of any, if unique), or a registered
-shortcut run on an experiment's ``[base]``.
+``all`` is every experiment's ``in_all`` rows (or every row, with a preset's ``all_rows``), a ladder's
+never; a name is ``experiment:variant``, a row of the chosen experiment (or of any, if unique), or a
+registered shortcut run on an experiment's ``[base]``.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
 
     ``variants="all"`` (the default when neither is given) is every experiment's ``in_all``
     rows, or with ``all_rows`` (a preset's choice) every row of every experiment.
-    ``experiment="all"`` is every row of every experiment. A name in ``variants`` may be
-    ``experiment:variant``, a row of ``experiment`` (or of any experiment, if unique), or a
-    registered shortcut name, which runs that shortcut on the experiment's ``[base]``.
+    ``experiment="all"`` is every row of every experiment. "Every experiment" leaves out
+    ladders (:mod:`ablation.study.ladder`), whose rows are run by naming them or their experiment.
+    A name in ``variants`` may be ``experiment:variant``, a row of ``experiment`` (or of any
+    experiment, if unique), or a registered shortcut name, which runs that shortcut on the
+    experiment's ``[base]``.
     """
     if experiment is not None and experiment != "all" and experiment not in experiments:
         raise unknown_choice("experiment", experiment, [*experiments, "all"])
     if variants is None and experiment is None:
         variants = "all"
-    if variants is None:
-        names = experiments if experiment == "all" else [experiment]
+    if variants is None:  # a ladder (a depth axis over another experiment's rows) runs only when named
+        names = [n for n, e in experiments.items() if not e.axis] if experiment == "all" else [experiment]
         return [v for n in names for v in experiments[n].variants]
     requested = [s.strip() for s in variants.split(",") if s.strip()]
     if not requested:
@@ -38,7 +40,7 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
     for name in requested:
         if name == "all":
             if experiment in (None, "all") and all_rows:
-                out += [v for e in experiments.values() for v in e.variants]
+                out += [v for e in experiments.values() if not e.axis for v in e.variants]
             elif experiment in (None, "all"):
                 out += [experiments[e].variant(v) for e in experiments for v in experiments[e].in_all]
             else:

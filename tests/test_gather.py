@@ -1,0 +1,84 @@
+"""Gathering finished runs from several results folders into one (no training)."""
+
+import json
+
+import pandas as pd
+
+from ablation import gather
+from ablation.core.layout import ResultsDir
+from ablation.reporting.tables import load_tables
+from ablation.study.expansion import expand
+
+
+def _fake(folder, run, finished=True):
+    d = folder / "runs" / run.hash
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(run.config))
+    (d / "checkpoint.pt").write_bytes(b"weights")
+    (d / "claim.json").write_text("{}")  # the source's own claim: not copied
+    if finished:
+        (d / "summary.json").write_text(json.dumps({"status": "ok", "final_test_error": 10.0 + run.seed}))
+
+
+def test_finished_runs_are_copied_and_listed_nothing_else(tmp_path, capsys, exps, presets):
+    lad = exps["depth_ladder"]
+    runs = {(r.variant, r.seed): r for r in expand(exps, [lad.variant("original@20"), lad.variant("original@110")],
+                                                        presets["quick"], seeds=2)}
+    a, b, out = tmp_path / "d20", tmp_path / "d110", tmp_path / "all"
+    _fake(a, runs[("original@20", 0)])
+    _fake(a, runs[("original@20", 1)])
+    _fake(b, runs[("original@110", 0)])
+    _fake(b, runs[("original@110", 1)], finished=False)  # still training there
+    argv = [str(a), str(b), "--out", str(out), "--experiment", "depth_ladder", "--variants",
+            "original@20,original@110", "--seeds", "2"]
+    assert gather.main(argv) == 0
+    assert "4 runs: 3 copied, 0 from a source's runs.csv, 0 already in" in capsys.readouterr().out
+    manifest = ResultsDir(out).read_manifest()
+    assert sorted((v["variant"], v["seed"]) for v in manifest["runs"].values()) == [
+        ("original@110", 0), ("original@20", 0), ("original@20", 1)]
+    assert manifest["experiments"]["depth_ladder"]["axis"]["rows_of"] == "identity_mappings"
+    for key in (("original@20", 0), ("original@20", 1), ("original@110", 0)):
+        h = runs[key].hash
+        assert sorted(p.name for p in (out / "runs" / h).iterdir()) == ["checkpoint.pt", "config.json", "summary.json"]
+        assert (a / "runs" / h).exists() or (b / "runs" / h).exists()  # copied, not moved
+    assert not (out / "runs" / runs[("original@110", 1)].hash).exists()
+    # once the last run finishes there, the same command adds it and keeps the others
+    (b / "runs" / runs[("original@110", 1)].hash / "summary.json").write_text(json.dumps({"status": "ok"}))
+    assert gather.main(argv) == 0
+    assert "4 runs: 1 copied, 0 from a source's runs.csv, 3 already in" in capsys.readouterr().out
+    assert len(ResultsDir(out).read_manifest()["runs"]) == 4
+
+
+def test_a_source_without_runs_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    argv = [str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--experiment", "depth_ladder"]
+    assert gather.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds neither runs/ nor runs.csv" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_run_kept_only_in_a_reports_tables_is_carried_by_its_lines(tmp_path, capsys, exps, presets):
+    """Results committed without their run folders (results/reference/*): the report reads runs.csv by hash."""
+    [run] = expand(exps, [exps["depth_ladder"].variant("original@32")], presets["quick"], seeds=1)
+    [same] = expand(exps, [exps["identity_mappings"].variant("original")], presets["quick"], seeds=1)
+    assert same.hash == run.hash  # the quick study's own row is the ladder's depth 32
+    src = tmp_path / "study"
+    src.mkdir()
+    pd.DataFrame([{"experiment": "identity_mappings", "variant": "original", "seed": 0, "hash": run.hash,
+                   "status": "ok", "final_test_error": 15.5, "arch": "resnet32"},
+                  {"experiment": "identity_mappings", "variant": "conv1x1", "seed": 0, "hash": "other",
+                   "status": "ok", "final_test_error": 19.0, "arch": "resnet32"}]).to_csv(src / "runs.csv", index=False)
+    pd.DataFrame([{"hash": run.hash, "iteration": 500, "test_error": 15.5},
+                  {"hash": "other", "iteration": 500, "test_error": 19.0}]).to_csv(src / "history.csv", index=False)
+    out = tmp_path / "all"
+    argv = [str(src), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@32", "--seeds", "1"]
+    assert gather.main(argv) == 0
+    assert "1 runs: 0 copied, 1 from a source's runs.csv" in capsys.readouterr().out
+    assert list(pd.read_csv(out / "runs.csv")["hash"]) == [run.hash]  # that run's lines only
+    assert list(pd.read_csv(out / "history.csv")["iteration"]) == [500]
+    _, runs, history = load_tables(out)
+    assert runs.iloc[0]["variant"] == "original@32" and runs.iloc[0]["final_test_error"] == 15.5
+    assert len(history) == 1
+    assert gather.main(argv) == 0  # again: its lines replaced, not doubled
+    assert len(pd.read_csv(out / "runs.csv")) == 1

@@ -1,0 +1,141 @@
+"""The depth ladder: an experiment's rows at several depths, as data (no training)."""
+
+import textwrap
+
+import pytest
+
+from ablation.core.errors import ConfigError
+from ablation.nets import shortcuts
+from ablation.study import experiments as ex
+from ablation.study.expansion import expand
+from ablation.study.selection import select
+
+
+WARMUP_110 = {"warmup_until_error": 0.8, "warmup_max_iters": 100}  # He 2015 Sec. 4.2, capped at 100 iterations
+
+
+def _by_row(exps, runs):
+    axis = exps["depth_ladder"].axis
+    return {(axis["rows"][r.variant], exps["depth_ladder"].variant(r.variant).depth, r.seed): r for r in runs}
+
+
+def test_the_quick_ladder_is_identity_mappings_run_with_depth(exps, presets):
+    """Each rung under quick is `--experiment identity_mappings --depth D` (+ the 110 warm-up): the same
+    configs, so the same hashes, and the runs trained that way are the ladder's."""
+    ladder = exps["depth_ladder"]
+    assert ladder.axis["depths"] == [20, 32, 56, 110] and ladder.axis["rows_of"] == "identity_mappings"
+    mine = _by_row(exps, expand(exps, ladder.variants, presets["quick"], seeds=3))
+    im = exps["identity_mappings"]
+    assert len(mine) == 4 * len(im.variants) * 3
+    for depth in (20, 32, 56, 110):
+        runs = expand(exps, im.variants, presets["quick"], seeds=3, overrides={"depth": depth},
+                         settings=WARMUP_110 if depth == 110 else {})
+        for r in runs:
+            twin = mine[(r.variant, depth, r.seed)]
+            assert twin.config == r.config and twin.hash == r.hash, (r.key, depth)
+            assert twin.config["arch"] == f"resnet{depth}"  # not shrunk by the quick preset's arch_map
+    # the warm-up is the 110 rung's only: the others keep the quick preset's fixed 3 iterations
+    assert {(k[1], r.config["warmup_until_error"], r.config["warmup_max_iters"]) for k, r in mine.items()} == {
+        (20, 0.0, 3), (32, 0.0, 3), (56, 0.0, 3), (110, 0.8, 100)}
+
+
+def test_the_paper_ladder_at_110_is_table_1(exps, presets):
+    ladder, im = exps["depth_ladder"], exps["identity_mappings"]
+    rung = [v for v in ladder.variants if v.depth == 110]
+    mine = {(ladder.axis["rows"][r.variant], r.seed): r.hash for r in expand(exps, rung, presets["paper"])}
+    assert mine == {(r.variant, r.seed): r.hash for r in expand(exps, im.variants, presets["paper"])}
+    paper = expand(exps, ladder.variants, presets["paper"], seeds=1)
+    # He 2016's fixed warm-up at every depth: lr 0.01 for 400 iterations
+    assert {(r.config["arch"], r.config["warmup_lr"], r.config["warmup_until_error"], r.config["warmup_max_iters"])
+            for r in paper} == {(f"resnet{d}", 0.01, 0.0, 400) for d in (20, 32, 56, 110)}
+
+
+def test_the_ladder_is_in_no_all(exps, presets):
+    quick = select(exps, None, "all", shortcuts.list_shortcuts())
+    assert len(quick) == 15 and not any(v.experiment == "depth_ladder" for v in quick)
+    paper = select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows)
+    assert not any(v.experiment == "depth_ladder" for v in paper)
+    assert not any(v.experiment == "depth_ladder" for v in select(exps, "all"))
+    assert len(select(exps, "depth_ladder")) == 48
+    assert [v.key for v in select(exps, None, "original@110", [])] == ["depth_ladder:original@110"]
+
+
+def test_rows_keep_the_source_rows_paper_numbers_and_claims(exps):
+    ladder, im = exps["depth_ladder"], exps["identity_mappings"]
+    for v in ladder.variants:
+        src = im.variant(ladder.axis["rows"][v.name])
+        assert (v.label, v.paper, v.protocol, v.column) == (src.label, src.paper, src.protocol, f"depth {v.depth}")
+    assert ladder.claims == [] and len(ladder.axis["claims"]) == len(im.claims)
+    assert ladder.meta()["axis"]["claims"][1]["lower"] == ["original", "scale-0.5-0.5"]
+
+
+def test_depth_override_leaves_the_ladder_alone(exps, presets):
+    row = exps["depth_ladder"].variant("original@56")
+    [r] = expand(exps, [row], presets["quick"], seeds=1, overrides={"depth": 20})
+    assert r.config["arch"] == "resnet56"
+
+
+SOURCE = """
+name = "tiny"
+title = "t"
+paper_metric = "test error (%)"
+[base]
+arch = "resnet110"
+[[variant]]
+name = "a"
+shortcut = "identity"
+paper = 1.0
+"""
+
+LADDER = """
+name = "tiny_ladder"
+title = "t at two depths"
+rows_of = "tiny"
+depths = [8, 14]
+[depth.14]
+lr = 0.2
+[depth.14.presets.quick]
+warmup_max_iters = 7
+"""
+
+
+def _dir(tmp_path, ladder=LADDER, source=SOURCE):
+    (tmp_path / "tiny.toml").write_text(textwrap.dedent(source))
+    (tmp_path / "tiny_ladder.toml").write_text(textwrap.dedent(ladder))
+    (tmp_path / "presets.toml").write_text('[quick]\nsteps = 20\nwarmup_max_iters = 3\n'
+                                           '[quick.arch_map]\nresnet110 = "resnet32"\n[paper]\n')
+    return tmp_path
+
+
+def test_per_depth_config_everywhere_and_per_preset(tmp_path):
+    d = _dir(tmp_path)
+    exps, presets = ex.load_experiments(d), ex.load_presets(d)
+    rows = exps["tiny_ladder"].variants
+    assert [v.name for v in rows] == ["a@8", "a@14"]
+    quick = {r.variant: r.config for r in expand(exps, rows, presets["quick"])}
+    paper = {r.variant: r.config for r in expand(exps, rows, presets["paper"])}
+    assert (quick["a@8"]["arch"], quick["a@14"]["arch"]) == ("resnet8", "resnet14")
+    assert (quick["a@8"]["lr"], quick["a@14"]["lr"], paper["a@14"]["lr"]) == (0.1, 0.2, 0.2)
+    assert (quick["a@8"]["warmup_max_iters"], quick["a@14"]["warmup_max_iters"]) == (3, 7)
+    assert paper["a@14"]["warmup_max_iters"] == 2000  # the quick-only key stays under quick
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('rows_of = "tiny"', 'rows_of = "tinny"'), "rows_of names unknown experiment 'tinny' (did you mean 'tiny'?)"),
+    (("depths = [8, 14]", "depths = [8, 14, 15]"), "depth 15 is not 6n+2"),
+    (("depths = [8, 14]", "depths = [8, 8, 14]"), "lists a depth twice"),
+    (("depths = [8, 14]", "depths = []"), "depths must be a non-empty list"),
+    (("[depth.14]", "[depth.20]"), "[depth.20] is not one of the depths"),
+    (("lr = 0.2", "lrr = 0.2"), "unknown key 'lrr' (did you mean 'lr'?)"),
+    (("warmup_max_iters = 7", "warmup_max_iter = 7"), "presets.quick: unknown key 'warmup_max_iter'"),
+    (('title = "t at two depths"', 'titel = "t"'), "unknown key 'titel' in a ladder file"),
+])
+def test_a_bad_ladder_file_is_one_line(tmp_path, edit, message):
+    with pytest.raises(ConfigError) as e:
+        ex.load_experiments(_dir(tmp_path, LADDER.replace(*edit)))
+    assert message in str(e.value) and "\n" not in str(e.value) and "tiny_ladder.toml" in str(e.value)
+
+
+def test_depth_needs_a_cifar_basic_net(tmp_path):
+    with pytest.raises(ConfigError, match="depth applies to CIFAR basic nets"):
+        ex.load_experiments(_dir(tmp_path, source=SOURCE.replace('"resnet110"', '"resnet164"')))
