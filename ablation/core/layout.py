@@ -14,6 +14,8 @@
                                  so that results without their run folders still show it
     <out>/signal.csv             signal propagation of the trained runs at initialisation and at the end
                                  (ablation.reporting.signal_runs), kept as lesion.csv is
+    <out>/init_identity.csv      each run's net as built checked for the identity per unit
+                                 (ablation.reporting.init_identity), kept likewise
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
     <out>/reference.csv          its rows beside the shipped reference study's (ablation.reporting.reference)
     <out>/reference.toml         in a shipped reference study only: how it was made
@@ -42,6 +44,7 @@ MANIFEST = "manifest.json"
 INVOCATIONS = "invocations.jsonl"
 RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV = "runs.csv", "rows.csv", "history.csv", "lesion.csv"
 SIGNAL_CSV = "signal.csv"
+INIT_IDENTITY_CSV = "init_identity.csv"
 TABLES, PLOTS = "tables", "plots"
 README, NOTES = "README.md", "notes.md"
 REFERENCE_CSV, REFERENCE_TOML = "reference.csv", "reference.toml"
@@ -136,6 +139,7 @@ class ResultsDir:
         self.runs_csv, self.rows_csv, self.history_csv, self.lesion_csv = (
             self.path / n for n in (RUNS_CSV, ROWS_CSV, HISTORY_CSV, LESION_CSV))
         self.signal_csv = self.path / SIGNAL_CSV
+        self.init_identity_csv = self.path / INIT_IDENTITY_CSV
         self.tables, self.plots = self.path / TABLES, self.path / PLOTS
         self.readme, self.notes = self.path / README, self.path / NOTES
         self.reference_csv, self.reference_toml = self.path / REFERENCE_CSV, self.path / REFERENCE_TOML

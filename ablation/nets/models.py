@@ -35,7 +35,9 @@ from torch import nn
 
 from ..core.errors import ConfigError, unknown_choice
 from .layers import conv2d
+from .norms import DEFAULT_NORM, adapt, check_norm, conv_factory, pattern as norm_pattern
 from .shortcuts import check_shortcut_args, create_shortcut, get_shortcut
+from . import modern  # noqa: F401  (registers the designs after 2016 beside the papers' shortcuts)
 
 # order -> (ops around each conv but the last, ops around the last conv, f after the addition)
 ORDERS = {
@@ -153,12 +155,18 @@ class ResidualUnit(nn.Module):
     ``branch`` (inside F: eq. 9, ``pre`` is the identity), ``shared`` (``pre = f^``, before the
     split, so h sees it too) or ``stem`` (already applied by the stem: neither ``pre`` nor F has
     it). Post-activation orders have no ``f^`` and ignore it. ``bottleneck_stride`` puts a
-    bottleneck unit's stride on its ``3x3`` or on its first ``1x1`` convolution.
+    bottleneck unit's stride on its ``3x3`` or on its first ``1x1`` convolution. ``norm``
+    (:mod:`ablation.nets.norms`) removes the BNs (``none``) or also standardises the weights (``ws``).
+
+    What a design needs to know of its unit is data on it: ``index`` (1..``num_units``, set by the
+    network) and ``stage``; what it adds to the unit comes through its shortcut's hooks
+    (:class:`ablation.nets.shortcuts.Shortcut`).
     """
 
     def __init__(self, in_channels: int, width: int, stride: int = 1, kind: str = "basic",
                  order: str = "original", shortcut: str = "identity", match: str = "zero-pad",
-                 stage: int = 0, preact: str = "branch", bottleneck_stride: str = "3x3", **shortcut_args):
+                 stage: int = 0, preact: str = "branch", bottleneck_stride: str = "3x3", norm: str = DEFAULT_NORM,
+                 **shortcut_args):
         super().__init__()
         if preact not in PREACT_PLACES:
             raise unknown_choice("preact", preact, PREACT_PLACES)
@@ -171,12 +179,13 @@ class ResidualUnit(nn.Module):
             shapes = [(in_channels, width, 1, 1), (width, width, 3, stride), (width, out_channels, 1, 1)]
         else:  # He 2015's Caffe models (ResNet-101-deploy.prototxt: res4a_branch2a) and resnet-pre-act.lua
             shapes = [(in_channels, width, 1, stride), (width, width, 3, 1), (width, out_channels, 1, 1)]
-        each, last, post = ORDERS[order]
-        lead = preactivation(order)
+        each, last, post = (norm_pattern(p, norm) for p in ORDERS[order])
+        lead = norm_pattern(preactivation(order), norm)
         pre = lead if preact == "shared" else ""
+        conv_of = conv_factory(norm)
         mods = []
         for i, (cin, cout, k, s) in enumerate(shapes):
-            conv = conv2d(cin, cout, k, stride=s, padding=k // 2)
+            conv = conv_of(cin, cout, k, stride=s, padding=k // 2)
             pattern = last if i == len(shapes) - 1 else each
             if i == 0 and lead and preact != "branch":  # f^ is applied outside F
                 pattern = pattern.partition("conv")[1] + pattern.partition("conv")[2]
@@ -187,15 +196,20 @@ class ResidualUnit(nn.Module):
         # a projection after a shared BN-ReLU is a bare W_s (resnet-pre-act.lua); post-activation: W_s then BN
         self.shortcut = create_shortcut(shortcut, in_channels, out_channels, stride, match,
                                         projection_bn=not lead, **shortcut_args)
+        adapt(self.shortcut, norm)
         self.post = nn.Sequential(*_act_ops(post, out_channels))  # f
         self.stage, self.in_channels, self.out_channels, self.stride = stage, in_channels, out_channels, stride
         self.preact = preact if lead else None
         self.tap = UnitTap()
+        self.index, self.num_units = 1, 1  # the network sets both
 
     def forward(self, x):
         x = self.pre(x)
-        fx = self.residual(x)
-        return self.post(self.tap(x, fx, self.shortcut(x, fx)))
+        # a design may leave F out of this step (stochastic depth's closed gate): the shortcut gets None
+        fx = self.residual(x) if self.shortcut.computes_branch() else None
+        y = self.shortcut(x, fx)
+        added = fx if fx is None or not isinstance(self.shortcut, modern.BranchScale) else self.shortcut.scale_branch(fx)
+        return self.post(self.tap(x, added, y))
 
 
 class ResNet(nn.Module):
@@ -203,18 +217,20 @@ class ResNet(nn.Module):
 
     def __init__(self, spec: ArchSpec, shortcut: str, order: str, num_classes: int, in_channels: int,
                  width: int, match: str, shortcut_args: dict, bottleneck_stride: str = "3x3",
-                 fc_bias_init: str = "uniform"):
+                 fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM):
         super().__init__()
-        self.spec, self.shortcut_name, self.order = spec, shortcut, order
+        self.spec, self.shortcut_name, self.order, self.norm = spec, shortcut, order, norm
         lead = preactivation(order)
+        conv_of = conv_factory(norm)
         if spec.family == "imagenet":
-            stem = [conv2d(in_channels, width, 7, stride=2, padding=3), nn.BatchNorm2d(width),
+            stem = [conv_of(in_channels, width, 7, stride=2, padding=3),
+                    *([nn.BatchNorm2d(width)] if norm == "bn" else []),
                     nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)]
         else:
             # conv1 and what follows a conv in this order's units (He 2015 4.2: conv-BN-ReLU); for a
             # pre-activation order without f^, which the first unit applies before its split
             after = ORDERS[order][0].partition("conv")[2]
-            stem = _ops("conv " + after, conv2d(in_channels, width, 3, padding=1))
+            stem = _ops(norm_pattern("conv " + after, norm), conv_of(in_channels, width, 3, padding=1))
         self.stem = nn.Sequential(*stem)
         channels, stages = width, []
         for i, n in enumerate(spec.units):
@@ -229,13 +245,20 @@ class ResNet(nn.Module):
                 else:
                     preact = "shared" if lead and (stride != 1 or channels != out) else "branch"
                 units.append(ResidualUnit(channels, stage_width, stride, spec.kind, order, shortcut, match, i,
-                                          preact, bottleneck_stride, **shortcut_args))
+                                          preact, bottleneck_stride, norm, **shortcut_args))
                 channels = out
             stages.append(nn.Sequential(*units))
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(*_act_ops(HEADS.get(order, ""), channels))
+        self.head = nn.Sequential(*_act_ops(norm_pattern(HEADS.get(order, ""), norm), channels))
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights(fc_bias_init)
+        units = self.units()
+        for k, unit in enumerate(units, 1):
+            unit.index, unit.num_units = k, len(units)
+        # a design's own init rules (zero last conv, depth-scaled init, ...) run after the common init
+        for unit in units:
+            unit.shortcut.init_unit(unit)
+        type(units[0].shortcut).init_net(self)
 
     def _init_weights(self, fc_bias_init: str):
         """He-normal convolutions (He 2015 ref. [13]), BN weight 1 bias 0; gate biases keep their b.
@@ -264,7 +287,8 @@ class ResNet(nn.Module):
 
 def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
                      in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
-                     bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", **shortcut_args) -> ArchSpec:
+                     bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM,
+                     **shortcut_args) -> ArchSpec:
     """Validate everything :func:`build_model` takes without training; returns the parsed arch.
 
     A plugin's shortcut is also run once on a small input (cached per network), so that one that
@@ -277,6 +301,7 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
         raise unknown_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
     if fc_bias_init not in FC_BIAS_INITS:
         raise unknown_choice("fc_bias_init", fc_bias_init, FC_BIAS_INITS)
+    check_norm(norm)
     check_shortcut_args(shortcut, shortcut_args)
     for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -293,7 +318,7 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
         raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
     if entry.origin:
         _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
-                      bottleneck_stride, fc_bias_init)
+                      bottleneck_stride, fc_bias_init, norm)
     return spec
 
 
@@ -301,7 +326,7 @@ _PROBED: set = set()  # every argument of the nets whose plugin shortcut passed 
 
 
 def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, width, match, shortcut_args,
-                  bottleneck_stride: str, fc_bias_init: str) -> None:
+                  bottleneck_stride: str, fc_bias_init: str, norm: str = DEFAULT_NORM) -> None:
     """Build the net that will train once and run two 32x32 images through it, checking each unit's shortcut output.
 
     y = h(x) (+) F(x) must have the shape of the branch F(x), or the next unit receives a tensor
@@ -310,12 +335,12 @@ def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, wid
     """
     entry = get_shortcut(shortcut)
     key = (spec.name, shortcut, entry.cls, order, num_classes, in_channels, width, match,
-           repr(sorted(shortcut_args.items())), bottleneck_stride, fc_bias_init)
+           repr(sorted(shortcut_args.items())), bottleneck_stride, fc_bias_init, norm)
     if key in _PROBED:
         return
     try:
         net = ResNet(spec, shortcut, order, num_classes, in_channels, width, match, shortcut_args, bottleneck_stride,
-                     fc_bias_init)
+                     fc_bias_init, norm)
     except ConfigError:
         raise
     except Exception as e:
@@ -352,7 +377,8 @@ def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, wid
 
 def build_model(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
                 in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
-                bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", **shortcut_args) -> ResNet:
+                bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM,
+                **shortcut_args) -> ResNet:
     """Build any network of the two papers.
 
     arch: ``resnet{6n+2}`` (CIFAR, basic units, widths w/2w/4w), ``resnet164`` /
@@ -364,13 +390,14 @@ def build_model(arch: str, shortcut: str = "identity", order: str = "original", 
     ``projection`` (option B), for shortcuts that do not fix it themselves.
     bottleneck_stride: ``3x3`` (torchvision, fb.resnet.torch) or ``1x1`` (He 2015's Caffe
     models, resnet-pre-act.lua). fc_bias_init: ``uniform`` (torch's default) or ``zero``
-    (both reference codes).
+    (both reference codes). norm: ``bn``, ``none`` or ``ws`` (:mod:`ablation.nets.norms`).
     shortcut_args: the shortcut's parameters, e.g. ``lam_s=0.5`` or ``b=-6``.
     """
     spec = check_model_args(arch, shortcut, order, num_classes, in_channels, width, match,
-                            bottleneck_stride=bottleneck_stride, fc_bias_init=fc_bias_init, **shortcut_args)
+                            bottleneck_stride=bottleneck_stride, fc_bias_init=fc_bias_init, norm=norm,
+                            **shortcut_args)
     return ResNet(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
-                  bottleneck_stride, fc_bias_init)
+                  bottleneck_stride, fc_bias_init, norm)
 
 
 def count_params(model: nn.Module) -> int:

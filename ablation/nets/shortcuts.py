@@ -89,7 +89,7 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
 
 
 def _origin(cls) -> str:
-    if cls.__module__ == __name__:
+    if cls.__module__ == __name__ or cls.__module__.startswith(f"{__name__.split('.')[0]}."):  # ours (nets.modern too)
         return ""
     module = sys.modules.get(cls.__module__)
     return getattr(module, "__file__", None) or cls.__module__
@@ -263,6 +263,19 @@ class Shortcut(nn.Module):
 
     def forward(self, x, fx):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # Hooks through which a design adds to its unit and its net (ablation.nets.modern); each does nothing here.
+
+    def computes_branch(self) -> bool:
+        """Asked before every forward pass of the unit: False leaves F out, and ``forward`` gets ``fx=None``."""
+        return True
+
+    def init_unit(self, unit) -> None:
+        """Run once per unit after the network's common initialisation (the unit knows ``index``, ``num_units``)."""
+
+    @classmethod
+    def init_net(cls, net) -> None:
+        """Run once per network, after every unit's :meth:`init_unit`."""
 
     def extra_repr(self):
         return self.shortcut_name

@@ -140,8 +140,11 @@ def agreement_lines(manifest, stats) -> list[str]:
     return lines
 
 
-def findings(manifest, runs, stats, tables) -> list[str]:
-    checked = {name: st.test_claims(meta.get("claims", []), st.samples(runs, name))
+def findings(manifest, runs, stats, tables, init: dict | None = None) -> list[str]:
+    """``init``: ``{experiment: {variant: [...]}}`` of :func:`ablation.reporting.init_identity.samples`, for the
+    ``identity_at_init`` claims."""
+    init = init or {}
+    checked = {name: st.test_claims(meta.get("claims", []), {**st.samples(runs, name), "init": init.get(name, {})})
                for name, meta in manifest["experiments"].items() if name in tables}
     verdicts = [r["verdict"] for rs in checked.values() for r in rs]
     lines = ["## Findings", "",
@@ -151,6 +154,11 @@ def findings(manifest, runs, stats, tables) -> list[str]:
              "`lowest` an intersection-union of such tests, `close` an equivalence test (TOST); the effect is a "
              "difference of means with its two-sided 95% CI, not corrected for multiple claims, so a one-sided "
              "test may hold while the interval still touches zero (ablation/reporting/stats.py).", ""]
+    kinds = {k for r in checked.values() for c in r if (k := c.get("kind"))}
+    if kinds & {"not_worse", "identity_at_init"}:  # said only where a study uses them
+        lines += ["`not_worse` is a one-sided Welch's t-test of non-inferiority against its margin; "
+                  "`identity_at_init` checks each seed's net as built, before training, that every unit's branch "
+                  "adds nothing (no p-value, outside Holm's family; ablation/reporting/init_identity.py).", ""]
     if verdicts:
         counts = "; ".join(f"{v}: {verdicts.count(v)}" for v in st.VERDICTS)
         lines += [f"Claims: {len(verdicts)}; {counts}.", ""]
@@ -330,7 +338,9 @@ def readme(study: Study, plots: list[str]) -> str:
         lines += [f"### {meta['title']}", "", md]
         if meta.get("notes"):
             lines += [meta["notes"], ""]
-    lines += findings(manifest, runs, stats, tables)
+    from .init_identity import samples as init_samples  # torch only where a claim checks a net
+
+    lines += findings(manifest, runs, stats, tables, init_samples(out, manifest, runs))
     lines += depth_claims.readme_lines(manifest, runs, stats, plots, lambda p: Path(p).relative_to(out).as_posix())
     lines += ref.report_lines(study.reference)
     from .analysis import mechanism_lines

@@ -18,6 +18,14 @@ Claims. A claim compares rows of one experiment on the mean final error (test or
 * ``close = [a, b]`` with ``within = delta`` points: an equivalence test, two one-sided tests
   (TOST, Schuirmann 1987) of H0: |mu_a - mu_b| >= delta; p = max of the two one-sided Welch p-values
   of ``mu_a - mu_b < delta`` and ``mu_a - mu_b > -delta``.
+* ``not_worse = [a, b]`` with ``within = delta`` points: a non-inferiority test, one-sided Welch's t
+  of H0: mu_a - mu_b >= delta against H1: mu_a - mu_b < delta ("a is not worse than b by delta or
+  more"). The effect is ``m_b - m_a`` with its 95% interval, as for ``lower``; the claim holds where
+  that interval's lower end, one-sided, clears ``-delta``.
+* ``identity_at_init = [rows]``: not a statistic but a check on each row's net as built, before any
+  training (``samples["init"]``, :mod:`ablation.init_identity`): HOLDS when in every seed's net every
+  unit's residual term ``y - h(x)`` is zero (up to ``IDENTITY_TOL`` of the signal), CONTRADICTED when
+  one is not. It has no p-value and stays out of Holm's family.
 
 Why Welch's t rather than an exact permutation test: with 5 seeds per row a permutation test of two
 rows has 252 splits, so its smallest one-sided p is 1/252 ~ 0.004, and after Holm over the 9 claims of
@@ -236,7 +244,23 @@ def holm(pvalues: list[float]) -> list[float]:
 
 
 def claim_rows(claim: dict) -> list[str]:
-    return [*(claim.get("lower") or []), *(claim.get("lowest") or []), *(claim.get("close") or [])]
+    return [*(claim.get("lower") or []), *(claim.get("lowest") or []), *(claim.get("close") or []),
+            *(claim.get("not_worse") or []), *(claim.get("identity_at_init") or [])]
+
+
+IDENTITY_TOL = 1e-6  # largest |y - h(x)| / rms(h(x)) of a unit that counts as computing the identity
+
+
+def check_identity(c: dict, got: dict) -> dict:
+    """The verdict of an ``identity_at_init`` claim from each row's largest relative residual term per seed."""
+    worst = {n: max(got[n]) for n in c["identity_at_init"]}
+    bad = [n for n, v in worst.items() if not v <= IDENTITY_TOL]
+    detail = ", ".join(f"{n} {v:.2g}" for n, v in worst.items())
+    seeds = min(len(got[n]) for n in worst)
+    what = (f"largest |y - h(x)| / rms(h(x)) over the units of each net as built, before training ({detail}; "
+            f"{seeds} seed{'s' if seeds > 1 else ''} per row, tolerance {IDENTITY_TOL:g})")
+    return {"kind": "identity_at_init", "verdict": CONTRADICTED if bad else HOLDS, "seeds": seeds,
+            "detail": (f"not the identity: {', '.join(bad)}; " if bad else "every unit computes h(x) exactly; ") + what}
 
 
 def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list[dict]:
@@ -249,12 +273,15 @@ def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list
     """
     out = []
     for c in claims:
-        metric = c.get("metric", "test")
+        metric = "init" if c.get("identity_at_init") else c.get("metric", "test")
         got = {k: x for k, v in samples.get(metric, {}).items() if (x := clean(v))}
         res = {"says": c["says"], "metric": metric}
         missing = [n for n in claim_rows(c) if not got.get(n)]
         if missing:
             out.append({**res, "verdict": NOT_RUN, "detail": f"needs {', '.join(missing)}"})
+            continue
+        if metric == "init":
+            out.append({**res, **check_identity(c, got)})
             continue
         pool = _pool(c, got)
         single = [n for n in pool if len(got[n]) < 2]
@@ -264,7 +291,7 @@ def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list
                         "detail": f"one seed of {', '.join(single)}, no estimate of seed noise "
                                   f"({means} % {_what(metric)} error)"})
             continue
-        kind = "lower" if c.get("lower") else "lowest" if c.get("lowest") else "close"
+        kind = next(k for k in ("lower", "lowest", "close", "not_worse") if c.get(k))
         res.update(_TESTS[kind](c, got))
         res["seeds"] = min(len(got[n]) for n in pool)
         out.append(res)
@@ -275,7 +302,7 @@ def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list
     for r in tested:
         r["verdict"] = (HOLDS if r["p_holm"] < ALPHA else CONTRADICTED if r["p_opposite_holm"] < ALPHA
                         else NOT_SIGNIFICANT)
-        if r["verdict"] == NOT_SIGNIFICANT and r["effect"] < 0 and r["kind"] != "close":
+        if r["verdict"] == NOT_SIGNIFICANT and r["effect"] < 0 and r["kind"] not in ("close", "not_worse"):
             r["detail"] += "; observed direction opposite to the claim"
         if r["verdict"] == CONTRADICTED:
             r["detail"] += (f"; the opposite by {r['test']}: p {format_p(r['p_opposite'])}, Holm-adjusted p "
@@ -357,4 +384,16 @@ def _test_close(c, got) -> dict:
                       f"margin +-{delta:g}"}
 
 
-_TESTS = {"lower": _test_lower, "lowest": _test_lowest, "close": _test_close}
+def _test_not_worse(c, got) -> dict:
+    a, b = c["not_worse"]
+    delta = float(c.get("within", 1.0))
+    w = Welch.of(got[a], got[b])  # d = m_a - m_b
+    lo, hi = w.ci()
+    return {"kind": "not_worse", "test": f"{TEST_NAME} of non-inferiority, margin {delta:g}",
+            "p": w.p_below(delta), "p_opposite": w.p_above(delta), "effect": -w.d, "ci": (-hi, -lo),
+            "n": _n(got[a], got[b]),
+            "detail": f"{a} {np.mean(got[a]):.2f} vs {b} {np.mean(got[b]):.2f} % {_what(c.get('metric', 'test'))} "
+                      f"error (means), {_effect(b, a, -w.d, -hi, -lo)}, margin {delta:g}"}
+
+
+_TESTS = {"lower": _test_lower, "lowest": _test_lowest, "close": _test_close, "not_worse": _test_not_worse}

@@ -74,7 +74,8 @@ PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": b
 # He 2015 Table 6 the best of 5 for ResNet-110 (mean +- std beside it) and one number elsewhere
 PROTOCOLS = ("median", "best", "mean", "single")
 CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
-              "close": list, "within": (int, float)}
+              "close": list, "within": (int, float), "not_worse": list, "identity_at_init": list}
+CLAIM_KINDS = ("lower", "lowest", "close", "not_worse", "identity_at_init")
 CLAIM_METRICS = ("test", "train")
 
 
@@ -119,10 +120,17 @@ class Claim:
     among: list | None = None  # ... among these (default: every row)
     close: list | None = None  # [a, b]: within `within` points of each other
     within: float = 1.0
+    not_worse: list | None = None  # [a, b]: a is not worse than b by `within` points or more
+    identity_at_init: list | None = None  # these rows' nets compute the identity through every unit at init
 
     def variants(self) -> list[str]:
-        names = [*(self.lower or []), *(self.lowest or []), *(self.among or []), *(self.close or [])]
+        names = [*(self.lower or []), *(self.lowest or []), *(self.among or []), *(self.close or []),
+                 *(self.not_worse or []), *(self.identity_at_init or [])]
         return list(dict.fromkeys(names))
+
+    def meta(self) -> dict:
+        """The claim as the manifest holds it; kinds added later appear only where used."""
+        return {k: v for k, v in self.__dict__.items() if v is not None or k not in ("not_worse", "identity_at_init")}
 
 
 @dataclass
@@ -154,7 +162,7 @@ class Experiment:
         return {"name": self.name, "title": self.title, "paper_metric": self.paper_metric,
                 "fail_above": self.fail_above, "dataset": self.base.get("dataset"), "source": self.source, "notes": self.notes,
                 "protocol": self.protocol, "figures": self.figures, "rows": [v.meta() for v in self.variants],
-                "claims": [c.__dict__ for c in self.claims], **({"axis": self.axis} if self.axis else {})}
+                "claims": [c.meta() for c in self.claims], **({"axis": self.axis} if self.axis else {})}
 
 
 @dataclass
@@ -325,9 +333,10 @@ def experiment_from(data: dict, path, defaults: dict | None = None) -> Experimen
         lowest = c.get("lowest")
         claim = Claim(says=c.get("says", ""), metric=c.get("metric", "test"), lower=c.get("lower"),
                       lowest=[lowest] if isinstance(lowest, str) else lowest, among=c.get("among"),
-                      close=c.get("close"), within=float(c.get("within", 1.0)))
-        if sum(x is not None for x in (claim.lower, claim.lowest, claim.close)) != 1:
-            raise ConfigError(f"{where}: a claim needs exactly one of 'lower', 'lowest', 'close'")
+                      close=c.get("close"), within=float(c.get("within", 1.0)), not_worse=c.get("not_worse"),
+                      identity_at_init=c.get("identity_at_init"))
+        if sum(getattr(claim, kind) is not None for kind in CLAIM_KINDS) != 1:
+            raise ConfigError(f"{where}: a claim needs exactly one of {', '.join(repr(k) for k in CLAIM_KINDS)}")
         for name in claim.variants():
             if name not in seen:
                 raise ConfigError(f"{where}: claim names unknown variant {name!r}{did_you_mean(name, seen)}")
@@ -361,6 +370,8 @@ def _check_claim(where: str, c: dict) -> None:
 
     names("lower", 2)
     names("close", 2)
+    names("not_worse", 2)
+    names("identity_at_init")
     names("lowest")
     names("among")
     if c.get("within", 1.0) < 0:
@@ -383,7 +394,7 @@ def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, 
     for path, data in ladders:
         table, axis = ladder.expand(data, tables, str(path))
         exp = experiment_from(table, path, defaults)
-        exp.axis = {**axis, "claims": [c.__dict__ for c in out[axis["rows_of"]].claims]}
+        exp.axis = {**axis, "claims": [c.meta() for c in out[axis["rows_of"]].claims]}
         _add(out, exp)
     return out
 

@@ -19,6 +19,7 @@ from .board import require_tensorboard
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from ..core.errors import ConfigError, did_you_mean
 from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
+from ..nets.norms import DEFAULT_NORM, NORMS
 
 
 # torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
@@ -58,6 +59,9 @@ SCHEMA: dict[str, Key] = {
                              hash_if_set=True),
     "fc_bias_init": Key("uniform", str, "the classifier's initial bias: uniform (torch's default) or zero (both "
                         "reference codes)", choices=FC_BIAS_INITS, hash_if_set=True),
+    "norm": Key(DEFAULT_NORM, str, "what normalises the net: bn (BatchNorm, the papers'), none (no BN anywhere: Fixup, "
+                "SkipInit) or ws (none, and scaled weight standardisation: NF-ResNets)", choices=NORMS,
+                hash_if_set=True),
     # data
     "dataset": Key("cifar10", str, "the dataset", choices=tuple(DATASETS)),
     "data_dir": Key("data", str, "where datasets and their decoded cache live", runtime=True),
@@ -184,7 +188,7 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
 
 def model_options(cfg: dict) -> dict:
     """The config keys that :func:`ablation.nets.models.build_model` takes as keyword options."""
-    return {"bottleneck_stride": cfg["bottleneck_stride"], "fc_bias_init": cfg["fc_bias_init"]}
+    return {"bottleneck_stride": cfg["bottleneck_stride"], "fc_bias_init": cfg["fc_bias_init"], "norm": cfg["norm"]}
 def _fit_subsets(cfg: dict, notes: list | None) -> None:
     """val_split below the training images; a train_subset or eval_subset beyond its split becomes null."""
     info, held = DATASETS[cfg["dataset"]], cfg["val_split"]

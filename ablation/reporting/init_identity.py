@@ -1,0 +1,86 @@
+"""Whether a net computes the identity through every unit at initialisation; trains nothing.
+
+ReZero, SkipInit and Fixup start each unit at ``y_l = h(x_l)``: the branch's multiplier (ReZero,
+SkipInit) or its last convolution (Fixup) is 0, so ``y_l - h(x_l) = 0`` exactly, and where the unit
+keeps the shape, ``x_{l+1} = x_l``. For one net we build it as a run's config says (its seed drawing
+the init), pass a fixed batch of unit-Gaussian images through it in training mode, as at the first
+step, and record per unit
+
+    r_l = max |y_l - h(x_l)| / rms(h(x_l))
+
+and the net's ``max_l r_l``. The report's ``identity_at_init`` claims read these numbers
+(:func:`ablation.reporting.stats.check_identity`); they are kept in ``init_identity.csv`` so that results
+committed without their run folders still check them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.files import write_atomic
+from ..core.layout import ResultsDir
+from .tables import read_table
+
+FIELDS = ("hash", "max_residual")
+IMAGES = 8  # a batch for BN's statistics; the identity holds image by image
+
+
+def unit_residuals(model, x) -> list[float]:
+    """``r_l`` of every unit of ``model`` on input images ``x`` (module doc)."""
+    from ..nets.modern import unit_terms
+
+    out = []
+    with torch.no_grad():
+        h = model.stem(x)
+        for unit in model.units():
+            t = unit_terms(unit, h)
+            scale = t["shortcut"].float().pow(2).mean().sqrt().clamp_min(1e-12)
+            out.append(float((t["sum"] - t["shortcut"]).abs().max() / scale))
+            h = t["output"]
+    return out
+
+
+def net_residual(cfg: dict) -> float:
+    """``max_l r_l`` of the net of config ``cfg`` (a run's stored config) as built, before training."""
+    from ..training.config import model_options, stored
+    from ..training.data import DATASETS
+    from ..nets.models import build_model
+
+    cfg = stored(cfg)
+    info = DATASETS[cfg["dataset"]]
+    size = cfg.get("image_size") or info.size
+    torch.manual_seed(cfg["seed"])
+    model = build_model(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
+                        cfg["match"], **model_options(cfg), **cfg["shortcut_args"]).train()
+    x = torch.randn(IMAGES, info.channels, size, size, generator=torch.Generator().manual_seed(0))
+    return max(unit_residuals(model, x))
+
+
+def samples(out, manifest: dict, runs) -> dict[str, dict[str, list]]:
+    """``{experiment: {variant: [max_l r_l per seed]}}`` for the rows that an ``identity_at_init`` claim names.
+
+    Computed from each run's config.json; where the run folder is gone, read from ``init_identity.csv``.
+    """
+    results = ResultsDir(out)
+    wanted = {(name, v) for name, meta in manifest["experiments"].items()
+              for c in meta.get("claims", []) for v in c.get("identity_at_init") or []}
+    if not wanted:
+        return {}
+    kept = read_table(results.init_identity_csv, FIELDS)
+    cache = {} if kept is None else dict(zip(kept["hash"], kept["max_residual"]))
+    found, got = {}, {}
+    for r in runs[["experiment", "variant", "hash"]].itertuples(index=False):
+        if (r.experiment, r.variant) not in wanted:
+            continue
+        cfg = results.run(r.hash).read_config()
+        if isinstance(cfg, dict):
+            found[r.hash] = net_residual(cfg)
+        elif r.hash in cache:
+            found[r.hash] = float(cache[r.hash])
+        else:
+            continue
+        got.setdefault(r.experiment, {}).setdefault(r.variant, []).append(found[r.hash])
+    if found and found != cache:
+        lines = [",".join(FIELDS), *(f"{h},{v!r}" for h, v in sorted(found.items()))]
+        write_atomic(results.init_identity_csv, "\n".join(lines) + "\n")
+    return got

@@ -1,0 +1,331 @@
+"""The designs after 2016 (ablation/nets/modern.py, ablation/nets/norms.py): each one's defining property on a tiny net."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ablation import ConfigError, build_model
+from ablation.nets.models import arch_spec
+from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScaledReLU, convs, layerscale_eps, survival_probability,
+                                  unit_terms)
+from ablation.nets.norms import WSConv2d, channel_stats
+from ablation.nets.shortcuts import load_plugin
+from ablation.reporting import stats as st
+from ablation.reporting.init_identity import net_residual, unit_residuals
+from ablation.study import expansion
+from ablation.study import experiments as ex
+from ablation.training import config as schema
+
+PLUGIN = Path(__file__).parent / "plugins" / "tanh_rezero.py"
+
+# each design as its row in ablation/experiments/modern.toml runs it (besides the net's size)
+DESIGNS = {
+    "rezero-bn": dict(shortcut="rezero"),
+    "rezero-nobn": dict(shortcut="rezero", norm="none"),
+    "skipinit": dict(shortcut="skipinit", order="relu-preact", norm="none", match="projection"),
+    "fixup": dict(shortcut="fixup", norm="none"),
+    "stochastic-depth": dict(shortcut="stochastic-depth"),
+    "layerscale": dict(shortcut="layerscale"),
+    "nf": dict(shortcut="nf", order="relu-preact", norm="ws", match="projection"),
+}
+IDENTITY_AT_INIT = ("rezero-bn", "rezero-nobn", "skipinit", "fixup")
+FAMILIES = [("resnet8", 4), ("resnet14", 4), ("resnet11b", 2), ("resnet18", 2)]
+
+
+def _net(design, arch="resnet14", width=4, seed=0, **extra):
+    torch.manual_seed(seed)
+    return build_model(arch, width=width, **{**DESIGNS[design], **extra})
+
+
+def _changes_shape(unit):
+    return unit.stride != 1 or unit.in_channels != unit.out_channels
+
+
+# --- identity at initialisation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("design", IDENTITY_AT_INIT)
+@pytest.mark.parametrize("arch", ["resnet14", "resnet11b"])
+def test_rezero_skipinit_fixup_are_the_identity_per_unit_at_init(design, arch):
+    net = _net(design, arch).train()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        h = net.stem(x)
+        checked = 0
+        for unit in net.units():
+            terms = unit_terms(unit, h)
+            assert torch.equal(terms["sum"], terms["shortcut"]), f"unit {unit.index}: F contributes at init"
+            out = unit(h)
+            if not _changes_shape(unit) and len(unit.pre) == 0:
+                assert torch.equal(out, h), f"unit {unit.index} is not x -> x"  # exactly, not nearly
+                checked += 1
+            h = out
+    assert checked >= len(net.units()) - 2 * len(arch_spec(arch).units)  # all but the transition units
+    assert max(unit_residuals(net, x)) == 0.0
+
+
+@pytest.mark.parametrize("design", ["stochastic-depth", "layerscale", "nf"])
+def test_the_other_designs_and_he_s_unit_are_not_the_identity_at_init(design):
+    x = torch.randn(4, 3, 16, 16)
+    for net in (_net(design), build_model("resnet14", width=4)):
+        assert max(unit_residuals(net.train(), x)) > 1e-3
+
+
+def test_net_residual_of_a_run_config_tells_the_designs_apart():
+    cfg = {**schema.DEFAULTS, "dataset": "synthetic", "arch": "resnet8", "width": 4, "seed": 3}
+    assert net_residual({**cfg, "shortcut": "rezero", "norm": "none"}) == 0.0
+    assert net_residual({**cfg, "shortcut": "identity"}) > 1e-3
+
+
+# --- Fixup's init rules ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch,m", [("resnet14", 2), ("resnet11b", 3)])
+def test_fixup_scales_all_but_the_last_branch_conv_by_L_power_and_zeroes_the_last(arch, m):
+    fixup = _net("fixup", arch, seed=5)
+    torch.manual_seed(5)
+    he = build_model(arch, "identity", width=4, norm="none")  # the same draws before Fixup's rules
+    L = len(fixup.units())
+    factor = L ** (-1.0 / (2 * m - 2))
+    for uf, uh in zip(fixup.units(), he.units()):
+        cf, ch = convs(uf.residual), convs(uh.residual)
+        assert len(cf) == m
+        for a, b in zip(cf[:-1], ch[:-1]):
+            torch.testing.assert_close(a.weight, b.weight * factor)
+        assert not cf[-1].weight.any()
+        # a scalar bias before each conv and each activation; a multiplier then a bias at the end
+        kinds = [type(mod).__name__ for mod in uf.residual]
+        assert kinds[-2:] == ["ScalarScale", "ScalarBias"]
+        for i, k in enumerate(kinds[:-2]):
+            if k in ("Conv2d", "ReLU", "SubsampledConv2d"):
+                assert kinds[i - 1] == "ScalarBias", kinds
+    assert not fixup.fc.weight.any() and not fixup.fc.bias.any()
+    assert not any(isinstance(mod, nn.BatchNorm2d) for mod in fixup.modules())
+
+
+# --- stochastic depth --------------------------------------------------------------------------
+
+
+def test_stochastic_depth_survival_follows_the_linear_rule_over_many_draws():
+    net = _net("stochastic-depth", "resnet14").train()
+    units = net.units()
+    L = len(units)
+    assert [u.shortcut.survival for u in units] == pytest.approx([1 - l / L * 0.5 for l in range(1, L + 1)])
+    assert units[-1].shortcut.survival == pytest.approx(0.5)
+    torch.manual_seed(0)
+    draws = 4000
+    for u in units:
+        p = u.shortcut.survival
+        kept = sum(u.shortcut.computes_branch() for _ in range(draws)) / draws
+        assert abs(kept - p) < 4 * math.sqrt(p * (1 - p) / draws) + 1e-9, (u.index, kept, p)
+
+
+def test_stochastic_depth_skips_the_closed_branch_and_is_deterministic_at_eval():
+    net = _net("stochastic-depth", "resnet8", p_last=0.2)
+    last = net.units()[-1]
+    calls = []
+    last.residual.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.randn(3, 3, 16, 16)
+    torch.manual_seed(1)
+    net.train()
+    for _ in range(200):
+        net(x)
+    assert 0 < len(calls) < 200  # p_L = 0.2: the branch runs on a fifth of the steps, and only then
+    net.eval()
+    with torch.no_grad():
+        a, b = net(x), net(x)
+        assert torch.equal(a, b)
+        h = net.stages[:-1](net.stem(x))
+        h = net.stages[-1][:-1](h)
+        t = unit_terms(last, h)
+        torch.testing.assert_close(t["sum"], t["shortcut"] + 0.2 * t["branch"])  # x + p_L F(x) at test
+    assert survival_probability(3, 3, 0.5) == 0.5 and survival_probability(0, 3, 0.5) == 1.0
+
+
+# --- LayerScale --------------------------------------------------------------------------------
+
+
+def test_layerscale_lambda_is_one_learnable_value_per_channel_at_eps():
+    net = _net("layerscale", "resnet14")
+    for u in net.units():
+        lam = u.shortcut.lam
+        assert isinstance(lam, nn.Parameter) and lam.shape == (u.out_channels, 1, 1)
+        assert torch.all(lam == 0.1)  # 6 units: the paper's epsilon up to depth 18
+    deep = build_model("resnet110", "layerscale", width=2)  # 54 units
+    assert torch.all(deep.units()[0].shortcut.lam == 1e-6)
+    given = build_model("resnet8", "layerscale", width=4, eps=1e-3)
+    assert torch.all(given.units()[1].shortcut.lam == 1e-3)
+    assert (layerscale_eps(18), layerscale_eps(19), layerscale_eps(24), layerscale_eps(25)) == (0.1, 1e-5, 1e-5, 1e-6)
+    with pytest.raises(ConfigError, match="eps must be"):
+        build_model("resnet8", "layerscale", eps=-1.0)
+
+
+# --- NF-ResNets --------------------------------------------------------------------------------
+
+
+def test_scaled_weight_standardisation_gives_zero_mean_unit_variance_per_output_channel():
+    torch.manual_seed(0)
+    conv = WSConv2d(6, 5, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.mul_(7.0).add_(torch.randn(5, 1, 1, 1) * 3)  # any scale and offset per channel
+    mean, var = channel_stats(conv.standardized_weight())
+    torch.testing.assert_close(mean, torch.zeros(5), atol=1e-6, rtol=0)
+    torch.testing.assert_close(var, torch.ones(5), atol=1e-4, rtol=0)
+    with torch.no_grad():
+        conv.gain.fill_(2.0)
+    assert channel_stats(conv.standardized_weight())[1] == pytest.approx(torch.full((5,), 4.0), abs=1e-3)
+    raw_mean, raw_var = channel_stats(conv.weight)
+    assert raw_mean.abs().max() > 0.1 and (raw_var - 1).abs().max() > 0.1  # the raw weights are neither
+
+
+def test_nf_net_has_no_bn_ws_convs_scaled_relus_and_betas_of_the_expected_std():
+    net = _net("nf", "resnet14")
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.ReLU)) for m in net.modules())
+    conv_layers = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert conv_layers and all(isinstance(m, WSConv2d) for m in conv_layers)  # projections too
+    assert all(m.gamma == pytest.approx(NF_GAMMA_RELU) for m in net.modules() if isinstance(m, ScaledReLU))
+    assert NF_GAMMA_RELU == pytest.approx(1.7139588594436646)  # nfnets/base.py
+    alpha, var, got, want = 0.2, 1.0, [], []
+    for u in net.units():
+        mults = [m for m in [*u.pre, *u.residual] if isinstance(m, Multiply)]
+        assert len(mults) == 1
+        got.append(mults[0].c)
+        want.append(1 / math.sqrt(var))
+        if len(u.pre):  # the shortcut takes x / beta: the variance starts again
+            var = 1.0
+        var += alpha ** 2
+    assert got == pytest.approx(want)
+    assert got[1] == pytest.approx(1 / math.sqrt(1 + alpha ** 2)) and got[2] == pytest.approx(1 / math.sqrt(1 + 2 * alpha ** 2))
+    assert net.fc.weight.std().item() == pytest.approx(0.01, rel=0.3) and not net.fc.bias.any()
+
+
+def test_nf_units_keep_the_residual_stream_variance_near_one_plus_l_alpha_squared():
+    torch.manual_seed(0)
+    net = build_model("resnet20", "nf", "relu-preact", width=32, norm="ws", match="projection").eval()
+    with torch.no_grad():
+        h = net.stem(torch.randn(64, 3, 16, 16))
+        h = h / h.std()  # the analysis assumes a unit-variance input to the first unit
+        variances = []
+        for u in net.stages[0]:
+            h = u(h)
+            variances.append(h.var().item())
+    want = [1 + (k + 1) * 0.2 ** 2 for k in range(len(variances))]
+    assert variances == pytest.approx(want, rel=0.25)
+
+
+@pytest.mark.parametrize("norm", ["none", "ws"])
+def test_norm_removes_every_batchnorm(norm):
+    for order in ("original", "full-preact"):
+        net = build_model("resnet11b", "projection", order, width=2, norm=norm)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in build_model("resnet8", width=2).modules())
+
+
+# --- every design at every transition ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch,width", FAMILIES)
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("match", ["zero-pad", "projection"])
+def test_every_design_builds_and_backprops_with_matching_shapes_at_every_transition(design, arch, width, match):
+    net = _net(design, arch, width, match=match)
+    seen = []
+    handles = [u.register_forward_hook(lambda mod, args, out: seen.append((mod, args[0].shape, out.shape)))
+               for u in net.units()]
+    x = torch.randn(2, 3, 32, 32)
+    for mode in (True, False):
+        seen.clear()
+        out = net.train(mode)(x)
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+        transitions = 0
+        for unit, xin, y in seen:
+            n, c, hgt, wid = xin
+            assert y == (n, unit.out_channels, (hgt - 1) // unit.stride + 1, (wid - 1) // unit.stride + 1)
+            transitions += unit.stride == 2
+        assert len(seen) == len(net.units()) and transitions == len(arch_spec(arch).units) - 1
+    for h in handles:
+        h.remove()
+    net.train()(x).logsumexp(1).sum().backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+# --- config, claims, experiment file ---------------------------------------------------------------
+
+
+def test_norm_enters_the_hash_only_when_not_bn():
+    cfg = schema.validate_config({"dataset": "synthetic", "arch": "resnet8"})
+    assert cfg["norm"] == "bn" and "norm" not in schema.identity(cfg)
+    assert expansion.config_hash(cfg) == expansion.config_hash({k: v for k, v in cfg.items() if k != "norm"})
+    assert expansion.config_hash({**cfg, "norm": "none"}) != expansion.config_hash(cfg)
+    with pytest.raises(ConfigError, match="norm='batch' is not one of bn, none, ws"):
+        schema.validate_config({"dataset": "synthetic", "norm": "batch"})
+
+
+def test_not_worse_claim_is_a_one_sided_test_against_a_margin():
+    claim = {"says": "a is not worse than b", "not_worse": ["a", "b"], "within": 1.0}
+    close = {"test": {"a": [10.1, 10.3, 9.9, 10.2, 10.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
+    worse = {"test": {"a": [14.1, 14.3, 13.9, 14.2, 14.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
+    noisy = {"test": {"a": [8.0, 12.5, 10.0, 14.0, 9.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
+    assert st.test_claims([claim], close)[0]["verdict"] == st.HOLDS
+    assert st.test_claims([claim], worse)[0]["verdict"] == st.CONTRADICTED
+    assert st.test_claims([claim], noisy)[0]["verdict"] == st.NOT_SIGNIFICANT
+    r = st.test_claims([claim], close)[0]
+    assert r["effect"] == pytest.approx(-0.06) and "margin 1" in r["detail"]
+
+
+def test_identity_at_init_claim_reads_the_built_nets_and_stays_out_of_holm():
+    claim = {"says": "identity at init", "identity_at_init": ["a", "b"]}
+    lower = {"says": "a lower", "lower": ["a", "b"]}
+    samples = {"test": {"a": [1.0, 1.1, 0.9], "b": [5.0, 5.2, 4.9]}, "init": {"a": [0.0, 0.0], "b": [0.0, 0.0]}}
+    out = st.test_claims([claim, lower], samples)
+    assert out[0]["verdict"] == st.HOLDS and "p" not in out[0]
+    assert out[1]["p_holm"] == out[1]["p"]  # one testable claim in the family
+    bad = st.test_claims([claim], {"init": {"a": [0.0], "b": [0.0, 0.3]}})[0]
+    assert bad["verdict"] == st.CONTRADICTED and "b" in bad["detail"]
+    assert st.test_claims([claim], {"init": {"a": [0.0]}})[0]["verdict"] == st.NOT_RUN
+
+
+def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
+    exps = ex.load_experiments()
+    e, presets = exps["modern"], ex.load_presets()
+    assert e.in_all == []  # --variants all (the quick study) is unchanged
+    assert {v.name for v in e.variants} == {"identity-bn", "identity-nobn", "rezero-bn", "rezero-nobn",
+                                            "skipinit-nobn", "fixup-nobn", "stochastic-depth-bn", "layerscale-bn",
+                                            "nf-ws"}
+    assert all("arXiv" in v.source or v.name == "identity-nobn" for v in e.variants)
+    kinds = {next(k for k in ex.CLAIM_KINDS if getattr(c, k)) for c in e.claims}
+    assert kinds == {"lower", "not_worse", "identity_at_init"}
+    # the BN identity row is He 2016 Table 1's original row: the same run under every preset
+    for preset in presets.values():
+        a = expansion.expand(exps, [e.variant("identity-bn")], preset, seeds=1)[0]
+        b = expansion.expand(exps, [exps["identity_mappings"].variant("original")], preset, seeds=1)[0]
+        assert a.hash == b.hash
+
+
+def test_existing_claims_keep_their_manifest_form():
+    meta = ex.load_experiments()["identity_mappings"].meta()
+    assert all(set(c) == {"says", "metric", "lower", "lowest", "among", "close", "within"} for c in meta["claims"])
+
+
+# --- a plugin with the same hooks ----------------------------------------------------------------
+
+
+def test_a_plugin_outside_the_package_defines_a_branch_scaling_design_with_the_hooks():
+    load_plugin(str(PLUGIN))
+    torch.manual_seed(0)
+    net = build_model("resnet14", "tanh-rezero", width=4, c=0.5)  # built through the plugin probe too
+    units = net.units()
+    assert [u.shortcut.seen_index for u in units] == [(k, len(units)) for k in range(1, len(units) + 1)]
+    assert not net.fc.bias.any()
+    x = torch.randn(4, 3, 16, 16)
+    assert max(unit_residuals(net.train(), x)) == 0.0  # tanh(0) = 0: the identity at init
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert all(u.shortcut.lam.grad.abs() > 0 for u in units)  # d tanh(a)/da = 1 at 0: each a learns
+    opt.step()
+    assert max(unit_residuals(net, x)) > 0
