@@ -206,10 +206,9 @@ class ResidualUnit(nn.Module):
     def forward(self, x):
         x = self.pre(x)
         # a design may leave F out of this step (stochastic depth's closed gate): the shortcut gets None
-        fx = self.residual(x) if self.shortcut.computes_branch() else None
+        fx = self.shortcut.branch_term(self.residual(x)) if self.shortcut.computes_branch() else None
         y = self.shortcut(x, fx)
-        added = fx if fx is None or not isinstance(self.shortcut, modern.BranchScale) else self.shortcut.scale_branch(fx)
-        return self.post(self.tap(x, added, y))
+        return self.post(self.tap(x, fx, y))
 
 
 class ResNet(nn.Module):
