@@ -170,6 +170,8 @@ class _nothing:
     (["out", "--plots-only"], "no signal_ladder.csv with"),
     (["out", "--batch", "1"], "--batch needs >= 2"),
     (["out", "--experiment", "table9"], "unknown experiment"),
+    (["out", "--inits", "zero"], "unknown init"),
+    (["out", "--inits", ","], "no init named"),
 ])
 def test_ladder_command_refuses_bad_input_in_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

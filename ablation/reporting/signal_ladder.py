@@ -43,7 +43,8 @@ def read_ladder(path):
     return read_table(path, LADDER_FIELDS, {"shortcut_args": str, "image": str})
 
 
-def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False):
+def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False,
+               inits=INITS):
     """Measure every net of the ladder not yet in ``OUT/signal_ladder.csv``; returns the whole table.
 
     ``rows``: (row name, {key: value} of :data:`UNIT_KEYS`) of each unit to measure, as
@@ -78,7 +79,7 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
             shortcut, args = unit.get("shortcut", "identity"), dict(unit.get("shortcut_args", {}))
             order, match = unit.get("order", family), unit.get("match", family_match)
             norm = unit.get("norm", "bn")
-            for init in INITS if norm == "bn" else INITS[:1]:  # zero_branches zeroes a BN's gamma
+            for init in [i for i in inits if norm == "bn" or i != "zero-branches"]:  # it zeroes a BN's gamma
                 if done(arch, variant, init):
                     continue
                 if old is not None:  # a stale measurement of the same net gives way

@@ -110,7 +110,12 @@ def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, 
             if i == len(panels) - 1:
                 ax.set_xlabel("unit l (input side left; dotted: shape changes)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    # every row once, also those that only some columns have (a net without BN has no zeroed branch)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title, y=1.0)
     fig.tight_layout()
     paths = save_figure(fig, out, name)
