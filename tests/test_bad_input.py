@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,10 @@ PLUGINS = {
 
 @pytest.fixture
 def place(tmp_path, monkeypatch):
-    """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it."""
+    """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it.
+    The memory limit is fixed, so that what exceeds it does so on any machine."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ABLATION_MEMORY_LIMIT", "8G")
     write_experiments(tmp_path / "exps", tmp_path / "data")
     for name, text in PLUGINS.items():
         (tmp_path / name).write_text(text)
@@ -117,6 +120,9 @@ DESCRIBE = [
     (["resnet20", "--plugin", "wrong_shape.py", "--shortcut", "wrong-shape-test"],
      "returned shape (2, 16, 32, 32) where the branch F(x) has (2, 32, 16, 16)"),
     (["resnet20", "--width", "x"], "invalid int value"),
+    (["resnet20", "--arg", "order=full-preact"], "--arg order='full-preact': order is an option of the network, "
+     "not a parameter of the shortcut; use --order"),
+    (["resnet20", "--arg", "width=4"], "width is an option of the network, not a parameter of the shortcut; use --width"),
 ]
 
 
@@ -154,6 +160,11 @@ TRAIN = [
     (["out="], [], "out= is empty"),
     (["out=docs"], [], "out= docs holds other files and is not a run folder"),
     ([], [], "give the run directory as out=DIR"),
+    (["out=run"], ['shortcut_args={match="projection"}'], "shortcut_args match='projection': match is an option "
+     "of the network, not a parameter of the shortcut; set match=... as a config key of its own"),
+    (["out=run"], ["batch_size=1", "image_size=4"], "batch_size=1 with image_size=4: resnet8's last feature map is "
+     "1x1, so BatchNorm sees one value per channel"),
+    (["out=run"], ["image_size=100000"], "resnet8 at batch_size=128 needs about"),
 ]
 
 
@@ -203,6 +214,11 @@ RUN = [
      "shortcut 'wrong-shape-test' (plugin"),
     (["--depth", "21"], "--depth 21 is not 6n+2"),
     (["--varaints", "all"], "unrecognized arguments: --varaints"),
+    (["--set", 'shortcut_args={match="projection"}'], "match is an option of the network"),
+    (["--set", "shortcut_args={width=4}"], "width is an option of the network"),
+    (["--set", "batch_size=1", "--set", "image_size=4"], "BatchNorm sees one value per channel"),
+    (["--set", "image_size=100000"], "tiny:identity: resnet8 at batch_size=128 needs about"),
+    (["--depth", "600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
 ]
 
 
@@ -230,6 +246,19 @@ def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, m
     (place / "exps" / "tiny.toml").write_text(text)
     refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
+
+
+def test_a_dry_run_of_a_net_too_big_answers_at_once_with_its_memory(place, capsys):
+    """--depth 600002: nothing is built (the estimate is from the net's numbers), nothing is timed, nothing written."""
+    before, t = snapshot(place), time.perf_counter()
+    assert run.main(["--experiments-dir", "exps", "--out", "res", "--depth", "600002", "--dry-run"],
+                    train_fn=NeverTrain()) == 0
+    assert time.perf_counter() - t < 60
+    out = capsys.readouterr().out
+    assert "memory: the biggest, resnet600002 at batch_size=128 needs about" in out, out
+    assert "2 of 2 runs to train exceed the 8.0 GiB ABLATION_MEMORY_LIMIT=8G" in out, out
+    assert "no run to train fits this machine's memory" in out, out
+    assert snapshot(place) == before
 
 
 def test_run_refuses_a_read_only_folder(readonly, place, capsys):
@@ -292,6 +321,8 @@ BENCH = [
     (["--set", "bf16"], "expected --set KEY=VALUE"),
     (["--arch", "resnet21"], "not 6n+2"),
     (["--frob"], "unrecognized arguments: --frob"),
+    (["--arch", "resnet18", "--batch", "1"], "batch_size=1 with image_size=32: resnet18's last feature map is 1x1"),
+    (["--arch", "resnet18", "--batch", "10000000"], "resnet18 at batch_size=10000000 needs about"),
 ]
 
 
