@@ -165,6 +165,8 @@ TRAIN = [
     (["out=run"], ["batch_size=1", "image_size=4"], "batch_size=1 with image_size=4: resnet8's last feature map is "
      "1x1, so BatchNorm sees one value per channel"),
     (["out=run"], ["image_size=100000"], "resnet8 at batch_size=128 needs about"),
+    (["out=run"], ["data_dir=" + "d" * 300], "data_dir dddddddddddddddddddd...: a name of 300 bytes, more than the"),
+    (["out=" + "o" * 300], [], "out= oooooooooooooooooooo...: a name of 300 bytes"),
 ]
 
 
@@ -219,6 +221,9 @@ RUN = [
     (["--set", "batch_size=1", "--set", "image_size=4"], "BatchNorm sees one value per channel"),
     (["--set", "image_size=100000"], "tiny:identity: resnet8 at batch_size=128 needs about"),
     (["--depth", "600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
+    (["--out", "r" * 300], "--out rrrrrrrrrrrrrrrrrrrr...: a name of 300 bytes, more than the"),
+    (["--out", "res/" + "r" * 300], "a name of 300 bytes"),
+    (["--experiment", "all", "--variants", "all"], "--experiment all with --variants all names two grids"),
 ]
 
 
@@ -239,10 +244,17 @@ def test_run_refuses_in_one_line(place, capsys, argv, message):
     (('lower = ["identity", "plain"]', 'lower = ["identity"]'), "lower must be exactly 2 variant names"),
     (('lower = ["identity", "plain"]', 'lowest = "identity"\nwithin = -1'), "within must be >= 0"),
     (None, "every [[variant]] must be a table"),
+    (("paper = 5.0", "paper = nan"), "tiny.toml: variant 'identity': paper must be a finite number, got nan"),
+    ("claim = [1]", "tiny.toml: every [[claim]] must be a table, got 1"),
+    ("variant = []", "tiny.toml: experiment 'tiny' has no variants; add [[variant]] tables"),
 ])
 def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, message):
-    text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None else \
-        tiny_toml().replace(*edit, 1)
+    if isinstance(edit, str):  # a top-level key in place of the file's own tables
+        table = "[[claim]]" if edit.startswith("claim") else "[[variant]]"
+        text = edit + "\n" + tiny_toml().split(table)[0]
+    else:
+        text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None \
+            else tiny_toml().replace(*edit, 1)
     (place / "exps" / "tiny.toml").write_text(text)
     refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
@@ -259,6 +271,31 @@ def test_a_dry_run_of_a_net_too_big_answers_at_once_with_its_memory(place, capsy
     assert "2 of 2 runs to train exceed the 8.0 GiB ABLATION_MEMORY_LIMIT=8G" in out, out
     assert "no run to train fits this machine's memory" in out, out
     assert snapshot(place) == before
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "x.toml").mkdir(), "exps/x.toml is a folder, not an experiment file"),
+    (lambda d: (d / "latin.toml").write_bytes('name = "caf\u00e9"\n'.encode("latin-1")),
+     "exps/latin.toml is not UTF-8 text (byte 11: b'\\xe9'); save it as UTF-8"),
+    (lambda d: (d / "wide.toml").write_bytes('name = "x"\n'.encode("utf-16")), "exps/wide.toml is not UTF-8 text"),
+])
+def test_run_refuses_unreadable_experiment_files(place, capsys, make, message):
+    make(place / "exps")
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+            message)
+
+
+@pytest.mark.parametrize("link, message", [
+    ({"dangling": "nowhere"}, "--out dangling is a symbolic link to nowhere, which does not exist"),
+    ({"loop1": "loop2", "loop2": "loop1"}, "--out loop1 is a loop of symbolic links"),
+    ({"dangling": "nowhere"}, "--out dangling/sub is a symbolic link"),
+])
+def test_run_refuses_an_out_through_a_broken_link(place, capsys, link, message):
+    for name, target in link.items():
+        os.symlink(target, place / name)
+    out = message.split()[1]
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", out], train_fn=NeverTrain()), capsys, place,
+            message.replace("/sub", ""))
 
 
 def test_run_refuses_a_read_only_folder(readonly, place, capsys):
