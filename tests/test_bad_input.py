@@ -384,6 +384,43 @@ def test_entry_points_exit_2_in_one_line(tmp_path, argv, message):
     assert not list(tmp_path.iterdir())
 
 
+# --- text in other encodings, names the terminal cannot show -----------------------------------
+
+
+@pytest.mark.parametrize("name, env", [
+    ("r\u00e9sultats", {"PYTHONIOENCODING": "ascii"}),  # a name an ASCII terminal cannot show
+    (os.fsdecode(b"r\xe9s"), {}),  # bytes that are no UTF-8: the file system takes them, UTF-8 cannot show them
+], ids=["ascii-terminal", "undecodable-bytes"])
+def test_a_study_named_so_the_terminal_cannot_show_it_is_written_and_reported(tiny, tmp_path, capsys, name, env):
+    from conftest import FakeTrainer
+
+    out = tmp_path / name
+    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1"], train_fn=FakeTrainer()) == 0
+    assert (out / "README.md").is_file()
+    done = subprocess.run([sys.executable, "-m", "ablation.report", os.fsencode(name)], cwd=tmp_path,
+                          capture_output=True, timeout=300, env={**os.environ, **env})
+    said = (done.stdout + done.stderr).decode("ascii", errors="replace")
+    assert done.returncode == 0 and "Traceback" not in said, said
+    assert "README.md" in said and ("\\xe9" in said or "\\udce9" in said), said  # the path, escaped
+
+
+def test_a_results_file_that_is_not_utf8_is_one_line_naming_it(tmp_path):
+    from ablation.core.files import CorruptFile, read_text
+
+    path = tmp_path / "notes.md"
+    path.write_bytes("caf\u00e9".encode("latin-1"))
+    with pytest.raises(CorruptFile, match=r"notes.md is not UTF-8 text \(byte 3: b'\\xe9'\)"):
+        read_text(path)
+
+
+def test_text_is_written_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    from ablation.core.files import write_atomic
+
+    monkeypatch.setattr("locale.getpreferredencoding", lambda *a: "ascii")
+    write_atomic(tmp_path / "t.md", "lam \u00b1 0.5")
+    assert (tmp_path / "t.md").read_bytes() == "lam \u00b1 0.5".encode()
+
+
 # --- what a first-time user reads ---------------------------------------------------------------
 
 
