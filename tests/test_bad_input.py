@@ -221,6 +221,7 @@ RUN = [
     (["--set", "batch_size=1", "--set", "image_size=4"], "BatchNorm sees one value per channel"),
     (["--set", "image_size=100000"], "tiny:identity: resnet8 at batch_size=128 needs about"),
     (["--depth", "600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
+    (["--set", "arch=resnet600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
     (["--out", "r" * 300], "--out rrrrrrrrrrrrrrrrrrrr...: a name of 300 bytes, more than the"),
     (["--out", "res/" + "r" * 300], "a name of 300 bytes"),
     (["--experiment", "all", "--variants", "all"], "--experiment all with --variants all names two grids"),

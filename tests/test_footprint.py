@@ -63,6 +63,15 @@ def test_a_net_too_big_to_build_is_counted_at_once():
     assert big.params == footprint("resnet14").params + (100000 - 2) * one_unit
 
 
+def test_describe_answers_for_a_net_too_big_to_build(capsys):
+    from ablation import __main__ as describe
+
+    t = time.perf_counter()
+    assert describe.main(["resnet600002"]) == 0
+    assert time.perf_counter() - t < 30
+    assert f"parameters {footprint('resnet600002').params:,}" in capsys.readouterr().out
+
+
 def _cfg(**kw):
     return validate_config({"dataset": "synthetic", "arch": "resnet8", "width": 4, "steps": 6, "milestones": [],
                             "device": "cpu", **kw})
