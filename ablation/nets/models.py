@@ -284,6 +284,20 @@ class ResNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+# the names build_model takes itself: a shortcut parameter of one of these names would reach it twice
+BUILDER_KEYS = ("arch", "shortcut", "order", "num_classes", "in_channels", "width", "match", "bottleneck_stride",
+                "fc_bias_init", "norm")
+
+
+def check_builder_keys(shortcut_args: dict, where: str, instead, keys=BUILDER_KEYS) -> None:
+    """ConfigError where ``shortcut_args`` names an option of the network itself (one of ``keys``);
+    ``instead(key)`` says what to do."""
+    for key in shortcut_args:
+        if key in keys:
+            raise ConfigError(f"{where} {key}={shortcut_args[key]!r}: {key} is an option of the network, not a "
+                              f"parameter of the shortcut; {instead(key)}")
+
+
 def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
                      in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
                      bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM,

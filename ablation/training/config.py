@@ -17,8 +17,10 @@ from typing import Any
 
 from .board import require_tensorboard
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
+from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
-from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
+from ..core.layout import check_names
+from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_builder_keys, check_model_args
 from ..nets.norms import DEFAULT_NORM, NORMS
 
 
@@ -181,8 +183,11 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
         require_tensorboard()
     _fit_subsets(cfg, notes)
     info = DATASETS[cfg["dataset"]]
+    check_names(cfg["data_dir"], "data_dir")
+    check_builder_keys(cfg["shortcut_args"], "shortcut_args", lambda k: f"set {k}=... as a config key of its own")
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
+    check_batch_norm(cfg)
     return cfg
 
 
