@@ -58,11 +58,16 @@ def check_numbers(seeds: int | None, depth: int | None) -> None:
         check_depth(depth, "--depth")
 
 
+_loaded: set = set()  # plugins this process has imported: a second study naming one must not register it twice
+
+
 def load_plugins(plugins) -> None:
     from ..nets import shortcuts
 
     for spec in plugins:
-        shortcuts.load_plugin(spec)
+        if spec not in _loaded:
+            shortcuts.load_plugin(spec)
+            _loaded.add(spec)
 
 
 def plan(*, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
