@@ -107,9 +107,16 @@ class Study(Results):
 
 
 def _notebook_bar():
-    """tqdm's notebook bar where one can be drawn (Jupyter with ipywidgets), else its terminal bar."""
-    from tqdm.auto import tqdm
+    """tqdm's notebook bar where one can be drawn (Jupyter with ipywidgets), else its text bar.
 
+    Without ipywidgets, tqdm.auto would warn on stderr and fall back to the text bar anyway.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is None:
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
     return tqdm
 
 
