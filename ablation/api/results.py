@@ -163,6 +163,9 @@ class Table:
         rows = results.rows
         self.frame = rows[rows["experiment"] == experiment].reset_index(drop=True)
 
+    def __repr__(self) -> str:
+        return f"Table({self.experiment!r}, {len(self.frame)} rows)"
+
     def _repr_html_(self) -> str:
         from .display import experiment_html
 

@@ -33,7 +33,8 @@ def setup_figures():
     """(pyplot, seaborn) with the study's theme and stable SVG ids, for figure modules beside this one."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "inline" not in matplotlib.get_backend():  # a notebook's inline backend draws the same and shows them
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
