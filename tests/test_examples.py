@@ -29,7 +29,7 @@ def test_the_readme_from_python_snippet_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(from_python_snippet(), "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "identity beats" in out and (tmp_path / "errors.png").stat().st_size > 0
+    assert "verdict" in out and "constant scaling" in out and (tmp_path / "errors.png").stat().st_size > 0
     assert (tmp_path / "results/from-python/README.md").is_file()
     assert json.loads((tmp_path / "results/one-run/summary.json").read_text())["iterations"] == 20
 
