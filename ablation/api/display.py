@@ -23,13 +23,13 @@ def _table(head: list[str], lines: list[list[str]]) -> str:
 
 
 def experiment_html(results, name: str) -> str:
-    """One experiment: each row's statistic beside the paper's number, the fail marks, then its claims tested."""
+    """One experiment: each row run, its statistic beside the paper's number, the fail marks, then its claims tested."""
     from ..core.text import paper_cell
     from ..reporting import report
 
     meta = results.manifest["experiments"][name]
     stats = results.statistics()
-    rows = stats[stats["experiment"] == name]
+    rows = stats[(stats["experiment"] == name) & ((stats["seeds"] > 0) | (stats["errors"] > 0))]  # as the report's
     lines = [[escape(str(d["label"])), escape(report.ours_cell(d)), escape(report.ci_cell(d)),
               escape(paper_cell(d["paper"], d))] for d in rows.to_dict("records")]
     parts = [f"<h4>{escape(meta.get('title') or name)}</h4>",
