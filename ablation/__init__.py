@@ -13,13 +13,16 @@ _LAZY = {
     "list_archs": "nets.models",
     "Shortcut": "nets.shortcuts", "describe_shortcuts": "nets.shortcuts", "list_shortcuts": "nets.shortcuts",
     "load_plugin": "nets.shortcuts", "register_shortcut": "nets.shortcuts",
+    "Study": "api.study", "load": "api.results", "Results": "api.results",
 }
 
-__all__ = ["ConfigError", *sorted(_LAZY)]
+__all__ = ["ConfigError", *sorted(_LAZY), "train"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
+    if name == "train":  # ablation.train(config, out): the module of python -m ablation.train, callable
+        return importlib.import_module(".train", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -28,4 +31,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, "train"])

@@ -26,20 +26,11 @@ import argparse
 import os
 import shlex
 import sys
-from pathlib import Path
 
-from .core.errors import INTERRUPTED, ArgumentParser, ConfigError, run_main, unknown_choice
-from .core.layout import ResultsDir, check_folder
-from .core.locks import folder_lock
+from .api import session
+from .core.errors import INTERRUPTED, ArgumentParser, run_main
 from .study import experiments as ex
-from .study.depth import check_depth
-from .study.expansion import expand, sweeps_depth
-from .study.grid import prepare_data, run_grid, to_train
-from .study.invocation import log_invocation
 from .study.listing import print_grid, print_list
-from .study.manifest import manifest
-from .study.pool import local_backend
-from .study.selection import select
 from .training.config import parse_settings
 from .training.data import DATASETS
 
@@ -97,134 +88,56 @@ def _run_cli_resumable(args, train_fn, started) -> int:
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
-    from .nets import shortcuts
-
-    for spec in args.plugin:
-        shortcuts.load_plugin(spec)
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.depth is not None:
-        check_depth(args.depth, "--depth")
-    jobs = _parse_jobs(args.jobs)
+    """The study the options ask for, through the calls of :class:`ablation.Study` (:mod:`ablation.api.session`)."""
+    session.load_plugins(args.plugin)
+    session.check_numbers(args.seeds, args.depth)
+    jobs = session.parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)
-    experiments = ex.load_experiments(args.experiments_dir)
-    presets = ex.load_presets(args.experiments_dir)
     if args.list:
-        print_list(experiments, presets)
+        print_list(ex.load_experiments(args.experiments_dir), ex.load_presets(args.experiments_dir))
         return 0
-    if args.preset not in presets:
-        raise unknown_choice("preset", args.preset, presets)
-    preset = presets[args.preset]
-    out = check_folder(Path("results") / preset.name if args.out is None else args.out, "results", "--out")
-    results = ResultsDir(out)
-    results.read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
-    rows = select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
-    overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
-    sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
-    if args.depth is not None and sweeps and not args.quiet:
-        print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
-    notes = []
-    runs = expand(experiments, rows, preset, args.seeds, overrides, settings=settings, notes=notes)
+    plan = session.plan(variants=args.variants, experiment=args.experiment, preset=args.preset, seeds=args.seeds,
+                        dataset=args.dataset, depth=args.depth, device=args.device, out=args.out, settings=settings,
+                        plugins=tuple(args.plugin), experiments_dir=args.experiments_dir)
     if not args.quiet:
-        for note in dict.fromkeys(notes):
+        for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
-    todo = to_train(runs, results, args.force)
-    if not args.dry_run and args.backend == "local":  # they train here: refuse what cannot fit, before the data loads
-        check_memory(runs, todo)
+    if not args.dry_run:  # what trains here is refused before the data loads where it cannot fit
+        session.check_memory(plan, args.backend, args.force)
     # one backend, sized for the runs that will train; a cluster is joined here and checked to share the
     # results folder before anything is written there
-    with open_backend(args, jobs, todo, train_fn) as backend:
+    with session.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
+                              args.cpus_per_run) as backend:
         if args.dry_run:
-            print_grid(runs, results, backend, {(v.experiment, v.name): v for v in rows})
+            print_grid(plan.runs, plan.results, backend, {(v.experiment, v.name): v for v in plan.rows})
             return 0
-        started = started or time.time()
-        prepare_data(runs, quiet=args.quiet)
-        changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
-        backend.check_storage(out)
         if args.backend == "ray" and not args.quiet:
             print(f"backend: {backend.describe()}", file=sys.stderr)
-        with folder_lock(out):  # another invocation may be merging its rows into the same manifest
-            results.sweep()
-            results.write_manifest(manifest(results.read_manifest(missing_ok=True), preset, experiments, rows, runs,
-                                            changed))
-        result = run_grid(runs, out, train_fn=train_fn, force=args.force, quiet=args.quiet, backend=backend)
+        result = session.execute(plan, backend, command=argv_line(), started=started, train_fn=train_fn,
+                                 force=args.force, quiet=args.quiet, jobs=jobs)
+    out = plan.out
     if result["interrupted"]:
-        with folder_lock(out):
-            log_invocation(results, argv_line(), time.time() - started, result, jobs)
         print(f"interrupted: {result['done']} of {result['todo']} runs finished this time; each unfinished run "
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
         return INTERRUPTED
-    from .reporting import report
-
-    with folder_lock(out):
-        report.build(out)
-        wall = time.time() - started
-        log_invocation(results, argv_line(), wall, result, jobs)
-        report.refresh_readme(out)  # now with this invocation's wall time
     if not args.quiet:
         busy = f", {result['busy']} being trained by another process" if result["busy"] else ""
-        print(f"{len(runs)} runs ({result['trained']} trained, {result['skipped']} already done, "
-              f"{result['errors']} errors{busy}) in {wall:.0f}s; report: {out / 'README.md'}")
+        print(f"{len(plan.runs)} runs ({result['trained']} trained, {result['skipped']} already done, "
+              f"{result['errors']} errors{busy}) in {result['wall_s']:.0f}s; report: {out / 'README.md'}")
     else:
         print(out / "README.md")
     return 1 if result["errors"] else 0
 
 
-def check_memory(runs, todo: list[dict]) -> None:
-    """ConfigError naming the first run to train whose memory estimate exceeds this machine's."""
-    from .training.feasibility import check_fits
-
-    names = {id(r.config): r for r in runs}
-    for cfg in todo:
-        try:
-            check_fits(cfg)
-        except ConfigError as e:
-            run = names.get(id(cfg))
-            raise ConfigError(f"{run.experiment}:{run.variant}: {e}" if run else str(e)) from None
-
-
 def check_backend_flags(args) -> None:
     """The backend's flags, each wrong combination one line."""
-    if args.backend != "ray":
-        given = [flag for flag, value in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
-                                          ("--cpus-per-run", args.cpus_per_run)) if value is not None]
-        if given:
-            raise ConfigError(f"{given[0]} applies to --backend ray only")
-        return
-    if args.jobs not in (None, "auto"):
-        raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
-                          "set how many runs share a node")
-    from .study.ray_backend import check_request, import_ray
-
-    check_request(args.gpus_per_run, 1 if args.cpus_per_run is None else args.cpus_per_run)
-    import_ray()  # before any data is loaded: without Ray, the install command is the one line
-
-
-def open_backend(args, jobs, configs: list[dict], train_fn=None):
-    """The backend the flags ask for, sized for ``configs`` (a context manager)."""
-    if args.backend == "ray":
-        from .study.ray_backend import RayBackend
-
-        return RayBackend(args.address, args.gpus_per_run, args.cpus_per_run or 1, configs, args.plugin, train_fn)
-    return local_backend(jobs, len(configs), configs, args.plugin, train_fn)
+    session.check_backend(args.backend, args.jobs, args.address, args.gpus_per_run, args.cpus_per_run)
 
 
 def argv_line() -> str:
     return "python -m ablation.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _parse_jobs(value) -> int | None:
-    if value in (None, "auto"):
-        return None
-    try:
-        jobs = int(value)
-    except ValueError:
-        raise ConfigError(f"--jobs must be a whole number or 'auto', got {value!r}") from None
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    return jobs
 
 
 if __name__ == "__main__":

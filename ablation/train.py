@@ -1,6 +1,8 @@
 """``python -m ablation.train key=value ... out=RUN_DIR``: train one configuration into a run folder, resumably.
 
-The training itself is :func:`ablation.training.loop.train`; this module reads the command line.
+The training itself is :func:`ablation.training.loop.train`; this module reads the command line. From Python,
+``ablation.train(config, out)`` is this module called: :func:`ablation.api.one_run.train`, which returns the
+summary and the history.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ if __name__ == "__main__":
 
 import json
 import sys
+import types
 
 from .core.errors import INTERRUPTED, ConfigError, run_main
-from .core.layout import check_folder
-from .training.config import describe_keys, parse_overrides, validate_config
+from .api.one_run import checked
+from .training.config import describe_keys, parse_overrides
 
 
 def main(argv=None) -> int:
@@ -35,9 +38,8 @@ def _train_cli(args) -> int:
     out = cfg.pop("out")
     if not isinstance(out, str):
         raise ConfigError(f"out= must name a folder, got {out!r}")
-    check_folder(out, "run", "out=")
     notes = []
-    validate_config(cfg, notes)
+    checked(cfg, out, notes)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     from .training.loop import train  # torch loads here, after the command line is checked
@@ -50,6 +52,17 @@ def _train_cli(args) -> int:
     print(json.dumps(summary, indent=2))
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """``ablation.train`` names this module once it is imported; calling it trains, as the function of that name."""
+
+    def __call__(self, config: dict, out, notes: list | None = None):
+        from .api.one_run import train
+
+        return train(config, out, notes)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,7 @@ our ranking of the papers' rows against theirs, and the mechanisms of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -32,7 +33,8 @@ def setup_figures():
     """(pyplot, seaborn) with the study's theme and stable SVG ids, for figure modules beside this one."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "inline" not in matplotlib.get_backend():  # a notebook's inline backend draws the same and shows them
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -41,8 +43,26 @@ def setup_figures():
     return plt, sns
 
 
+_kept: dict | None = None  # while capture() is open: figures by name, drawn but not written
+
+
+@contextlib.contextmanager
+def capture():
+    """Inside, every figure the report draws is kept (name -> Figure) instead of written: what the Python
+    API hands back (``Study.figure``), the same figures as the report's files."""
+    global _kept
+    outer, _kept = _kept, {}
+    try:
+        yield _kept
+    finally:
+        _kept = outer
+
+
 def save_figure(fig, out: Path, name: str) -> list[str]:
-    """``out/name.png`` and ``.svg``, each written atomically; the paths written."""
+    """``out/name.png`` and ``.svg``, each written atomically; the paths written (or would be, under :func:`capture`)."""
+    if _kept is not None:
+        _kept[name] = fig
+        return [str(out / f"{name}.png"), str(out / f"{name}.svg")]
     paths = []
     for ext in ("png", "svg"):
         p = out / f"{name}.{ext}"

@@ -140,12 +140,17 @@ def agreement_lines(manifest, stats) -> list[str]:
     return lines
 
 
+def checked_claims(manifest, runs, tables, init: dict | None = None) -> dict[str, list[dict]]:
+    """Each experiment with a table: its claims tested (:func:`ablation.reporting.stats.test_claims`)."""
+    init = init or {}
+    return {name: st.test_claims(meta.get("claims", []), {**st.samples(runs, name), "init": init.get(name, {})})
+            for name, meta in manifest["experiments"].items() if name in tables}
+
+
 def findings(manifest, runs, stats, tables, init: dict | None = None) -> list[str]:
     """``init``: ``{experiment: {variant: [...]}}`` of :func:`ablation.reporting.init_identity.samples`, for the
     ``identity_at_init`` claims."""
-    init = init or {}
-    checked = {name: st.test_claims(meta.get("claims", []), {**st.samples(runs, name), "init": init.get(name, {})})
-               for name, meta in manifest["experiments"].items() if name in tables}
+    checked = checked_claims(manifest, runs, tables, init)
     verdicts = [r["verdict"] for rs in checked.values() for r in rs]
     lines = ["## Findings", "",
              f"Each claim of the papers as a tested statement on our seeds (computed, not edited): HOLDS when "
@@ -238,8 +243,9 @@ def build(out, quiet: bool = True, reference=None) -> dict:
     return written
 
 
-def draw(study: Study) -> list[str]:
-    """Every figure of the study: those its experiment files ask for, then each experiment's own."""
+def draw(study: Study, signal: bool = True) -> list[str]:
+    """Every figure of the study: those its experiment files ask for, then each experiment's own; with ``signal``
+    the signal propagation of the trained runs too (computed where ``signal.csv`` lacks them)."""
     from . import depth_plots
     from . import plots as P  # matplotlib only when drawing
 
@@ -259,6 +265,8 @@ def draw(study: Study) -> list[str]:
         paths += P.plot_grad_flow(manifest, runs, history, name, out)
         paths += P.plot_gates(manifest, runs, history, name, out)
     paths += depth_plots.draw(manifest, runs, stats, out)
+    if not signal:
+        return paths
     from .signal_runs import signal_figures  # per unit at init and at the end, cached in signal.csv
 
     paths += signal_figures(study.results, manifest, runs)

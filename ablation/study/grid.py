@@ -68,14 +68,17 @@ def _length(cfg: dict) -> float:
 
 
 def run_grid(runs, out, train_fn=None, jobs: int | None = 1, force: bool = False, quiet: bool = False,
-             plugins=(), backend: Backend | None = None) -> dict:
+             plugins=(), backend: Backend | None = None, bar=None) -> dict:
     """Train every distinct run of ``runs`` not finished in ``out/runs``; returns counts.
 
     Runs sharing a hash (the same config reached from two experiments) train once.
     ``train_fn(cfg, run_dir) -> summary`` defaults to :func:`ablation.training.loop.train`; ``backend``
-    defaults to :func:`local_backend` with ``jobs``.
+    defaults to :func:`local_backend` with ``jobs``. ``bar``: the tqdm class of the progress bar and its
+    messages (default ``tqdm.tqdm``; ``tqdm.auto.tqdm`` in a notebook).
     """
-    from tqdm import tqdm
+    if bar is None:
+        from tqdm import tqdm as bar
+    tqdm = bar
 
     results = ResultsDir(out)
     if force:

@@ -27,60 +27,86 @@ def print_list(experiments: dict, presets: dict) -> None:
         print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
 
 
-def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
-    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
-    then what the runs left to train cost on ``backend``."""
+def grid_rows(runs: list[Run], results: ResultsDir, rows: dict | None = None) -> list[dict]:
+    """One record per run: its row, seed, hash, net, cost, the paper's number with its source, its status
+    (``done``, ``resume``, ``shared`` with an earlier run of the grid, or ``to train``) and ``train_flops``."""
     from . import cost
 
     est = cost.estimate([r.config for r in runs])
     rows = rows or {}
     papers = {key: paper_cell(v.paper, v.meta(), terminal=True) for key, v in rows.items()}
-    width = max([len("paper (source)"), *map(len, papers.values())])
-    unique = {}
-    print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>11} "
-          f"{'GFLOP':>9}  {'paper (source)':{width}}  status")
+    seen, out = set(), []
     for r, e in zip(runs, est):
         run = results.run(r.hash)
         done, started = run.is_finished(), run.is_started()
-        status = "done" if done else ("resume" if started else ("shared" if r.hash in unique else "to train"))
-        paper = papers.get((r.experiment, r.variant), "")
-        print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>11,} "
-              f"{e['train_flops'] / 1e9:>9.1f}  {paper:{width}}  {status}")
+        status = "done" if done else ("resume" if started else ("shared" if r.hash in seen else "to train"))
+        out.append({"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash,
+                    "arch": r.config["arch"], "params": e["params"], "gflop": e["train_flops"] / 1e9,
+                    "paper": papers.get((r.experiment, r.variant), ""), "status": status,
+                    "train_flops": e["train_flops"], "memory": e["memory"]})
         if not done:
-            unique.setdefault(r.hash, (e["train_flops"], r.config, e["memory"]))
-    total = sum(f for f, _, _ in unique.values())
-    print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
-          f"{total / 1e12:.2f} TFLOP")
+            seen.add(r.hash)
+    return out
+
+
+def grid_cost(runs: list[Run], records: list[dict], results: ResultsDir, backend) -> dict | None:
+    """What the runs left to train cost on ``backend`` (:func:`ablation.study.cost.plan`, with the rate and
+    where it came from, and the memory line: the biggest run's estimate against this machine's limit),
+    or None where nothing is left."""
+    from . import cost
+
+    unique = {}
+    for r, rec in zip(runs, records):
+        if rec["status"] != "done":
+            unique.setdefault(r.hash, (rec["train_flops"], r.config, rec["memory"]))
     if not unique:
-        return
-    fits = _print_memory(list(unique.values()))
+        return None
+    memory, fits = _memory(list(unique.values()))
     # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate;
     # only one that fits is timed (building one that does not would take minutes, then fail)
     rate, source = (cost.run_rate(results, backend, max(fits, key=lambda u: u[0])[1]) if fits else
                     (cost.CPU_FLOPS_GUESS, {"source": "guess", "error": "no run to train fits this machine's memory"}))
     plan = cost.plan([u[0] for u in unique.values()], rate, backend.jobs, backend.gpus_per_run)
-    gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
-    print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {_rate_source(source)}")
-    print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
-          f"{backend.describe()}")
+    return {**plan, "rate": rate, "rate_source": _rate_source(source), "backend": backend.describe(),
+            "memory": memory}
 
 
-def _print_memory(unique: list[tuple]) -> list[tuple]:
-    """The memory line of the dry run (the biggest run's estimate against this machine's limit);
-    returns the runs that fit."""
+def _memory(unique: list[tuple]) -> tuple[str, list[tuple]]:
+    """The dry run's memory line (the biggest run's estimate against this machine's limit) and the runs that fit."""
     from ..training.feasibility import LIMIT_VAR, describe_need, gib, limit_for, memory_needed
 
     flops, cfg, need = max(unique, key=lambda u: u[2])
     limit, source = limit_for(cfg)
     words = describe_need(cfg, memory_needed(cfg))
     if limit is None:
-        print(f"memory: {words}; no limit ({source})")
-        return unique
+        return f"{words}; no limit ({source})", unique
     over = [u for u in unique if u[2] > limit]
     verdict = (f"{len(over)} of {len(unique)} runs to train exceed the {gib(limit)} {source}: here they would be "
                f"refused (set {LIMIT_VAR} where they train)" if over else f"every run fits the {gib(limit)} {source}")
-    print(f"memory: the biggest, {words}; {verdict}")
-    return [u for u in unique if u[2] <= limit]
+    return f"the biggest, {words}; {verdict}", [u for u in unique if u[2] <= limit]
+
+
+def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
+    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
+    then what the runs left to train cost on ``backend``."""
+    records = grid_rows(runs, results, rows)
+    width = max([len("paper (source)"), *(len(g["paper"]) for g in records)])
+    print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>11} "
+          f"{'GFLOP':>9}  {'paper (source)':{width}}  status")
+    for g in records:
+        print(f"{g['experiment']:18} {g['variant']:24} {g['seed']:>4}  {g['hash']}  {g['arch']:10} {g['params']:>11,} "
+              f"{g['gflop']:>9.1f}  {g['paper']:{width}}  {g['status']}")
+    todo = {g["hash"]: g["train_flops"] for g in records if g["status"] != "done"}
+    print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(todo)} to train: "
+          f"{sum(todo.values()) / 1e12:.2f} TFLOP")
+    plan = grid_cost(runs, records, results, backend)
+    if plan is None:
+        return
+    gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
+    print(f"memory: {plan['memory']}")
+    print(f"rate: {plan['rate'] / 1e9:.1f} GFLOP/s per run, {plan['rate_source']}")
+    print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
+          f"{plan['backend']}")
 
 
 def _rate_source(src: dict) -> str:

@@ -266,12 +266,18 @@ def parse_settings(words: list[str], flag: str = "--set") -> dict:
 
     ``flag`` names the option in the one-line errors, as the user typed it.
     """
-    settings = parse_overrides(words, f"{flag} KEY=VALUE")
+    return check_settings(parse_overrides(words, f"{flag} KEY=VALUE"), flag)
+
+
+def check_settings(settings: dict, flag: str = "--set") -> dict:
+    """``settings`` (config key -> value), each checked against the schema as :func:`parse_settings` checks it."""
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{flag} takes config keys and values, got {settings!r}")
     for key, value in settings.items():
         if key not in SCHEMA:
             raise ConfigError(f"{flag} {key}: unknown config key{did_you_mean(key, SCHEMA)}")
         check_value(f"{flag} {key}", value, SCHEMA[key])
-    return settings
+    return dict(settings)
 
 
 def describe_keys() -> str:

@@ -1,0 +1,188 @@
+"""One study from its options to its report: what ``python -m ablation.run`` and :class:`ablation.Study` both call.
+
+:func:`plan` turns the options into runs (the rows selected, each run's config and hash) and checks
+every option first, each bad one a :class:`~ablation.ConfigError` with the command line's words;
+:func:`open_backend` is what trains them; :func:`execute` trains what is not finished (claims,
+resume, the progress of :mod:`ablation.study.grid`), then rebuilds the report and logs the
+invocation. Nothing here prints: notes come back in the plan, counts in the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import ConfigError, unknown_choice
+from ..core.layout import ResultsDir, check_folder
+from ..core.locks import folder_lock
+from ..study import experiments as ex
+from ..study.depth import check_depth
+from ..study.expansion import expand, sweeps_depth
+from ..study.grid import prepare_data, run_grid, to_train
+from ..study.invocation import log_invocation
+from ..study.manifest import manifest
+from ..study.pool import local_backend
+from ..study.selection import select
+from ..training.config import check_settings
+
+
+@dataclass
+class Plan:
+    """A study's runs and where they go, before anything is trained."""
+
+    experiments: dict
+    preset: "ex.Preset"
+    out: Path
+    rows: list  # the selected rows (study.experiments.Variant)
+    runs: list  # one study.experiments.Run per row and seed
+    overrides: dict  # dataset, depth, device as given (None: not given)
+    settings: dict  # the --set keys
+    plugins: tuple = ()
+    notes: list = field(default_factory=list)  # what the options changed that the user may not expect
+
+    @property
+    def results(self) -> ResultsDir:
+        return ResultsDir(self.out)
+
+    @property
+    def changed(self) -> dict:
+        """What the options set over the preset, as the manifest records it."""
+        return {**{k: v for k, v in self.overrides.items() if v is not None}, **self.settings}
+
+
+def check_numbers(seeds: int | None, depth: int | None) -> None:
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if depth is not None:
+        check_depth(depth, "--depth")
+
+
+_loaded: set = set()  # plugins this process has imported: a second study naming one must not register it twice
+
+
+def load_plugins(plugins) -> None:
+    from ..nets import shortcuts
+
+    for spec in plugins:
+        if spec not in _loaded:
+            shortcuts.load_plugin(spec)
+            _loaded.add(spec)
+
+
+def plan(*, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
+         seeds: int | None = None, dataset: str | None = None, depth: int | None = None, device: str | None = None,
+         out=None, settings: dict | None = None, plugins=(), experiments_dir=None) -> Plan:
+    """The runs of a study, every option checked; nothing is written or trained.
+
+    ``plugins`` (loaded by the caller, :func:`load_plugins`) are what a worker process loads before it trains.
+    """
+    from ..nets import shortcuts
+
+    check_numbers(seeds, depth)
+    settings = check_settings(settings or {})
+    experiments = ex.load_experiments(experiments_dir)
+    presets = ex.load_presets(experiments_dir)
+    if preset not in presets:
+        raise unknown_choice("preset", preset, presets)
+    chosen = presets[preset]
+    folder = check_folder(Path("results") / chosen.name if out is None else out, "results", "--out")
+    ResultsDir(folder).read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
+    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
+    overrides = {"dataset": dataset, "depth": depth, "device": device}
+    notes = []
+    sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
+    if depth is not None and sweeps:
+        notes.append(f"--depth {depth} leaves the depth sweep of {', '.join(sweeps)} as it is")
+    runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
+    return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins), list(dict.fromkeys(notes)))
+
+
+def parse_jobs(value) -> int | None:
+    """``--jobs``: a whole number >= 1, or None / 'auto' for one per core (one per GPU)."""
+    if value in (None, "auto"):
+        return None
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--jobs must be a whole number or 'auto', got {value!r}") from None
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    return jobs
+
+
+def check_backend(backend: str, jobs=None, address=None, gpus_per_run=None, cpus_per_run=None) -> None:
+    """The backend's options, each wrong combination one line."""
+    if backend not in ("local", "ray"):
+        raise unknown_choice("backend", backend, ["local", "ray"])
+    if backend != "ray":
+        given = [flag for flag, value in (("--address", address), ("--gpus-per-run", gpus_per_run),
+                                          ("--cpus-per-run", cpus_per_run)) if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} applies to --backend ray only")
+        return
+    if jobs not in (None, "auto"):
+        raise ConfigError("--jobs applies to --backend local; with --backend ray, --gpus-per-run and --cpus-per-run "
+                          "set how many runs share a node")
+    from ..study.ray_backend import check_request, import_ray
+
+    check_request(gpus_per_run, 1 if cpus_per_run is None else cpus_per_run)
+    import_ray()  # before any data is loaded: without Ray, the install command is the one line
+
+
+def check_memory(p: Plan, backend: str = "local", force: bool = False) -> None:
+    """ConfigError naming the first run to train here whose memory estimate exceeds this machine's, before
+    the data loads. On Ray each run is checked where it trains (:func:`ablation.training.loop.train`)."""
+    from ..training.feasibility import check_fits
+
+    if backend != "local":
+        return
+    names = {id(r.config): r for r in p.runs}
+    for cfg in to_train(p.runs, p.results, force):
+        try:
+            check_fits(cfg)
+        except ConfigError as e:
+            run = names.get(id(cfg))
+            raise ConfigError(f"{run.experiment}:{run.variant}: {e}" if run else str(e)) from None
+
+
+def open_backend(p: Plan, backend: str = "local", jobs: int | None = None, force: bool = False, train_fn=None,
+                 address=None, gpus_per_run=None, cpus_per_run=None):
+    """The backend asked for, sized for the runs of ``p`` that will train (a context manager)."""
+    configs = to_train(p.runs, p.results, force)
+    if backend == "ray":
+        from ..study.ray_backend import RayBackend
+
+        return RayBackend(address, gpus_per_run, cpus_per_run or 1, configs, p.plugins, train_fn)
+    return local_backend(jobs, len(configs), configs, p.plugins, train_fn)
+
+
+def execute(p: Plan, backend, *, command: str, started: float | None = None, train_fn=None, force: bool = False,
+            quiet: bool = False, jobs: int | None = None, bar=None) -> dict:
+    """Train the runs of ``p`` not finished, on ``backend``; then, unless interrupted, rebuild the report.
+
+    Returns :func:`ablation.study.grid.run_grid`'s counts with ``wall_s``. ``command`` is how the
+    invocation log names this call; ``bar`` the tqdm class of the progress bar.
+    """
+    started = started or time.time()
+    prepare_data(p.runs, quiet=quiet)
+    out, results = p.out, p.results
+    backend.check_storage(out)
+    with folder_lock(out):  # another invocation may be merging its rows into the same manifest
+        results.sweep()
+        results.write_manifest(manifest(results.read_manifest(missing_ok=True), p.preset, p.experiments, p.rows,
+                                        p.runs, p.changed))
+    result = run_grid(p.runs, out, train_fn=train_fn, force=force, quiet=quiet, backend=backend, bar=bar)
+    if result["interrupted"]:
+        with folder_lock(out):
+            log_invocation(results, command, time.time() - started, result, jobs)
+        result["wall_s"] = time.time() - started
+        return result
+    from ..reporting import report
+
+    with folder_lock(out):
+        report.build(out)
+        result["wall_s"] = time.time() - started
+        log_invocation(results, command, result["wall_s"], result, jobs)
+        report.refresh_readme(out)  # now with this invocation's wall time
+    return result
