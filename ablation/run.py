@@ -39,6 +39,7 @@ from .study.invocation import log_invocation
 from .study.listing import print_grid, print_list
 from .study.manifest import manifest
 from .study.pool import local_backend
+from .study.rules import refuse_study_keys
 from .study.selection import select
 from .training.config import parse_settings
 from .training.data import DATASETS
@@ -108,6 +109,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
     jobs = _parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)
+    refuse_study_keys("--set", settings, "=")
     experiments = ex.load_experiments(args.experiments_dir)
     presets = ex.load_presets(args.experiments_dir)
     if args.list:

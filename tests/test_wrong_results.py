@@ -8,6 +8,7 @@ run files that do not belong to their folder. The refusals in one line are in te
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -126,7 +127,7 @@ class MachineTrainer(FakeTrainer):
         other = cfg["seed"] == 1
         summary.update(machine="Other CPU" if other else "This CPU", precision="bf16" if other else "float32",
                        torch="2.14.1", config_hash=expansion.config_hash(cfg))
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        (Path(run_dir) / "summary.json").write_text(json.dumps(summary))
         return summary
 
 

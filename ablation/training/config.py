@@ -9,6 +9,7 @@ Errors in history and summary files are in percent.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import tomllib
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .board import require_tensorboard
+from .clamps import refuse_clamped
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from ..core.errors import ConfigError, did_you_mean
 from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
@@ -131,6 +133,12 @@ def identity(cfg: dict) -> dict:
             and not (k in SCHEMA and SCHEMA[k].hash_if_set and v == SCHEMA[k].default)}
 
 
+def config_hash(cfg: dict) -> str:
+    """12 hex digits of the sha256 of the config's :func:`identity`: the name of the run's folder."""
+    blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def stored(cfg: dict) -> dict:
     """A run's stored config.json as the config it was: a later-added key it lacks reads as its default."""
     return {**{k: copy.deepcopy(DEFAULTS[k]) for k in SCHEMA if SCHEMA[k].hash_if_set}, **cfg}
@@ -180,6 +188,7 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
     if cfg["tensorboard"]:
         require_tensorboard()
     _fit_subsets(cfg, notes)
+    refuse_clamped(cfg, notes)
     info = DATASETS[cfg["dataset"]]
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
