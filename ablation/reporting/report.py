@@ -25,6 +25,7 @@ from ..core import text
 from ..core.text import isnan, num, paper_cell
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
+from .provenance import cell_note, readme_lines as where_lines
 from .tables import load_tables
 
 def with_figure(manifest, figure: str) -> list[str]:
@@ -46,7 +47,8 @@ def ours_cell(s: dict) -> str:
         return "error" if s["errors"] else "not run"
     if s["seeds"] == 1:
         return f"fail ({_fail_number(s)})" if s["failed"] else num(s["ours"])
-    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
+    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else []),
+             *([mixed] if (mixed := cell_note(s)) else [])]
     if s["failed"] * 2 > s["seeds"]:
         return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
     return f"{num(s['ours'])} ({'; '.join(notes)})"
@@ -332,6 +334,7 @@ def readme(study: Study, plots: list[str]) -> str:
     notes = results.read_notes()
     if notes:  # measurements made outside the runner, kept across rebuilds
         lines += ["## Notes", "", notes.strip(), ""]
+    lines += where_lines(runs[runs["status"].isin(st.DONE)])
     lines += ["## Tables", ""]
     for name, md in tables.items():
         meta = manifest["experiments"][name]

@@ -62,6 +62,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..core.text import isnan
+from .provenance import row_provenance
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -186,7 +187,8 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
                 "best_test_median": summarize(done["best_test_error"]).median,
                 "arch": ", ".join(dict.fromkeys(str(a) for a in r["arch"].dropna())),
                 "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
-                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None})
+                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None,
+                **row_provenance(done)})
             out.append(rec)
     return pd.DataFrame(out)
 

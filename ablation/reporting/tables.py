@@ -14,9 +14,11 @@ from ..core.errors import ConfigError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
 from ..core.text import nan_to_none
+from .integrity import check_run_files
+from .provenance import FIELDS as PROVENANCE
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads")
+                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads", *PROVENANCE)
 CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
                  "batch_size", "steps", "schedule_unit", "optimizer", "lr")
 HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
@@ -80,6 +82,7 @@ def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
         summary = run.read_summary()
+        check_run_files(run, cfg, summary)
         if summary is not None:  # an unreadable summary means the run has not finished
             rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
         elif error is not None:
