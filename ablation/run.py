@@ -39,7 +39,7 @@ from .study.invocation import log_invocation
 from .study.listing import print_grid, print_list
 from .study.manifest import manifest
 from .study.pool import local_backend
-from .study.rules import refuse_study_keys
+from .study.rules import refuse_other_settings, refuse_study_keys
 from .study.selection import select
 from .training.config import parse_settings
 from .training.data import DATASETS
@@ -120,9 +120,11 @@ def run_cli(args, train_fn=None, started=None) -> int:
     preset = presets[args.preset]
     out = check_folder(Path("results") / preset.name if args.out is None else args.out, "results", "--out")
     results = ResultsDir(out)
-    results.read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
-    rows = select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
     overrides = {"dataset": args.dataset, "depth": args.depth, "device": args.device}
+    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
+    # an unreadable manifest is one line now, not after the data loads
+    refuse_other_settings(results.read_manifest(missing_ok=True), preset.name, changed, f"--out {out}")
+    rows = select(experiments, args.experiment, args.variants, shortcuts.list_shortcuts(), preset.all_rows)
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
     if args.depth is not None and sweeps and not args.quiet:
         print(f"note: --depth {args.depth} leaves the depth sweep of {', '.join(sweeps)} as it is", file=sys.stderr)
@@ -139,7 +141,6 @@ def run_cli(args, train_fn=None, started=None) -> int:
             return 0
         started = started or time.time()
         prepare_data(runs, quiet=args.quiet)
-        changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
         backend.check_storage(out)
         if args.backend == "ray" and not args.quiet:
             print(f"backend: {backend.describe()}", file=sys.stderr)

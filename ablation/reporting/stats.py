@@ -282,6 +282,10 @@ def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list
         if missing:
             out.append({**res, "verdict": NOT_RUN, "detail": f"needs {', '.join(missing)}"})
             continue
+        if c.get("settings_differ"):  # ablation.reporting.comparable: not a comparison of what the rows vary
+            out.append({**res, "verdict": CANNOT, "detail": f"its rows ran under different settings: "
+                        f"{', '.join(c['settings_differ'])} differ (keys the rows do not set themselves)"})
+            continue
         if metric == "init":
             out.append({**res, **check_identity(c, got)})
             continue

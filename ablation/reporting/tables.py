@@ -14,6 +14,8 @@ from ..core.errors import ConfigError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
 from ..core.text import nan_to_none
+from ..training.config import identity
+from .comparable import settings_of
 from .integrity import check_run_files
 from .provenance import FIELDS as PROVENANCE
 
@@ -75,12 +77,13 @@ def _read_csv(path: Path):
 
 
 def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
-    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
+    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS, "settings")}
     cfg = run.read_config()  # unreadable: one line naming it (the row's config is unknown)
     error = run.read_error()
     if isinstance(cfg, dict):
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
+        rec["settings"] = settings_of(identity(cfg))  # every key that can change the numbers, for the claims
         summary = run.read_summary()
         check_run_files(run, cfg, summary)
         if summary is not None:  # an unreadable summary means the run has not finished

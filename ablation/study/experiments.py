@@ -104,7 +104,13 @@ class Variant:
         """The row as the manifest holds it, for the report."""
         return {"variant": self.name, "label": self.label, "column": self.column, "paper": self.paper,
                 "source": self.source, "protocol": self.protocol, "paper_mean": self.paper_mean,
-                "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth}
+                "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth,
+                "keys": self.own_keys()}
+
+    def own_keys(self) -> list[str]:
+        """The config keys this row sets itself (under any preset): what it compares, and may differ in."""
+        keys = {*self.config, *(k for table in self.presets.values() for k in table)}
+        return sorted(keys | ({"arch"} if self.depth is not None else set()))
 
     @property
     def key(self) -> str:
