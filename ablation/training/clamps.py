@@ -4,8 +4,8 @@ The trainer takes ``min(batch_size, n)`` images a step and ``max(1, steps * iter
 iterations; a batch larger than the training split, or a schedule in epochs shorter than one
 iteration, would run as something else than its config (and its hash, and the tables) say. Where a
 value is adjusted instead (a subset larger than its split is the whole split: the same images,
-:func:`ablation.training.config.validate_config`; more evaluation points than iterations: one at each
-iteration), the config or the history records what ran and a note says so.
+:func:`ablation.training.config.validate_config`, with a note; more evaluation points than iterations:
+one at each iteration, each in ``history.jsonl`` with its iteration), the config or the history records what ran.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ def training_images(cfg: dict) -> tuple[int, str]:
     return n, f" (val_split={cfg['val_split']})" if cfg["val_split"] else ""
 
 
-def refuse_clamped(cfg: dict, notes: list | None = None) -> None:
-    """ConfigError for a batch larger than the training images or a schedule shorter than one iteration;
-    a note (in ``notes``) where there are more evaluation points than iterations."""
+def refuse_clamped(cfg: dict) -> None:
+    """ConfigError for a batch larger than the training images or a schedule shorter than one iteration."""
     n, why = training_images(cfg)
     if cfg["batch_size"] > n:
         raise ConfigError(f"batch_size={cfg['batch_size']} is more than the {n} training images of "
@@ -35,6 +34,3 @@ def refuse_clamped(cfg: dict, notes: list | None = None) -> None:
     if iterations < 1:
         raise ConfigError(f"steps={cfg['steps']:g} epochs is less than one iteration ({per_epoch} iterations per "
                           f"epoch of {n} images at batch_size={cfg['batch_size']}); set more steps")
-    if cfg["evals"] > iterations and notes is not None:
-        notes.append(f"evals={cfg['evals']} is more than the {iterations} iterations of the schedule: one "
-                     f"evaluation point at each iteration ({iterations} points in history.jsonl)")

@@ -188,7 +188,7 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
     if cfg["tensorboard"]:
         require_tensorboard()
     _fit_subsets(cfg, notes)
-    refuse_clamped(cfg, notes)
+    refuse_clamped(cfg)
     info = DATASETS[cfg["dataset"]]
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
