@@ -15,6 +15,7 @@ import pytest
 
 from ablation import run
 from ablation.core.errors import ConfigError
+from ablation.core.files import CorruptFile
 from ablation.core.layout import ResultsDir
 from ablation.reporting import report
 from ablation.reporting.tables import load_tables
@@ -179,3 +180,19 @@ def test_a_summary_without_a_hash_still_reads(tiny, tmp_path):
     manifest, runs, _ = load_tables(out)
     assert set(runs["status"]) == {"ok"}
     assert ResultsDir(out).read_manifest() == manifest
+
+
+# --- 7. names that become paths, in a results folder's manifest ---------------------------------------
+
+
+def test_a_manifest_naming_an_unsafe_experiment_is_refused_and_nothing_is_written_outside(tiny, tmp_path):
+    out = tmp_path / "deep" / "er" / "res"
+    assert study(tiny, out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["experiments"]["../../../escaped"] = {**manifest["experiments"]["tiny"], "name": "../../../escaped"}
+    for entry in manifest["runs"].values():
+        entry["experiment"] = "../../../escaped"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptFile, match="manifest.json is unreadable or not a results manifest"):
+        report.build(out)
+    assert not list(tmp_path.rglob("escaped*"))

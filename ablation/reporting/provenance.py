@@ -57,7 +57,9 @@ def readme_lines(done) -> list[str]:
     lines = ["## Where the runs ran", ""]
     if len(groups) == 1:
         (machine, precision, torch), = groups
-        lines += [f"All {len(done)} finished runs: {machine}, {precision}, torch {torch}.", ""]
+        where = (f"{machine}, {precision}, torch {torch}" if (machine, precision, torch) != (UNKNOWN,) * 3 else
+                 "machine, precision and torch not recorded (made before summaries recorded them)")
+        lines += [f"All {len(done)} finished runs: {where}.", ""]
         return lines
     lines += ["The seeds of this folder come from more than one machine, precision or torch version; rows that mix "
               "them are marked in their tables (the same config gives other last digits on each).", ""]
