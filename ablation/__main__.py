@@ -6,7 +6,7 @@ if __name__ == "__main__":
     interrupt_quietly_while_starting()
 
 from .core.errors import ArgumentParser, ConfigError, run_main
-from .model_cli import add_model_options, build_from_options
+from .model_cli import add_model_options, model_options
 
 
 def build_parser() -> ArgumentParser:
@@ -24,18 +24,20 @@ def main(argv=None) -> int:
 
 
 def _describe(args) -> int:
-    from .nets.models import count_flops, count_params
+    """Counted from the net's numbers (:mod:`ablation.nets.footprint`): a net too big to build is still described."""
+    from .nets.footprint import footprint
+    from .nets.models import check_model_args
 
-    model = build_from_options(args)
+    options = model_options(args)
+    spec = check_model_args(**options)
     try:
-        flops = count_flops(model, tuple(args.image))
-    except RuntimeError as e:  # an image too small for the net's strides and pooling
+        fp = footprint(**options, image=tuple(args.image[1:]))
+    except ConfigError as e:  # an image too small for the net's strides and pooling
         raise ConfigError(f"--image {' '.join(map(str, args.image))} does not fit {args.arch}: "
-                          f"{str(e).splitlines()[0]}") from None
-    spec = model.spec
+                          f"{str(e).partition(': ')[2]}") from None
     print(f"{args.arch}: {spec.family} {spec.kind}, depth {spec.depth}, units per stage {list(spec.units)}, "
           f"shortcut {args.shortcut}, order {args.order}")
-    print(f"parameters {count_params(model):,}   forward FLOPs/image {flops:,}")
+    print(f"parameters {fp.params:,}   forward FLOPs/image {fp.flops:,}")
     return 0
 
 

@@ -38,17 +38,29 @@ def shortcut_args(args) -> dict:
     from .training.config import parse_overrides
     from .nets.shortcuts import load_plugin
 
+    from .nets.models import check_builder_keys
+
     for plugin in args.plugin:
         load_plugin(plugin)
-    return parse_overrides(args.arg, "--arg KEY=VALUE")
+    kwargs = parse_overrides(args.arg, "--arg KEY=VALUE")
+    # the options with a flag of their own; the keyword-only ones (norm, ...) may come through --arg
+    flags = {"arch": "ARCH", "shortcut": "--shortcut", "order": "--order", "num_classes": "--classes",
+             "in_channels": "--image", "width": "--width", "match": "--match"}
+    check_builder_keys(kwargs, "--arg", lambda k: f"use {flags[k]}", tuple(flags))
+    return kwargs
+
+
+def model_options(args) -> dict:
+    """The keyword arguments of :func:`ablation.nets.models.build_model` that the parsed options give."""
+    if any(v < 1 for v in args.image):
+        raise ConfigError(f"--image needs three sizes >= 1 (channels, height, width), got {' '.join(map(str, args.image))}")
+    kwargs = shortcut_args(args)
+    return {"arch": args.arch, "shortcut": args.shortcut, "order": args.order, "num_classes": args.classes,
+            "in_channels": args.image[0], "width": args.width, "match": args.match, **kwargs}
 
 
 def build_from_options(args):
     """The network the parsed options describe, or ConfigError naming the bad one."""
     from .nets.models import build_model
 
-    if any(v < 1 for v in args.image):
-        raise ConfigError(f"--image needs three sizes >= 1 (channels, height, width), got {' '.join(map(str, args.image))}")
-    kwargs = shortcut_args(args)
-    return build_model(args.arch, args.shortcut, args.order, args.classes, args.image[0], args.width,
-                       args.match, **kwargs)
+    return build_model(**model_options(args))

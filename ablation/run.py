@@ -133,9 +133,12 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if not args.quiet:
         for note in dict.fromkeys(notes):
             print(f"note: {note}", file=sys.stderr)
+    todo = to_train(runs, results, args.force)
+    if not args.dry_run and args.backend == "local":  # they train here: refuse what cannot fit, before the data loads
+        check_memory(runs, todo)
     # one backend, sized for the runs that will train; a cluster is joined here and checked to share the
     # results folder before anything is written there
-    with open_backend(args, jobs, to_train(runs, results, args.force), train_fn) as backend:
+    with open_backend(args, jobs, todo, train_fn) as backend:
         if args.dry_run:
             print_grid(runs, results, backend, {(v.experiment, v.name): v for v in rows})
             return 0
@@ -170,6 +173,19 @@ def run_cli(args, train_fn=None, started=None) -> int:
     else:
         print(out / "README.md")
     return 1 if result["errors"] else 0
+
+
+def check_memory(runs, todo: list[dict]) -> None:
+    """ConfigError naming the first run to train whose memory estimate exceeds this machine's."""
+    from .training.feasibility import check_fits
+
+    names = {id(r.config): r for r in runs}
+    for cfg in todo:
+        try:
+            check_fits(cfg)
+        except ConfigError as e:
+            run = names.get(id(cfg))
+            raise ConfigError(f"{run.experiment}:{run.variant}: {e}" if run else str(e)) from None
 
 
 def check_backend_flags(args) -> None:

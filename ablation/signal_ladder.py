@@ -1,6 +1,6 @@
-"""The signal-propagation ladder: every shortcut of He 2016 Table 1 at every depth, at initialisation.
+"""The signal-propagation ladder: every row of an experiment (He 2016 Table 1) at every depth, at initialisation.
 
-    python -m ablation.signal_ladder OUT [--archs resnet20,resnet110] [--batch 16] [--plots-only]
+    python -m ablation.signal_ladder OUT [--experiment modern] [--archs resnet20,resnet110] [--batch 16] [--plots-only]
 
 The command line of :mod:`ablation.reporting.signal_ladder`, which says what is measured and written.
 """
@@ -16,22 +16,31 @@ import sys
 from pathlib import Path
 
 from .core.errors import ArgumentParser, ConfigError, run_main
-from .reporting.signal_ladder import LADDER, LADDER_CSV, ladder_summary, read_ladder, run_ladder
+from .reporting.signal_ladder import INITS, LADDER, LADDER_CSV, UNIT_KEYS, ladder_summary, read_ladder, run_ladder
 
 
-def table1_rows(experiment: str = "identity_mappings") -> list[tuple[str, str, dict]]:
-    """(row name, shortcut, shortcut_args) of every row of He 2016 Table 1, from its experiment file."""
-    from .study.experiments import EXPERIMENTS_DIR, load_experiment
+def experiment_rows(experiment: str = "identity_mappings") -> tuple[str, list[tuple[str, dict]]]:
+    """The experiment's title and, per row, (name, what the row sets of its unit: :data:`UNIT_KEYS`)."""
+    from .core.errors import unknown_choice
+    from .study.experiments import load_experiments
 
-    exp = load_experiment(EXPERIMENTS_DIR / f"{experiment}.toml")
-    return [(v.name, v.config.get("shortcut", "identity"), dict(v.config.get("shortcut_args", {})))
-            for v in exp.variants]
+    shipped = load_experiments()
+    if experiment not in shipped:
+        raise unknown_choice("experiment", experiment, sorted(shipped))
+    exp = shipped[experiment]
+    return exp.title, [(v.name, {k: v.config[k] for k in UNIT_KEYS if k in v.config}) for v in exp.variants]
 
 
 def main(argv=None) -> int:
     ap = ArgumentParser(prog="python -m ablation.signal_ladder", description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="folder for signal_ladder.csv and the figures (made if absent)")
+    ap.add_argument("--experiment", default="identity_mappings",
+                    help="whose rows: a shipped experiment (default identity_mappings, He 2016 Table 1; "
+                         "modern: the designs after 2016)")
     ap.add_argument("--archs", help=f"comma-separated subset of {', '.join(n[0] for n in LADDER)} (default all)")
+    ap.add_argument("--inits", default=",".join(INITS),
+                    help=f"comma-separated subset of {', '.join(INITS)} (default both; zero-branches only "
+                         "where a row's branches hold BN)")
     ap.add_argument("--batch", type=int, default=16, help="Gaussian images per batch (default 16)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default 0)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -40,19 +49,25 @@ def main(argv=None) -> int:
     return run_main(lambda: _ladder(args))
 
 
+def _subset(what: str, text: str, known) -> list[str]:
+    """The names of a comma-separated option, each one of ``known``, at least one."""
+    from .core.errors import unknown_choice
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in known:
+            raise unknown_choice(what, n, known)
+    if not names:
+        raise ConfigError(f"no {what} named in {text!r}")
+    return names
+
+
 def _ladder(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is not a folder")
-    known = [n[0] for n in LADDER]
-    archs = None
-    if args.archs:
-        archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-        for a in archs:
-            if a not in known:
-                from .core.errors import unknown_choice
-
-                raise unknown_choice("arch of the ladder", a, known)
+    archs = _subset("arch of the ladder", args.archs, [n[0] for n in LADDER]) if args.archs else None
+    inits = _subset("init", args.inits, INITS)
     if args.batch < 2 or args.threads < 1:
         raise ConfigError(f"--batch needs >= 2 and --threads >= 1, got {args.batch} and {args.threads}")
     if args.plots_only:
@@ -63,13 +78,14 @@ def _ladder(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # see ablation.signal: one thread measured faster on a shared machine
-        table = run_ladder(out, table1_rows(), archs, args.batch, seed=args.seed)
+        table = run_ladder(out, experiment_rows(args.experiment)[1], archs, args.batch, seed=args.seed, inits=inits)
+    table = table[table["init"].isin(inits)]
     from .core.files import write_atomic
     from .reporting.signal_plots import plot_ladder
 
     summary = ladder_summary(table)
     write_atomic(out / "signal_ladder_summary.csv", summary.to_csv(index=False))
-    for p in plot_ladder(table, out):
+    for p in plot_ladder(table, out, f"rows of {args.experiment}"):
         print(p)
     print(out / LADDER_CSV)
     return 0

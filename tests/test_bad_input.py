@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,10 @@ PLUGINS = {
 
 @pytest.fixture
 def place(tmp_path, monkeypatch):
-    """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it."""
+    """A folder with an experiments dir, plugins, a file, a foreign folder and a results folder; cwd is it.
+    The memory limit is fixed, so that what exceeds it does so on any machine."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ABLATION_MEMORY_LIMIT", "8G")
     write_experiments(tmp_path / "exps", tmp_path / "data")
     for name, text in PLUGINS.items():
         (tmp_path / name).write_text(text)
@@ -117,6 +120,9 @@ DESCRIBE = [
     (["resnet20", "--plugin", "wrong_shape.py", "--shortcut", "wrong-shape-test"],
      "returned shape (2, 16, 32, 32) where the branch F(x) has (2, 32, 16, 16)"),
     (["resnet20", "--width", "x"], "invalid int value"),
+    (["resnet20", "--arg", "order=full-preact"], "--arg order='full-preact': order is an option of the network, "
+     "not a parameter of the shortcut; use --order"),
+    (["resnet20", "--arg", "width=4"], "width is an option of the network, not a parameter of the shortcut; use --width"),
 ]
 
 
@@ -154,6 +160,13 @@ TRAIN = [
     (["out="], [], "out= is empty"),
     (["out=docs"], [], "out= docs holds other files and is not a run folder"),
     ([], [], "give the run directory as out=DIR"),
+    (["out=run"], ['shortcut_args={match="projection"}'], "shortcut_args match='projection': match is an option "
+     "of the network, not a parameter of the shortcut; set match=... as a config key of its own"),
+    (["out=run"], ["batch_size=1", "image_size=4"], "batch_size=1 with image_size=4: resnet8's last feature map is "
+     "1x1, so BatchNorm sees one value per channel"),
+    (["out=run"], ["image_size=100000"], "resnet8 at batch_size=128 needs about"),
+    (["out=run"], ["data_dir=" + "d" * 300], "data_dir dddddddddddddddddddd...: a name of 300 bytes, more than the"),
+    (["out=" + "o" * 300], [], "out= oooooooooooooooooooo...: a name of 300 bytes"),
 ]
 
 
@@ -203,6 +216,15 @@ RUN = [
      "shortcut 'wrong-shape-test' (plugin"),
     (["--depth", "21"], "--depth 21 is not 6n+2"),
     (["--varaints", "all"], "unrecognized arguments: --varaints"),
+    (["--set", 'shortcut_args={match="projection"}'], "match is an option of the network"),
+    (["--set", "shortcut_args={width=4}"], "width is an option of the network"),
+    (["--set", "batch_size=1", "--set", "image_size=4"], "BatchNorm sees one value per channel"),
+    (["--set", "image_size=100000"], "tiny:identity: resnet8 at batch_size=128 needs about"),
+    (["--depth", "600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
+    (["--set", "arch=resnet600002"], "tiny:identity: resnet600002 at batch_size=128 needs about"),
+    (["--out", "r" * 300], "--out rrrrrrrrrrrrrrrrrrrr...: a name of 300 bytes, more than the"),
+    (["--out", "res/" + "r" * 300], "a name of 300 bytes"),
+    (["--experiment", "all", "--variants", "all"], "--experiment all with --variants all names two grids"),
 ]
 
 
@@ -223,13 +245,58 @@ def test_run_refuses_in_one_line(place, capsys, argv, message):
     (('lower = ["identity", "plain"]', 'lower = ["identity"]'), "lower must be exactly 2 variant names"),
     (('lower = ["identity", "plain"]', 'lowest = "identity"\nwithin = -1'), "within must be >= 0"),
     (None, "every [[variant]] must be a table"),
+    (("paper = 5.0", "paper = nan"), "tiny.toml: variant 'identity': paper must be a finite number, got nan"),
+    ("claim = [1]", "tiny.toml: every [[claim]] must be a table, got 1"),
+    ("variant = []", "tiny.toml: experiment 'tiny' has no variants; add [[variant]] tables"),
 ])
 def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, message):
-    text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None else \
-        tiny_toml().replace(*edit, 1)
+    if isinstance(edit, str):  # a top-level key in place of the file's own tables
+        table = "[[claim]]" if edit.startswith("claim") else "[[variant]]"
+        text = edit + "\n" + tiny_toml().split(table)[0]
+    else:
+        text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None \
+            else tiny_toml().replace(*edit, 1)
     (place / "exps" / "tiny.toml").write_text(text)
     refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
+
+
+def test_a_dry_run_of_a_net_too_big_answers_at_once_with_its_memory(place, capsys):
+    """--depth 600002: nothing is built (the estimate is from the net's numbers), nothing is timed, nothing written."""
+    before, t = snapshot(place), time.perf_counter()
+    assert run.main(["--experiments-dir", "exps", "--out", "res", "--depth", "600002", "--dry-run"],
+                    train_fn=NeverTrain()) == 0
+    assert time.perf_counter() - t < 60
+    out = capsys.readouterr().out
+    assert "memory: the biggest, resnet600002 at batch_size=128 needs about" in out, out
+    assert "2 of 2 runs to train exceed the 8.0 GiB ABLATION_MEMORY_LIMIT=8G" in out, out
+    assert "no run to train fits this machine's memory" in out, out
+    assert snapshot(place) == before
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "x.toml").mkdir(), "exps/x.toml is a folder, not an experiment file"),
+    (lambda d: (d / "latin.toml").write_bytes('name = "caf\u00e9"\n'.encode("latin-1")),
+     "exps/latin.toml is not UTF-8 text (byte 11: b'\\xe9'); save it as UTF-8"),
+    (lambda d: (d / "wide.toml").write_bytes('name = "x"\n'.encode("utf-16")), "exps/wide.toml is not UTF-8 text"),
+])
+def test_run_refuses_unreadable_experiment_files(place, capsys, make, message):
+    make(place / "exps")
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+            message)
+
+
+@pytest.mark.parametrize("link, message", [
+    ({"dangling": "nowhere"}, "--out dangling is a symbolic link to nowhere, which does not exist"),
+    ({"loop1": "loop2", "loop2": "loop1"}, "--out loop1 is a loop of symbolic links"),
+    ({"dangling": "nowhere"}, "--out dangling/sub is a symbolic link"),
+])
+def test_run_refuses_an_out_through_a_broken_link(place, capsys, link, message):
+    for name, target in link.items():
+        os.symlink(target, place / name)
+    out = message.split()[1]
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", out], train_fn=NeverTrain()), capsys, place,
+            message.replace("/sub", ""))
 
 
 def test_run_refuses_a_read_only_folder(readonly, place, capsys):
@@ -354,6 +421,8 @@ BENCH = [
     (["--set", "bf16"], "expected --set KEY=VALUE"),
     (["--arch", "resnet21"], "not 6n+2"),
     (["--frob"], "unrecognized arguments: --frob"),
+    (["--arch", "resnet18", "--batch", "1"], "batch_size=1 with image_size=32: resnet18's last feature map is 1x1"),
+    (["--arch", "resnet18", "--batch", "10000000"], "resnet18 at batch_size=10000000 needs about"),
 ]
 
 
@@ -376,6 +445,43 @@ def test_entry_points_exit_2_in_one_line(tmp_path, argv, message):
     done = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- text in other encodings, names the terminal cannot show -----------------------------------
+
+
+@pytest.mark.parametrize("name, env", [
+    ("r\u00e9sultats", {"PYTHONIOENCODING": "ascii"}),  # a name an ASCII terminal cannot show
+    (os.fsdecode(b"r\xe9s"), {}),  # bytes that are no UTF-8: the file system takes them, UTF-8 cannot show them
+], ids=["ascii-terminal", "undecodable-bytes"])
+def test_a_study_named_so_the_terminal_cannot_show_it_is_written_and_reported(tiny, tmp_path, capsys, name, env):
+    from conftest import FakeTrainer
+
+    out = tmp_path / name
+    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1"], train_fn=FakeTrainer()) == 0
+    assert (out / "README.md").is_file()
+    done = subprocess.run([sys.executable, "-m", "ablation.report", os.fsencode(name)], cwd=tmp_path,
+                          capture_output=True, timeout=300, env={**os.environ, **env})
+    said = (done.stdout + done.stderr).decode("ascii", errors="replace")
+    assert done.returncode == 0 and "Traceback" not in said, said
+    assert "README.md" in said and ("\\xe9" in said or "\\udce9" in said), said  # the path, escaped
+
+
+def test_a_results_file_that_is_not_utf8_is_one_line_naming_it(tmp_path):
+    from ablation.core.files import CorruptFile, read_text
+
+    path = tmp_path / "notes.md"
+    path.write_bytes("caf\u00e9".encode("latin-1"))
+    with pytest.raises(CorruptFile, match=r"notes.md is not UTF-8 text \(byte 3: b'\\xe9'\)"):
+        read_text(path)
+
+
+def test_text_is_written_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    from ablation.core.files import write_atomic
+
+    monkeypatch.setattr("locale.getpreferredencoding", lambda *a: "ascii")
+    write_atomic(tmp_path / "t.md", "lam \u00b1 0.5")
+    assert (tmp_path / "t.md").read_bytes() == "lam \u00b1 0.5".encode()
 
 
 # --- what a first-time user reads ---------------------------------------------------------------

@@ -90,3 +90,52 @@ def test_heartbeat_keeps_the_claim_fresh(tmp_path, monkeypatch):
         os.utime(tmp_path / locks.CLAIM, (past, past))
         time.sleep(0.3)
         assert locks.read_claim(tmp_path)["age_s"] < 5
+
+
+# --- a heartbeat stamped in the future (another host whose clock runs ahead) ------------------------
+
+
+def _future_claim(run_dir, ahead_s=3e8):
+    _stale_claim(run_dir, age_s=-ahead_s)  # touch -d 2030-01-01, as seen from a host whose clock is behind
+
+
+def test_a_future_heartbeat_that_never_changes_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "STALE_S", 0.6)
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.4)
+    _future_claim(tmp_path)
+    t = time.monotonic()
+    with Claim(tmp_path) as c:
+        assert json.loads((tmp_path / locks.CLAIM).read_text())["token"] == c.token
+    assert time.monotonic() - t >= 0.6  # judged by watching it, for STALE_S of this process's clock
+
+
+def test_a_future_heartbeat_that_changes_is_a_live_owner(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(locks, "STALE_S", 1.0)
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.4)
+    _future_claim(tmp_path)
+    stop = threading.Event()
+
+    def beat():  # the owner on the skewed host: its heartbeat moves, always ahead of ours
+        ahead = time.time() + 3e8
+        while not stop.wait(0.1):
+            ahead += 0.1
+            os.utime(tmp_path / locks.CLAIM, (ahead, ahead))
+
+    owner = threading.Thread(target=beat)
+    owner.start()
+    try:
+        with pytest.raises(RunBusy, match="ahead of this host's clock") as busy:
+            Claim(tmp_path).acquire()
+    finally:
+        stop.set()
+        owner.join()
+    assert json.loads((tmp_path / locks.CLAIM).read_text())["token"] == "old"
+    assert "-" not in str(busy.value).split("(")[-1], str(busy.value)  # no negative age
+
+
+def test_a_future_heartbeat_is_described_without_a_negative_age(tmp_path):
+    _future_claim(tmp_path, ahead_s=97278837)
+    text = locks.describe(locks.read_claim(tmp_path))
+    assert "97278837s ahead of this host's clock" in text and "-" not in text, text

@@ -275,8 +275,8 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
     from ablation.study import cost
 
     # the FLOP count of the 1001- and 1202-layer nets is cost.py's to test; here only the listing matters
-    monkeypatch.setattr(cost, "estimate", lambda configs: [{"params": 1, "flops": 1, "train_flops": 7e9}
-                                                           for _ in configs])
+    monkeypatch.setattr(cost, "estimate", lambda configs: [{"params": 1, "flops": 1, "train_flops": 7e9,
+                                                            "memory": 1} for _ in configs])
     assert run.main(["--preset", "paper", "--variants", "all", "--dry-run", "--seeds", "1",
                      "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out

@@ -169,6 +169,9 @@ class _nothing:
     (["out", "--archs", "resnet21"], "unknown arch of the ladder"),
     (["out", "--plots-only"], "no signal_ladder.csv with"),
     (["out", "--batch", "1"], "--batch needs >= 2"),
+    (["out", "--experiment", "table9"], "unknown experiment"),
+    (["out", "--inits", "zero"], "unknown init"),
+    (["out", "--inits", ","], "no init named"),
 ])
 def test_ladder_command_refuses_bad_input_in_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -179,7 +182,8 @@ def test_ladder_command_refuses_bad_input_in_one_line(argv, message, capsys, tmp
 
 
 def test_ladder_measures_each_net_once(tmp_path):
-    rows = [("original", "identity", {}), ("scale-0.5-1", "scale", {"lam_s": 0.5, "lam_f": 1.0})]
+    rows = [("original", {"shortcut": "identity"}),
+            ("scale-0.5-1", {"shortcut": "scale", "shortcut_args": {"lam_s": 0.5, "lam_f": 1.0}})]
     table = SL.run_ladder(tmp_path, rows, ["resnet20"], batch=4, image=(3, 8, 8), quiet=True)
     assert len(table) == 2 * 2 * 9  # two rows, two inits, nine units
     summary = SL.ladder_summary(table).set_index(["variant", "init"])
@@ -190,6 +194,33 @@ def test_ladder_measures_each_net_once(tmp_path):
     assert (tmp_path / SL.LADDER_CSV).stat().st_mtime_ns == stamp and len(again) == len(table)
     other = SL.run_ladder(tmp_path, rows, ["resnet20"], batch=6, image=(3, 8, 8), quiet=True)  # another batch: anew
     assert len(other) == len(table) and set(other["batch"]) == {6}
+
+
+def test_ladder_runs_each_row_on_its_own_unit(tmp_path):
+    rows = [("rezero-nobn", {"shortcut": "rezero", "norm": "none"}),
+            ("nf-ws", {"shortcut": "nf", "order": "relu-preact", "norm": "ws", "match": "projection"}),
+            ("identity-bn", {"shortcut": "identity"})]
+    table = SL.run_ladder(tmp_path, rows, ["resnet20"], batch=4, image=(3, 8, 8), quiet=True)
+    runs = table.drop_duplicates(["variant", "init"]).set_index(["variant", "init"])
+    # zero_branches sets a BN's gamma: only the row with BN in its branches is measured that way too
+    assert sorted(runs.index) == [("identity-bn", "standard"), ("identity-bn", "zero-branches"),
+                                  ("nf-ws", "standard"), ("rezero-nobn", "standard")]
+    assert runs.loc[("nf-ws", "standard"), ["family", "order", "match", "norm"]].tolist() == \
+        ["original", "relu-preact", "projection", "ws"]
+    assert runs.loc[("rezero-nobn", "standard"), ["order", "match", "norm"]].tolist() == ["original", "zero-pad", "none"]
+    summary = SL.ladder_summary(table).set_index(["variant", "init"])
+    # alpha = 0: every unit passes dL/dx on unchanged within a stage; He's unit without BN does not
+    assert summary.loc[("rezero-nobn", "standard"), "backward_factor_per_unit"] == pytest.approx(1.0, rel=1e-6)
+    assert summary.loc[("identity-bn", "standard"), "backward_factor_per_unit"] != pytest.approx(1.0, rel=1e-3)
+
+
+def test_experiment_rows_read_what_each_row_sets_of_its_unit():
+    title, rows = ladder_cli.experiment_rows("modern")
+    units = dict(rows)
+    assert units["skipinit-nobn"] == {"shortcut": "skipinit", "order": "relu-preact", "norm": "none",
+                                      "match": "projection"}
+    assert units["stochastic-depth-bn"] == {"shortcut": "stochastic-depth", "shortcut_args": {"p_last": 0.5}}
+    assert dict(ladder_cli.experiment_rows()[1])["scale-0.5-1"]["shortcut"] == "scale"
 
 
 # --- the report's hook ------------------------------------------------------------------------

@@ -214,15 +214,15 @@ def test_a_full_disk_while_the_report_writes_is_one_line_and_leaves_no_temporari
                                                                                    monkeypatch):
     fake, out = FakeTrainer(), tmp_path / "out"
     assert invoke(study, out, fake) == 0
-    real = Path.write_text
+    real = Path.write_bytes
 
-    def write_text(path, text, *a, **k):
+    def write_bytes(path, data, *a, **k):  # text is written as its UTF-8 bytes
         if path.name.startswith(".history.csv.tmp"):
-            real(path, text[: len(text) // 2])
+            real(path, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, text, *a, **k)
+        return real(path, data, *a, **k)
 
-    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
     capsys.readouterr()
     one_line(capsys, 2, report.main([str(out)]), f"no space left writing {out / 'history.csv'}")
     assert no_temporaries(out)

@@ -58,6 +58,7 @@ def run_main(body) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    readable_streams()
     try:
         return body()
     except OneLineError as e:
@@ -66,6 +67,17 @@ def run_main(body) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+
+
+def readable_streams() -> None:
+    """What the terminal's encoding cannot show (a path in another encoding, a name in another script)
+    is printed escaped (``\\xe9``) instead of ending the command with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream already closed or not reconfigurable
+                pass
 
 
 class ArgumentParser(argparse.ArgumentParser):

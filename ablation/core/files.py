@@ -51,8 +51,23 @@ def temporary_for(path) -> Path:
 
 
 def write_atomic(path, data) -> None:
-    """Write text (str) or bytes (any bytes-like object) to ``path`` through a temporary and a rename."""
-    write_atomic_with(path, lambda tmp: tmp.write_text(data) if isinstance(data, str) else tmp.write_bytes(data))
+    """Write text (str, as UTF-8 whatever the locale) or bytes (any bytes-like object) to ``path`` through a
+    temporary and a rename. A path that came from the file system undecoded (Python's surrogate escapes,
+    e.g. a folder named in another encoding) is written back as the bytes it was."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogateescape")
+    write_atomic_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def read_text(path) -> str:
+    """The UTF-8 text of ``path``; CorruptFile naming it and the first bad byte where it is not UTF-8."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorruptFile(f"{path} is not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as "
+                          f"UTF-8") from None
 
 
 def write_atomic_with(path, write) -> None:
@@ -145,7 +160,7 @@ def read_json_strict(path, what: str = "") -> dict | None:
 def read_jsonl(path) -> list[dict]:
     """Every complete JSON object line of ``path`` (none if absent); torn or foreign lines are skipped."""
     try:
-        text = Path(path).read_text(errors="replace")
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return []
     out = []

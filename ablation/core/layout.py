@@ -30,6 +30,7 @@ naming it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .names import is_safe_name
-from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, save_torch, \
+from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, read_text, save_torch, \
     sweep_temporaries, write_atomic, write_failed
 
 RUNS = "runs"
@@ -120,7 +121,7 @@ class RunDir:
     def keep_history(self, n: int) -> None:
         """Keep the first ``n`` history lines: points recorded after the checkpoint are recorded again."""
         if self.history.exists():
-            lines = self.history.read_text().splitlines(keepends=True)
+            lines = read_text(self.history).splitlines(keepends=True)
             if len(lines) != n:
                 write_atomic(self.history, "".join(lines[:n]))
 
@@ -194,7 +195,7 @@ class ResultsDir:
         return self.tables / f"{experiment}.md"
 
     def read_notes(self) -> str | None:
-        return self.notes.read_text() if self.notes.is_file() else None
+        return read_text(self.notes) if self.notes.is_file() else None
 
 
 INVOCATION_FIELDS = {"command", "finished", "wall_s", "machine", "jobs", "trained", "skipped", "errors", "interrupted"}
@@ -231,6 +232,34 @@ def _ours_to_ignore(name: str) -> bool:
         (name.startswith(".") and ".tmp" in name)
 
 
+def check_names(path, option: str) -> None:
+    """ConfigError where a component of ``path`` is longer than the file system allows (NAME_MAX bytes)."""
+    path = Path(path)
+    try:
+        limit = os.pathconf(next((p for p in [path, *path.parents] if p.is_dir()), Path(".")), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise ConfigError(f"{option} {part[:20]}...: a name of {size} bytes, more than the {limit} the file "
+                              f"system allows; choose a shorter name")
+
+
+def check_not_dangling(path: Path, option: str) -> None:
+    """ConfigError where ``path`` is a symbolic link to nothing, or one of a loop of links."""
+    if not path.is_symlink():
+        return
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{option} {path} is a loop of symbolic links; remove it or name another folder") \
+                from None
+        raise ConfigError(f"{option} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                          f"create that folder or name another") from None
+
+
 def check_folder(path, kind: str, option: str) -> Path:
     """``path`` as a folder for ``kind`` ("results" or "run"), or ConfigError in one line; creates nothing.
 
@@ -240,10 +269,12 @@ def check_folder(path, kind: str, option: str) -> Path:
     if path is None or not str(path).strip():
         raise ConfigError(f"{option} is empty; name a folder")
     path = Path(path)
+    check_names(path, option)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a folder")
     ancestor = path
     while not ancestor.exists():
+        check_not_dangling(ancestor, option)
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise ConfigError(f"{option} {path} cannot be created: {ancestor} is a file")

@@ -5,7 +5,10 @@ local disks and on NFS), naming its owner (host, pid, a random token). While the
 thread refreshes the claim's modification time every :data:`HEARTBEAT_S` seconds. Another process
 that finds the claim takes it over only when it is stale: its owner is a dead process on the
 same host, or its heartbeat is older than :data:`STALE_S` seconds (several heartbeats, so a
-modest clock skew between machines on shared storage does not count as death).
+modest clock skew between machines on shared storage does not count as death). A heartbeat stamped
+in the future (another host's clock runs ahead) tells no age by comparing clocks: such a claim is
+watched instead, and is stale once it has not changed for STALE_S seconds of the judge's own
+monotonic clock, which cannot run backwards (:func:`read_claim`'s ``still_s``).
 
 The owner checks, before each write, that the claim is still its own: a trainer whose claim was
 taken over (it was paused for longer than STALE_S) stops without writing, so two processes never
@@ -48,31 +51,55 @@ class ClaimLost(RuntimeError):
     """This process's claim was taken over (it was presumed dead); it must stop writing."""
 
 
+# claim file -> (its modification stamp and text when first seen so, time.monotonic() then): how long this
+# process has seen each claim unchanged
+_WATCHED: dict[str, tuple[tuple, float]] = {}
+
+
 def read_claim(run_dir) -> dict | None:
-    """The claim of ``run_dir`` with its age in seconds (``age_s``), or None if it has none."""
+    """The claim of ``run_dir`` with its age in seconds (``age_s``, by this host's clock; negative where the
+    heartbeat is stamped in the future) and ``still_s``, the seconds of this process's monotonic clock for
+    which it has been seen unchanged; None if it has none."""
     path = Path(run_dir) / CLAIM
+    text = None
     try:
-        owner = json.loads(path.read_text())
-        age = time.time() - path.stat().st_mtime
+        text = path.read_text()
+        owner = json.loads(text)
+        mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
     except (OSError, ValueError):  # torn or damaged: its mtime still says whether anyone keeps it alive
         try:
-            owner, age = {}, time.time() - path.stat().st_mtime
+            owner, mtime = {}, path.stat().st_mtime_ns
         except OSError:
             return None
-    return {**owner, "age_s": age} if isinstance(owner, dict) else {"age_s": age}
+    now, stamp = time.monotonic(), (mtime, text)
+    seen = _WATCHED.get(str(path))
+    if seen is None or seen[0] != stamp:
+        _WATCHED[str(path)] = seen = (stamp, now)
+    ages = {"age_s": time.time() - mtime / 1e9, "still_s": now - seen[1]}
+    return {**owner, **ages} if isinstance(owner, dict) else ages
 
 
 def is_stale(claim: dict) -> bool:
     if claim.get("host") == socket.gethostname() and isinstance(claim.get("pid"), int):
         if not pid_alive(claim["pid"]):
             return True
+    if claim["age_s"] < 0:  # stamped ahead of this host's clock: only watching it says whether it beats
+        return claim.get("still_s", 0.0) > STALE_S
     return claim["age_s"] > STALE_S
 
 
+def in_future(claim: dict) -> bool:
+    return claim["age_s"] < 0
+
+
 def describe(claim: dict) -> str:
-    return f"pid {claim.get('pid', '?')} on {claim.get('host', '?')}, heartbeat {claim['age_s']:.0f}s ago"
+    who = f"pid {claim.get('pid', '?')} on {claim.get('host', '?')}"
+    if in_future(claim):
+        return (f"{who}, heartbeat stamped {-claim['age_s']:.0f}s ahead of this host's clock, unchanged for "
+                f"{claim.get('still_s', 0.0):.0f}s")
+    return f"{who}, heartbeat {claim['age_s']:.0f}s ago"
 
 
 class Claim:
@@ -90,21 +117,35 @@ class Claim:
         self.lost = False
 
     def acquire(self) -> "Claim":
-        """Take the claim, taking over a stale one; RunBusy if a live process holds it."""
+        """Take the claim, taking over a stale one; RunBusy if a live process holds it.
+
+        A claim stamped in the future is watched, up to STALE_S: if it changes, its owner is alive
+        (RunBusy); if not, it is stale and taken over.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        tries = 0
+        while tries < 3:
+            tries += 1
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 # judging a claim stale and removing it is one step under the takeover lock: else a
                 # contender that judged the *old* claim could remove the fresh one of a faster contender
+                watching = False
                 with _file_lock(self.path.with_name(TAKEOVER_LOCK)):
                     held = read_claim(self.path.parent)
                     if held is None:
                         continue  # released between our two looks
-                    if not is_stale(held):
+                    if is_stale(held):
+                        self.path.unlink(missing_ok=True)
+                    elif in_future(held):
+                        watching = True
+                    else:
                         raise RunBusy(f"{self.path.parent} is being trained by another process ({describe(held)})")
-                    self.path.unlink(missing_ok=True)
+                if watching:  # outside the lock: look again in a while, without counting a try
+                    tries -= 1
+                    if not self._watch(held):
+                        raise RunBusy(f"{self.path.parent} is being trained by another process ({describe(held)})")
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(self.owner))
@@ -112,6 +153,13 @@ class Claim:
             self._thread.start()
             return self
         raise RunBusy(f"{self.path.parent}: could not take its claim (contended)")
+
+    def _watch(self, held: dict) -> bool:
+        """Wait while a future-stamped claim stays as it is; False as soon as it changes (its owner beats)."""
+        before = held["still_s"]
+        time.sleep(min(HEARTBEAT_S / 2, max(STALE_S - before, 0.0) + 0.05))
+        now = read_claim(self.path.parent)
+        return now is None or now["still_s"] > before
 
     def _beat(self):
         while not self._stop.wait(HEARTBEAT_S):

@@ -206,10 +206,9 @@ class ResidualUnit(nn.Module):
     def forward(self, x):
         x = self.pre(x)
         # a design may leave F out of this step (stochastic depth's closed gate): the shortcut gets None
-        fx = self.residual(x) if self.shortcut.computes_branch() else None
+        fx = self.shortcut.branch_term(self.residual(x)) if self.shortcut.computes_branch() else None
         y = self.shortcut(x, fx)
-        added = fx if fx is None or not isinstance(self.shortcut, modern.BranchScale) else self.shortcut.scale_branch(fx)
-        return self.post(self.tap(x, added, y))
+        return self.post(self.tap(x, fx, y))
 
 
 class ResNet(nn.Module):
@@ -283,6 +282,20 @@ class ResNet(nn.Module):
         x = self.head(self.stages(self.stem(x)))
         # global average pooling as a mean: AdaptiveAvgPool2d has no deterministic CUDA backward
         return self.fc(x.mean((2, 3)))
+
+
+# the names build_model takes itself: a shortcut parameter of one of these names would reach it twice
+BUILDER_KEYS = ("arch", "shortcut", "order", "num_classes", "in_channels", "width", "match", "bottleneck_stride",
+                "fc_bias_init", "norm")
+
+
+def check_builder_keys(shortcut_args: dict, where: str, instead, keys=BUILDER_KEYS) -> None:
+    """ConfigError where ``shortcut_args`` names an option of the network itself (one of ``keys``);
+    ``instead(key)`` says what to do."""
+    for key in shortcut_args:
+        if key in keys:
+            raise ConfigError(f"{where} {key}={shortcut_args[key]!r}: {key} is an option of the network, not a "
+                              f"parameter of the shortcut; {instead(key)}")
 
 
 def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,

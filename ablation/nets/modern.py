@@ -59,7 +59,8 @@ class BranchScale(Shortcut):
     """``y = h(x) + lam F(x)``: a shortcut that multiplies the branch, not x.
 
     A subclass calls :meth:`set_multiplier` (scalar or per channel, learnable or fixed); without it
-    ``lam = 1``. ``forward`` gets ``fx = None`` where :meth:`computes_branch` said no: then ``y = h(x)``.
+    ``lam = 1``. The unit passes F through :meth:`branch_term` first, so ``forward`` gets ``lam F``, or
+    ``None`` where :meth:`computes_branch` said no: then ``y = h(x)``.
     """
 
     def __init__(self, in_channels, out_channels, stride=1, match="zero-pad"):
@@ -74,14 +75,14 @@ class BranchScale(Shortcut):
         else:
             self.register_buffer("lam", value)
 
-    def scale_branch(self, fx):
+    def branch_term(self, fx):
         return fx if self.lam is None else self.lam * fx
 
     def forward(self, x, fx):
         h = self.match(x)
         if fx is None:  # a new tensor, as a sum would be: f after the addition may work in place on y
             return h.clone() if h is x else h
-        return h + self.scale_branch(fx)
+        return h + fx
 
 
 class ScalarBias(nn.Module):
@@ -216,7 +217,7 @@ class StochasticDepth(BranchScale):
         # one draw per unit and mini-batch; a closed gate computes nothing (Huang et al., Sec. 3)
         return not self.training or bool(torch.rand(()) < self.survival)
 
-    def scale_branch(self, fx):
+    def branch_term(self, fx):
         return fx if self.training else self.survival * fx
 
 
@@ -257,7 +258,7 @@ class NormFree(BranchScale):
         self.alpha = float(alpha)
         self.set_multiplier(skip_gain)
 
-    def scale_branch(self, fx):
+    def branch_term(self, fx):
         return self.alpha * self.lam * fx
 
     @classmethod
@@ -296,7 +297,7 @@ def unit_terms(unit, x) -> dict:
     depth, dropout): in training each call draws again."""
     x1 = unit.pre(x)
     fx = unit.residual(x1)
-    y = unit.shortcut(x1, fx)
+    y = unit.shortcut(x1, unit.shortcut.branch_term(fx))
     # f may work in place (the ReLU after the addition): it gets a copy, so that y stays y
     return {"input": x1, "branch": fx, "shortcut": unit.shortcut(x1, torch.zeros_like(fx)), "sum": y,
             "output": unit.post(y.clone())}

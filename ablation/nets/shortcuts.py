@@ -274,6 +274,13 @@ class Shortcut(nn.Module):
         """Asked before every forward pass of the unit: False leaves F out, and ``forward`` gets ``fx=None``."""
         return True
 
+    def branch_term(self, fx):
+        """What the unit adds of its branch, ``lam F`` for a design that scales F; ``forward`` gets this as ``fx``.
+
+        Computed once per pass by the unit, which also shows it to its tap; F itself here.
+        """
+        return fx
+
     def init_unit(self, unit) -> None:
         """Run once per unit after the network's common initialisation (the unit knows ``index``, ``num_units``)."""
 

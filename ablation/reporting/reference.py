@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.layout import REFERENCE_TOML as REFERENCE_FILE
+from ..core.files import read_text
 from . import stats as st
 from .tables import load_tables
 
@@ -55,7 +56,7 @@ def read_reference(path) -> Reference:
     path = Path(path)
     file = path / REFERENCE_FILE
     try:
-        data = tomllib.loads(file.read_text())
+        data = tomllib.loads(read_text(file))
     except FileNotFoundError:
         raise ConfigError(f"{path} is not a reference study: it has no {REFERENCE_FILE}") from None
     except tomllib.TOMLDecodeError as e:

@@ -1,11 +1,13 @@
 """The signal-propagation ladder: every shortcut of He 2016 Table 1 at every depth, at initialisation.
 
 Measured by ``python -m ablation.signal_ladder OUT`` (:mod:`ablation.signal_ladder`). For each row
-of ``ablation/experiments/identity_mappings.toml`` (He 2016 Table 1) and each network of
-:data:`LADDER` (He 2015's post-activation CIFAR nets up to ResNet-1202, He 2016's pre-activation
-bottleneck nets ResNet-164 and ResNet-1001), built at its standard initialisation and with zero-
-initialised residual branches, one batch of Gaussian images forward and backward
-(:func:`ablation.nets.signal.measure`). Writes ``OUT/signal_ladder.csv`` (one line per unit; each
+of an experiment file (He 2016 Table 1, ``identity_mappings.toml``, by default; ``modern.toml`` for
+the designs after 2016) and each network of :data:`LADDER` (He 2015's post-activation CIFAR nets up
+to ResNet-1202, He 2016's pre-activation bottleneck nets ResNet-164 and ResNet-1001), built at its
+standard initialisation and, where its branches hold BN, with zero-initialised residual branches, one
+batch of Gaussian images forward and backward (:func:`ablation.nets.signal.measure`). A row's own
+``order``, ``match`` and ``norm`` replace the net's (a design that needs pre-activation units keeps
+them on every net). Writes ``OUT/signal_ladder.csv`` (one line per unit; each
 net is written as it finishes, and a net already in it with the same batch, image and seed is not
 measured again) and the figures of :mod:`ablation.reporting.signal_plots` into ``OUT``. Trains
 nothing.
@@ -27,8 +29,9 @@ LADDER = (("resnet20", "original", "zero-pad"), ("resnet32", "original", "zero-p
           ("resnet1202", "original", "zero-pad"), ("resnet164", "full-preact", "projection"),
           ("resnet1001", "full-preact", "projection"))
 INITS = ("standard", "zero-branches")
+UNIT_KEYS = ("shortcut", "shortcut_args", "order", "match", "norm")  # what a row may set of the net it runs on
 SETTINGS = ("batch", "image", "seed")  # what else makes a measurement what it is
-LADDER_FIELDS = ("arch", "order", "match", "variant", "shortcut", "shortcut_args", "init", *SETTINGS, "seconds",
+LADDER_FIELDS = ("arch", "family", "order", "match", "norm", "variant", "shortcut", "shortcut_args", "init", *SETTINGS, "seconds",
                  *FIELDS)
 LADDER_CSV = "signal_ladder.csv"
 
@@ -40,11 +43,13 @@ def read_ladder(path):
     return read_table(path, LADDER_FIELDS, {"shortcut_args": str, "image": str})
 
 
-def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False):
+def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False,
+               inits=INITS):
     """Measure every net of the ladder not yet in ``OUT/signal_ladder.csv``; returns the whole table.
 
-    ``rows``: (row name, shortcut, shortcut_args) of each shortcut to measure, as
-    :func:`ablation.signal_ladder.table1_rows` reads He 2016 Table 1's from its experiment file.
+    ``rows``: (row name, {key: value} of :data:`UNIT_KEYS`) of each unit to measure, as
+    :func:`ablation.signal_ladder.experiment_rows` reads them from an experiment file. ``family`` in
+    the table is the net's own order (its place in :data:`LADDER`), ``order`` what the row ran.
     """
     import pandas as pd
     import torch
@@ -67,24 +72,28 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
             and (hit["seed"] == seed).all()
 
     x, y = gaussian_batch(batch, tuple(image), 10, seed)
-    for arch, order, match in ladder:
+    for arch, family, family_match in ladder:
         start = time.perf_counter()
         measured = 0
-        for variant, shortcut, args in rows:
-            for init in INITS:
+        for variant, unit in rows:
+            shortcut, args = unit.get("shortcut", "identity"), dict(unit.get("shortcut_args", {}))
+            order, match = unit.get("order", family), unit.get("match", family_match)
+            norm = unit.get("norm", "bn")
+            for init in [i for i in inits if norm == "bn" or i != "zero-branches"]:  # it zeroes a BN's gamma
                 if done(arch, variant, init):
                     continue
                 if old is not None:  # a stale measurement of the same net gives way
                     stale = (old["arch"] == arch) & (old["variant"] == variant) & (old["init"] == init)
                     frames[0] = old = old[~stale]
                 torch.manual_seed(seed)
-                model = build_model(arch, shortcut, order, 10, image[0], None, match, **args)
+                model = build_model(arch, shortcut, order, 10, image[0], None, match, norm=norm, **args)
                 if init == "zero-branches":
                     zero_branches(model)
                 t0 = time.perf_counter()
                 recs = measure(model, x, y)
                 seconds = round(time.perf_counter() - t0, 3)
-                meta = {"arch": arch, "order": order, "match": match, "variant": variant, "shortcut": shortcut,
+                meta = {"arch": arch, "family": family, "order": order, "match": match, "norm": norm,
+                        "variant": variant, "shortcut": shortcut,
                         "shortcut_args": json.dumps(args, sort_keys=True), "init": init, "batch": batch,
                         "image": image_s, "seed": seed, "seconds": seconds}
                 frames.append(pd.DataFrame([{**meta, **r} for r in recs], columns=list(LADDER_FIELDS)))
@@ -105,12 +114,13 @@ def ladder_summary(table):
     from ..nets.signal import backward_factors
 
     out = []
-    for (arch, order, variant, init), g in table.groupby(["arch", "order", "variant", "init"], sort=False):
+    for (arch, family, order, variant, init), g in table.groupby(["arch", "family", "order", "variant", "init"],
+                                                                 sort=False):
         recs = g.sort_values("unit").to_dict("records")
         factors = [f for f in backward_factors(recs) if f > 0]
         geo = math.exp(sum(map(math.log, factors)) / len(factors)) if factors else math.nan
         last = recs[-1]["grad_norm"]
-        out.append({"arch": arch, "order": order, "variant": variant, "init": init, "units": len(recs),
+        out.append({"arch": arch, "family": family, "order": order, "variant": variant, "init": init, "units": len(recs),
                     "backward_first_over_last": recs[0]["grad_norm"] / last if last > 0 else math.nan,
                     "backward_factor_per_unit": geo, "out_var_last": recs[-1]["out_var"],
                     "seconds": float(g["seconds"].iloc[0])})

@@ -1,8 +1,8 @@
 """Figures of signal propagation (ablation.nets.signal): per unit, against unit index, log scale.
 
 * :func:`plot_one`: one net, as ``python -m ablation.signal --plot`` draws it.
-* :func:`plot_ladder`: per net of the ladder (ablation.reporting.signal_ladder), the rows of He 2016 Table 1
-  side by side, at the standard initialisation and with zero-initialised branches; and the
+* :func:`plot_ladder`: per net of the ladder (ablation.reporting.signal_ladder), the rows of an
+  experiment (He 2016 Table 1, or the designs after 2016) side by side, at the standard initialisation and with zero-initialised branches; and the
   backward signal across the whole net against its number of units.
 * :func:`plot_runs`: per experiment of a results folder, its rows at initialisation and at the
   end of training (ablation.reporting.signal_runs), for ``python -m ablation.report``.
@@ -110,7 +110,12 @@ def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, 
             if i == len(panels) - 1:
                 ax.set_xlabel("unit l (input side left; dotted: shape changes)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    # every row once, also those that only some columns have (a net without BN has no zeroed branch)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title, y=1.0)
     fig.tight_layout()
     paths = save_figure(fig, out, name)
@@ -118,7 +123,7 @@ def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, 
     return paths
 
 
-def plot_ladder(table, out) -> list[str]:
+def plot_ladder(table, out, rows_of: str = "He 2016 Table 1 rows") -> list[str]:
     """``signal_<arch>`` per net of the ladder and ``signal_ladder_depth``; the paths written."""
     from .signal_ladder import INITS, LADDER, ladder_summary
 
@@ -130,15 +135,18 @@ def plot_ladder(table, out) -> list[str]:
             continue
         first = t.iloc[0]
         units = t["unit"].max() + 1
-        title = (f"Signal propagation at initialisation, {arch} ({order}, {match} where shapes change, {units} units); "
+        ran = set(zip(t["order"], t["match"], t["norm"]))
+        net = f"{order}, {match} where shapes change" + ("" if ran == {(order, match, "bn")} else
+                                                         "; rows of other units as they say")
+        title = (f"Signal propagation at initialisation, {arch} ({net}, {units} units), {rows_of}; "
                  f"one batch of {first['batch']} Gaussian images {first['image']}, BN on batch statistics")
         paths += _grid(t, "init", [i for i in INITS if i in set(t["init"])], (OUT_VAR, BRANCH_VAR, BACKWARD), title,
                        out, f"signal_{arch}")
-    paths += _plot_depth(ladder_summary(table), out)
+    paths += _plot_depth(ladder_summary(table), out, rows_of)
     return paths
 
 
-def _plot_depth(summary, out: Path) -> list[str]:
+def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
     """Against the number of units L, a line per row, a column per init: ||dL/dx_1|| / ||dL/dx_L|| (top)
     and the geometric mean of ||dL/dx_l|| / ||dL/dx_{l+1}|| over the units that are not transitions (bottom).
 
@@ -162,7 +170,7 @@ def _plot_depth(summary, out: Path) -> list[str]:
         for i, (col, label) in enumerate(panels):
             ax = axes[i][j]
             for family, marker, ls in (("original", "o", "-"), ("full-preact", "s", "--")):
-                for variant, g in s[s["order"] == family].groupby("variant", sort=False):
+                for variant, g in s[s["family"] == family].groupby("variant", sort=False):
                     g = g.sort_values("units")
                     ax.plot(g["units"], _positive(g[col]), marker=marker, ls=ls, ms=4, lw=1.2,
                             color=colors[variant]["color"], label=variant if family == "original" else None)
@@ -184,9 +192,9 @@ def _plot_depth(summary, out: Path) -> list[str]:
                 ax.set_ylabel(label, fontsize=9)
     handles, labels = axes[0][-1].get_legend_handles_labels()
     handles += [Line2D([], [], color="gray", marker="o", ls="-"), Line2D([], [], color="gray", marker="s", ls="--")]
-    labels += ["post-activation (original)", "pre-activation (full-preact)"]
+    labels += ["He 2015's nets (original)", "He 2016's nets (full-preact)"]
     axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle("Backward signal at initialisation against depth, He 2016 Table 1 rows (He 2016 eq. 5)")
+    fig.suptitle(f"Backward signal at initialisation against depth, {rows_of} (He 2016 eq. 5)")
     fig.tight_layout()
     paths = save_figure(fig, out, "signal_ladder_depth")
     plt.close(fig)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
 import torch
 
-from ..training.config import model_options
+from ..training.feasibility import memory_needed, run_footprint
 from ..training.data import DATASETS
 from ..core.errors import ConfigError
-from ..nets.models import build_model, count_flops, count_params
+from ..nets.models import count_flops
 from ..core.layout import ResultsDir
 
 CPU_FLOPS_GUESS = 2e9  # per process on one core of this kind of machine, when nothing is measured yet
@@ -50,22 +49,13 @@ def run_flops(cfg: dict, flops_per_image: int) -> float:
 
 
 def estimate(configs: list[dict]) -> list[dict]:
-    """Per config: parameters, forward FLOPs per image, training FLOPs (each distinct net built once)."""
-    cache, rows = {}, []
+    """Per config: parameters, forward FLOPs per image, training FLOPs and the memory estimate in bytes
+    (:mod:`ablation.training.feasibility`), from the net's numbers: nothing is built, at any depth."""
+    rows = []
     for c in configs:
-        info = DATASETS[c["dataset"]]
-        size = c.get("image_size") or info.size
-        options = model_options(c)
-        key = (c["arch"], c["shortcut"], json.dumps(c["shortcut_args"], sort_keys=True), c["order"], c["width"],
-               c["match"], json.dumps(options, sort_keys=True), info.classes, info.channels, size)
-        if key not in cache:
-            # on the meta device: shapes only, so counting a 1001-layer net takes seconds, not minutes
-            with torch.device("meta"):
-                m = build_model(c["arch"], c["shortcut"], c["order"], info.classes, info.channels, c["width"],
-                                c["match"], **options, **c["shortcut_args"])
-            cache[key] = (count_params(m), count_flops(m, (info.channels, size, size)))
-        params, flops = cache[key]
-        rows.append({"params": params, "flops": flops, "train_flops": run_flops(c, flops)})
+        fp = run_footprint(c)
+        rows.append({"params": fp.params, "flops": fp.flops, "train_flops": run_flops(c, fp.flops),
+                     "memory": memory_needed(c, fp)["total"]})
     return rows
 
 

@@ -40,11 +40,13 @@ their runs :mod:`ablation.study.expansion`.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError, did_you_mean, unknown_choice
+from ..core.files import read_text
 from ..core.names import check_name
 from ..training import config as schema
 from ..training.config import has_type
@@ -219,10 +221,14 @@ def _check_keys(where: str, table: dict, keys: dict, config_keys=()) -> None:
 
 def _read_toml(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(read_text(path))  # TOML is UTF-8: another encoding is one line naming the file
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not an experiment file; rename it or move it out of the "
+                          f"experiments folder") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read: {e.strerror}") from None
 
 
 def _config_keys(defaults: dict | None) -> list[str]:
@@ -287,6 +293,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
         if required not in data:
             raise ConfigError(f"{where}: missing key {required!r}")
     check_name(data["name"], "experiment name", where)
+    if not data["variant"]:
+        raise ConfigError(f"{where}: experiment {data['name']!r} has no variants; add [[variant]] tables")
     if data.get("protocol", PROTOCOLS[0]) not in PROTOCOLS:
         raise ConfigError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {data['protocol']!r}")
     base = data.get("base", {})
@@ -309,6 +317,9 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
             raise ConfigError(f"{vwhere}: variant name used twice")
         if isinstance(row.get("paper"), str) and row["paper"] != "fail":
             raise ConfigError(f"{vwhere}: paper must be a number or \"fail\", got {row['paper']!r}")
+        for key in ("paper", "paper_mean", "paper_std", "paper_above"):
+            if isinstance(row.get(key), float) and not math.isfinite(row[key]):
+                raise ConfigError(f"{vwhere}: {key} must be a finite number, got {row[key]}")
         protocol = row.get("protocol", data.get("protocol"))
         if protocol is not None and protocol not in PROTOCOLS:
             raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
@@ -346,6 +357,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
                               f"valid: {', '.join(FIGURES)}")
     claims = []
     for c in data.get("claim", []):
+        if not isinstance(c, dict):
+            raise ConfigError(f"{where}: every [[claim]] must be a table, got {c!r}")
         _check_keys(f"{where}: [[claim]]", c, CLAIM_KEYS)
         if c.get("metric", "test") not in CLAIM_METRICS:
             raise ConfigError(f"{where}: claim metric must be one of {', '.join(CLAIM_METRICS)}")

@@ -47,19 +47,40 @@ def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None 
         print(f"{r.experiment:18} {r.variant:24} {r.seed:>4}  {r.hash}  {r.config['arch']:10} {e['params']:>11,} "
               f"{e['train_flops'] / 1e9:>9.1f}  {paper:{width}}  {status}")
         if not done:
-            unique.setdefault(r.hash, (e["train_flops"], r.config))
-    total = sum(f for f, _ in unique.values())
+            unique.setdefault(r.hash, (e["train_flops"], r.config, e["memory"]))
+    total = sum(f for f, _, _ in unique.values())
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(unique)} to train: "
           f"{total / 1e12:.2f} TFLOP")
     if not unique:
         return
-    # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate
-    rate, source = cost.run_rate(results, backend, max(unique.values(), key=lambda fc: fc[0])[1])
-    plan = cost.plan([f for f, _ in unique.values()], rate, backend.jobs, backend.gpus_per_run)
+    fits = _print_memory(list(unique.values()))
+    # the biggest run stands for all: it dominates the cost, and a small net runs below a big one's rate;
+    # only one that fits is timed (building one that does not would take minutes, then fail)
+    rate, source = (cost.run_rate(results, backend, max(fits, key=lambda u: u[0])[1]) if fits else
+                    (cost.CPU_FLOPS_GUESS, {"source": "guess", "error": "no run to train fits this machine's memory"}))
+    plan = cost.plan([u[0] for u in unique.values()], rate, backend.jobs, backend.gpus_per_run)
     gpu = f", {plan['gpu_hours']:.2f} GPU-hours at {plan['gpus_per_run']:g} GPU per run" if plan["gpus_per_run"] else ""
     print(f"rate: {rate / 1e9:.1f} GFLOP/s per run, {_rate_source(source)}")
     print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
           f"{backend.describe()}")
+
+
+def _print_memory(unique: list[tuple]) -> list[tuple]:
+    """The memory line of the dry run (the biggest run's estimate against this machine's limit);
+    returns the runs that fit."""
+    from ..training.feasibility import LIMIT_VAR, describe_need, gib, limit_for, memory_needed
+
+    flops, cfg, need = max(unique, key=lambda u: u[2])
+    limit, source = limit_for(cfg)
+    words = describe_need(cfg, memory_needed(cfg))
+    if limit is None:
+        print(f"memory: {words}; no limit ({source})")
+        return unique
+    over = [u for u in unique if u[2] > limit]
+    verdict = (f"{len(over)} of {len(unique)} runs to train exceed the {gib(limit)} {source}: here they would be "
+               f"refused (set {LIMIT_VAR} where they train)" if over else f"every run fits the {gib(limit)} {source}")
+    print(f"memory: the biggest, {words}; {verdict}")
+    return [u for u in unique if u[2] <= limit]
 
 
 def _rate_source(src: dict) -> str:

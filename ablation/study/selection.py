@@ -20,7 +20,8 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
 
     ``variants="all"`` (the default when neither is given) is every experiment's ``in_all``
     rows, or with ``all_rows`` (a preset's choice) every row of every experiment.
-    ``experiment="all"`` is every row of every experiment. "Every experiment" leaves out
+    ``experiment="all"`` is every row of every experiment; with ``variants="all"`` as well it is refused,
+    as the two name different grids (unless ``all_rows`` makes them one). "Every experiment" leaves out
     ladders (:mod:`ablation.study.ladder`), whose rows are run by naming them or their experiment.
     A name in ``variants`` may be ``experiment:variant``, a row of ``experiment`` (or of any
     experiment, if unique), or a registered shortcut name, which runs that shortcut on the
@@ -36,6 +37,12 @@ def select(experiments: dict[str, Experiment], experiment: str | None = None, va
     requested = [s.strip() for s in variants.split(",") if s.strip()]
     if not requested:
         raise ConfigError("--variants is empty")  # the grammar of --variants: its name is the clearest
+    if experiment == "all" and "all" in requested and not all_rows:
+        every = sum(len(e.variants) for e in experiments.values() if not e.axis)
+        headline = sum(len(e.in_all) for e in experiments.values())
+        raise ConfigError(f"--experiment all with --variants all names two grids: --variants all alone is the "
+                          f"headline grid ({headline} rows), --experiment all alone every row of every experiment "
+                          f"({every} rows); give one of the two")
     out = []
     for name in requested:
         if name == "all":

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..nets.models import build_model, count_flops
 from . import data as datasets
 from .config import validate_config
+from .feasibility import check_fits
 from .runtime import use_bf16
 from .step import LoopState, build, next_batch, step
 
@@ -65,8 +66,10 @@ class Harness:
     """The trainer's path: uint8 data on the device, batched augmentation, the trainer's own step."""
 
     def __init__(self, arch, device, batch, n_images, cfg):
+        # its images are CIFAR-shaped (32x32), whatever the synthetic dataset's own size
         self.cfg = validate_config({**cfg, "arch": arch, "batch_size": batch, "dataset": "synthetic",
-                                            "device": device.type})
+                                    "image_size": 32, "device": device.type}, own_images=True)
+        check_fits(self.cfg, batch=batch, images=n_images)  # before the images and the net take memory
         images, labels = _images(n_images)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         y = torch.from_numpy(labels).long()

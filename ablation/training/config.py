@@ -19,8 +19,10 @@ from typing import Any
 from .board import require_tensorboard
 from .clamps import refuse_clamped
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
+from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
-from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_model_args
+from ..core.layout import check_names
+from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_builder_keys, check_model_args
 from ..nets.norms import DEFAULT_NORM, NORMS
 
 
@@ -152,8 +154,11 @@ def differing_keys(old: dict, new: dict) -> list[str]:
 _LIST_ENTRIES = {"milestones": (0, None), "grad_norm_points": (0, 1)}  # bounds of each entry
 
 
-def validate_config(cfg: dict, notes: list | None = None) -> dict:
+def validate_config(cfg: dict, notes: list | None = None, own_images: bool = False) -> dict:
     """``cfg`` merged over :data:`DEFAULTS`, or ConfigError naming the first bad key or value.
+
+    ``own_images``: the caller trains on images of its own (the benchmark), not on the dataset's
+    split, so the split does not bound the batch (:mod:`ablation.training.clamps`).
 
     Subset sizes larger than their split become null (the whole split: the same images
     in the same order, so the same numbers), with a line for ``notes`` where one is given.
@@ -188,10 +193,14 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
     if cfg["tensorboard"]:
         require_tensorboard()
     _fit_subsets(cfg, notes)
-    refuse_clamped(cfg)
+    if not own_images:
+        refuse_clamped(cfg)
     info = DATASETS[cfg["dataset"]]
+    check_names(cfg["data_dir"], "data_dir")
+    check_builder_keys(cfg["shortcut_args"], "shortcut_args", lambda k: f"set {k}=... as a config key of its own")
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
+    check_batch_norm(cfg)
     return cfg
 
 

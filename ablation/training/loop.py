@@ -21,6 +21,7 @@ from . import data as datasets
 from .board import board_for
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .config import validate_config
+from .feasibility import check_fits
 from .record import history_point, summary, unit_grad_norms
 from .runtime import device_label, setup_runtime, use_bf16
 from .schedule import Plan, accumulate, learning_rate
@@ -43,6 +44,7 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True, ticket
     check_same_run(run, cfg)  # before anything is read from it: a finished run may hold another config
     if run.is_finished():
         return _finished(run, finished_ok)
+    check_fits(cfg)  # here, where it trains (a cluster's node), before the data and the net take memory
     device = setup_runtime(cfg)
     d = datasets.load_for(cfg).to(device)
     # the data is there: claim the run (another process may hold it) and only then write into it

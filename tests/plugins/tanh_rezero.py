@@ -19,7 +19,7 @@ class TanhReZero(BranchScale):
         self.c = float(c)
         self.seen_index = None
 
-    def scale_branch(self, fx):
+    def branch_term(self, fx):
         return torch.tanh(self.lam) * fx
 
     def init_unit(self, unit) -> None:
