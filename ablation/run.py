@@ -34,6 +34,7 @@ from .study.listing import print_grid, print_list
 from .training.config import parse_settings
 from .training.data import DATASETS
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m ablation.run", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -304,6 +304,68 @@ def test_run_refuses_a_read_only_folder(readonly, place, capsys):
                              train_fn=NeverTrain()), capsys, readonly.parent, "cannot be written")
 
 
+# --- what a study may not be given: a seed (--seeds sets them), names that become paths, clamped values ---
+
+SAFE = "is not a safe name"
+STUDY_FILES = [
+    (["--set", "seed=5"], None, "--set seed=5: the seeds of a study are 0..N-1, set by --seeds"),
+    ([], ("tiny.toml", 'shortcut = "identity"', 'shortcut = "identity"\nseed = 3'),
+     "variant 'identity': seed = 3: the seeds of a study are 0..N-1, set by --seeds"),
+    ([], ("tiny.toml", "[base]", "[base]\nseed = 1"), "[base]: seed = 1: the seeds of a study are 0..N-1"),
+    ([], ("presets.toml", "[quick]", "[quick]\nseed = 2"), "[quick]: seed = 2: the seeds of a study are 0..N-1"),
+    ([], ("tiny.toml", 'name = "tiny"', 'name = "../../../escaped"'),
+     f"tiny.toml: experiment name '../../../escaped' {SAFE}"),
+    ([], ("tiny.toml", 'name = "plain"', 'name = "../plain"'), f"tiny.toml: variant name '../plain' {SAFE}"),
+    ([], ("tiny.toml", 'name = "plain"', 'name = "pl/ain"'), f"variant name 'pl/ain' {SAFE}"),
+    ([], ("tiny.toml", 'name = "plain"', 'name = ".."'), f"variant name '..' {SAFE}"),
+    ([], ("presets.toml", "[quick]", '[quick]\n[".."]'), f"presets.toml: preset name '..' {SAFE}"),
+    ([], ("tiny.toml", "[base]", '[presets."a/b"]\n[base]'), f"tiny.toml: preset name 'a/b' {SAFE}"),
+    (["--set", "batch_size=10000000"], None,
+     "batch_size=10000000 is more than the 1024 training images of synthetic"),
+    (["--set", "batch_size=600", "--set", "train_subset=500"], None,
+     "batch_size=600 is more than the 500 training images of synthetic (train_subset=500)"),
+    (["--set", "schedule_unit=epochs", "--set", "steps=0.001"], None,
+     "steps=0.001 epochs is less than one iteration"),
+    (["--plugin", "bad_name.py", "--variants", "identity"], None, f"shortcut name '../evil' {SAFE}"),
+]
+
+
+@pytest.mark.parametrize("argv, edit, message", STUDY_FILES, ids=[m for _, _, m in STUDY_FILES])
+def test_run_refuses_a_seed_an_unsafe_name_or_a_clamped_value(place, capsys, argv, edit, message):
+    if edit is not None:
+        path = place / "exps" / edit[0]
+        path.write_text(path.read_text().replace(edit[1], edit[2], 1))
+    (place / "bad_name.py").write_text(BAD_NAME_PLUGIN)
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", *argv], train_fn=NeverTrain()), capsys,
+            place, message)
+
+
+BAD_NAME_PLUGIN = textwrap.dedent("""
+    from ablation.nets.shortcuts import Shortcut, register_shortcut
+
+    @register_shortcut("../evil")
+    class Evil(Shortcut):
+        def forward(self, x, fx):
+            return fx + x
+""")
+
+
+@pytest.mark.parametrize("words, message", [
+    (["batch_size=2000"], "batch_size=2000 is more than the 1024 training images of synthetic"),
+    (["schedule_unit=epochs", "steps=0.001"], "steps=0.001 epochs is less than one iteration"),
+])
+def test_train_refuses_a_value_it_would_clamp(place, capsys, words, message):
+    refused(lambda: trainer.main([*TRAIN_BASE, f"data_dir={place / 'data'}", *words, "out=run"]), capsys, place,
+            message)
+
+
+def test_every_shipped_experiment_and_preset_has_safe_names(exps, presets):
+    from ablation.core.names import is_safe_name
+
+    assert all(is_safe_name(name) for name in [*exps, *presets])
+    assert all(is_safe_name(v.name.split("@")[0]) for e in exps.values() for v in e.variants)
+
+
 # --- python -m ablation.report DIR --------------------------------------------------------------
 
 REPORT = [

@@ -11,7 +11,8 @@ from ablation.training import loop as T
 from ablation.core.errors import ConfigError
 
 SUMMARY_KEYS = {"status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                "iterations", "epochs", "time_s", "images_per_s", "device", "threads"}
+                "iterations", "epochs", "time_s", "images_per_s", "device", "threads", "machine", "precision", "torch",
+                "config_hash"}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from ..study.grid import prepare_data, run_grid, to_train
 from ..study.invocation import log_invocation
 from ..study.manifest import manifest
 from ..study.pool import local_backend
+from ..study.rules import refuse_other_settings, refuse_study_keys
 from ..study.selection import select
 from ..training.config import check_settings
 
@@ -81,15 +82,18 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
 
     check_numbers(seeds, depth)
     settings = check_settings(settings or {})
+    refuse_study_keys("--set", settings, "=")
     experiments = ex.load_experiments(experiments_dir)
     presets = ex.load_presets(experiments_dir)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     chosen = presets[preset]
     folder = check_folder(Path("results") / chosen.name if out is None else out, "results", "--out")
-    ResultsDir(folder).read_manifest(missing_ok=True)  # an unreadable one is one line now, not after the data loads
-    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
     overrides = {"dataset": dataset, "depth": depth, "device": device}
+    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
+    # an unreadable manifest is one line now, not after the data loads; one folder holds one setting
+    refuse_other_settings(ResultsDir(folder).read_manifest(missing_ok=True), chosen.name, changed, f"--out {folder}")
+    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
     notes = []
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
     if depth is not None and sweeps:

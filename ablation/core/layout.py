@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError
+from .names import is_safe_name
 from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, read_text, save_torch, \
     sweep_temporaries, write_atomic, write_failed
 
@@ -204,6 +205,9 @@ _HASH_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 def _is_manifest(m) -> bool:
     """The shape that the runner writes and the report reads (ablation.study.experiments.manifest)."""
     if not isinstance(m, dict) or not isinstance(m.get("experiments"), dict) or not isinstance(m.get("runs"), dict):
+        return False
+    # an experiment's name becomes file names (tables/<name>.md, plots/<name>_*.png): nothing that leaves the folder
+    if not all(is_safe_name(name) for name in m["experiments"]):
         return False
     for e in m["experiments"].values():
         if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("title"), str)

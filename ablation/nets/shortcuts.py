@@ -41,6 +41,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from ..core.errors import ConfigError, unknown_choice
+from ..core.names import check_name
 from .layers import conv2d
 
 MATCHES = ("zero-pad", "projection")
@@ -72,6 +73,9 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
     def decorate(cls):
         if not (isinstance(cls, type) and issubclass(cls, Shortcut)):
             raise TypeError(f"@register_shortcut({name!r}) needs a subclass of ablation.Shortcut")
+        origin = _origin(cls)
+        # the name becomes a variant, and so part of file names: safe, and said with the plugin's file
+        check_name(name, "shortcut name", f"plugin {origin}" if origin else __name__)
         if name in _REGISTRY and _REGISTRY[name].cls.__qualname__ != cls.__qualname__:
             raise ConfigError(f"shortcut {name!r} is already registered by {_REGISTRY[name].cls.__qualname__}")
         params = {}
@@ -81,7 +85,7 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
             if p.default is p.empty:
                 raise TypeError(f"shortcut {name!r}: parameter {p.name!r} needs a default")
             params[p.name] = p.default
-        _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params, _origin(cls))
+        _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params, origin)
         cls.shortcut_name = name
         return cls
 

@@ -25,6 +25,8 @@ from ..core import text
 from ..core.text import isnan, num, paper_cell
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
+from .comparable import mark_claims, readme_note
+from .provenance import cell_note, readme_lines as where_lines
 from .tables import load_tables
 
 def with_figure(manifest, figure: str) -> list[str]:
@@ -46,7 +48,8 @@ def ours_cell(s: dict) -> str:
         return "error" if s["errors"] else "not run"
     if s["seeds"] == 1:
         return f"fail ({_fail_number(s)})" if s["failed"] else num(s["ours"])
-    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else [])]
+    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else []),
+             *([mixed] if (mixed := cell_note(s)) else [])]
     if s["failed"] * 2 > s["seeds"]:
         return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
     return f"{num(s['ours'])} ({'; '.join(notes)})"
@@ -143,7 +146,8 @@ def agreement_lines(manifest, stats) -> list[str]:
 def checked_claims(manifest, runs, tables, init: dict | None = None) -> dict[str, list[dict]]:
     """Each experiment with a table: its claims tested (:func:`ablation.reporting.stats.test_claims`)."""
     init = init or {}
-    return {name: st.test_claims(meta.get("claims", []), {**st.samples(runs, name), "init": init.get(name, {})})
+    return {name: st.test_claims(mark_claims(meta, runs[runs["experiment"] == name]),
+                                 {**st.samples(runs, name), "init": init.get(name, {})})
             for name, meta in manifest["experiments"].items() if name in tables}
 
 
@@ -293,6 +297,26 @@ def _plot_order(manifest, paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (Path(p).stem not in first, Path(p).stem))
 
 
+def _scale(d: dict) -> tuple:
+    size = "native" if d["image_size"] is None or isnan(d["image_size"]) else int(d["image_size"])
+    width = "default" if d["width"] is None or isnan(d["width"]) else int(d["width"])
+    return (d["dataset"], size, width, f"{num(d['steps'], 0)} {d['schedule_unit']}", num(d["batch_size"], 0))
+
+
+def scale_lines(name: str, sub) -> list[str]:
+    """The scale table's lines of one experiment's finished runs: one line, or one per row (and setting) where its
+    rows did not all run at one scale, so that each row says what ran."""
+    records = sub.to_dict("records")
+    if len({_scale(d) for d in records}) == 1:
+        archs = ", ".join(dict.fromkeys(sub["arch"]))
+        return [f"| {name} | {archs} | {' | '.join(map(str, _scale(records[0])))} |"]
+    lines = {}
+    for d in records:
+        line = f"| {name}: {d['variant']} | {d['arch']} | {' | '.join(map(str, _scale(d)))} |"
+        lines.setdefault(line, None)
+    return list(lines)
+
+
 def readme(study: Study, plots: list[str]) -> str:
     """The results README: how the numbers were made, the scale, the tables, findings, mechanisms and figures."""
     results, manifest, runs, history, stats, tables = (study.results, study.manifest, study.runs, study.history,
@@ -324,22 +348,20 @@ def readme(study: Study, plots: list[str]) -> str:
     if not ok.empty:
         lines += ["## Scale of the runs", "", "| experiment | arch (as run) | dataset | image size | width | schedule | batch |",
                   "|---|---|---|---|---|---|---|"]
-        for name in manifest["experiments"]:
+        differ = []
+        for name, meta in manifest["experiments"].items():
             sub = ok[ok["experiment"] == name]
             if sub.empty:
                 continue
-            d = sub.iloc[0]
-            archs = ", ".join(dict.fromkeys(sub["arch"]))
-            size = "native" if d["image_size"] is None or isnan(d["image_size"]) else int(d["image_size"])
-            width = "default" if d["width"] is None or isnan(d["width"]) else int(d["width"])
-            lines.append(f"| {name} | {archs} | {d['dataset']} | {size} | {width} | {num(d['steps'], 0)} "
-                         f"{d['schedule_unit']} | {num(d['batch_size'], 0)} |")
+            lines += scale_lines(name, sub)
+            differ += [note] if (note := readme_note(name, meta, sub)) else []
         seeds = sorted(set(stats[stats["seeds"] > 0]["seeds"]))
-        lines += ["", f"Seeds per row: {', '.join(map(str, seeds))}. The paper's numbers come from its own, "
+        lines += ["", *differ, f"Seeds per row: {', '.join(map(str, seeds))}. The paper's numbers come from its own, "
                   "full-scale setup: compare orderings, not values.", ""]
     notes = results.read_notes()
     if notes:  # measurements made outside the runner, kept across rebuilds
         lines += ["## Notes", "", notes.strip(), ""]
+    lines += where_lines(runs[runs["status"].isin(st.DONE)])
     lines += ["## Tables", ""]
     for name, md in tables.items():
         meta = manifest["experiments"][name]

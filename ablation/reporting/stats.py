@@ -62,6 +62,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..core.text import isnan
+from .provenance import row_provenance
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -186,7 +187,8 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
                 "best_test_median": summarize(done["best_test_error"]).median,
                 "arch": ", ".join(dict.fromkeys(str(a) for a in r["arch"].dropna())),
                 "params": r["params"].dropna().iloc[0] if r["params"].notna().any() else None,
-                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None})
+                "time_s": pd.to_numeric(r["time_s"], errors="coerce").sum() if len(r) else None,
+                **row_provenance(done)})
             out.append(rec)
     return pd.DataFrame(out)
 
@@ -279,6 +281,10 @@ def test_claims(claims: list[dict], samples: dict[str, dict[str, list]]) -> list
         missing = [n for n in claim_rows(c) if not got.get(n)]
         if missing:
             out.append({**res, "verdict": NOT_RUN, "detail": f"needs {', '.join(missing)}"})
+            continue
+        if c.get("settings_differ"):  # ablation.reporting.comparable: not a comparison of what the rows vary
+            out.append({**res, "verdict": CANNOT, "detail": f"its rows ran under different settings: "
+                        f"{', '.join(c['settings_differ'])} differ (keys the rows do not set themselves)"})
             continue
         if metric == "init":
             out.append({**res, **check_identity(c, got)})

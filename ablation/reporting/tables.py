@@ -14,9 +14,13 @@ from ..core.errors import ConfigError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
 from ..core.text import nan_to_none
+from ..training.config import identity
+from .comparable import settings_of
+from .integrity import check_run_files
+from .provenance import FIELDS as PROVENANCE
 
 SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
-                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads")
+                  "iterations", "epochs", "time_s", "images_per_s", "device", "threads", *PROVENANCE)
 CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
                  "batch_size", "steps", "schedule_unit", "optimizer", "lr")
 HISTORY_FIELDS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "wall_time",
@@ -73,13 +77,15 @@ def _read_csv(path: Path):
 
 
 def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
-    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS)}
+    rec = {k: None for k in (*SUMMARY_FIELDS, *CONFIG_FIELDS, "settings")}
     cfg = run.read_config()  # unreadable: one line naming it (the row's config is unknown)
     error = run.read_error()
     if isinstance(cfg, dict):
         rec.update({k: cfg.get(k) for k in CONFIG_FIELDS})
         rec["shortcut_args"] = json.dumps(cfg.get("shortcut_args", {}), sort_keys=True)
+        rec["settings"] = settings_of(identity(cfg))  # every key that can change the numbers, for the claims
         summary = run.read_summary()
+        check_run_files(run, cfg, summary)
         if summary is not None:  # an unreadable summary means the run has not finished
             rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
         elif error is not None:

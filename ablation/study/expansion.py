@@ -15,11 +15,10 @@ the device or the thread count, left out: :func:`ablation.training.config.identi
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 
 from ..core.errors import ConfigError
 from ..training import config as schema
+from ..training.config import config_hash
 from .depth import check_depth, is_cifar_basic
 from .experiments import Experiment, Preset, Run, Variant
 
@@ -89,13 +88,6 @@ def sweeps_depth(exp: Experiment) -> bool:
         return True
     archs = {v.config.get("arch", exp.base.get("arch")) for v in exp.variants}
     return len({a for a in archs if a and is_cifar_basic(a)}) > 1
-
-
-def config_hash(cfg: dict) -> str:
-    """12 hex digits of the sha256 of the config's identity (:func:`ablation.training.config.identity`)."""
-    ident = schema.identity(cfg)
-    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 MAX_RUNS = 100_000  # a grid larger than this is a typo (--seeds 1000000000), not a study

@@ -47,10 +47,12 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, did_you_mean, unknown_choice
 from ..core.files import read_text
+from ..core.names import check_name
 from ..training import config as schema
 from ..training.config import has_type
 from . import ladder
 from .depth import check_depth, is_cifar_basic
+from .rules import refuse_study_keys
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # shipped as package data (pyproject.toml)
 PRESETS_FILE = "presets.toml"
@@ -104,7 +106,13 @@ class Variant:
         """The row as the manifest holds it, for the report."""
         return {"variant": self.name, "label": self.label, "column": self.column, "paper": self.paper,
                 "source": self.source, "protocol": self.protocol, "paper_mean": self.paper_mean,
-                "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth}
+                "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth,
+                "keys": self.own_keys()}
+
+    def own_keys(self) -> list[str]:
+        """The config keys this row sets itself (under any preset): what it compares, and may differ in."""
+        keys = {*self.config, *(k for table in self.presets.values() for k in table)}
+        return sorted(keys | ({"arch"} if self.depth is not None else set()))
 
     @property
     def key(self) -> str:
@@ -236,12 +244,14 @@ def load_presets(directory=None, defaults: dict | None = None) -> dict[str, Pres
     for name, table in _read_toml(path).items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {name!r} must be a table [{name}]")
+        check_name(name, "preset name", str(path))
         presets[name] = _preset(f"{path}: [{name}]", name, table, keys)
     return presets
 
 
 def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
     _check_keys(where, table, PRESET_META, config_keys)
+    refuse_study_keys(where, table)
     for k, v in table.get("arch_map", {}).items():
         if not isinstance(v, str):
             raise ConfigError(f"{where}: arch_map.{k} must be an architecture name, got {v!r}")
@@ -270,8 +280,11 @@ def load_experiment(path, defaults: dict | None = None) -> Experiment:
     return experiment_from(_read_toml(Path(path)), path, defaults)
 
 
-def experiment_from(data: dict, path, defaults: dict | None = None) -> Experiment:
-    """An experiment file's table as an :class:`Experiment`, or ConfigError naming ``path`` and the key."""
+def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows: bool = False) -> Experiment:
+    """An experiment file's table as an :class:`Experiment`, or ConfigError naming ``path`` and the key.
+
+    Its names must be safe (:mod:`ablation.core.names`); ``ladder_rows``: the rows are a ladder's,
+    ``<row>@<depth>``."""
     path = Path(path)
     keys = _config_keys(defaults)
     where = str(path)
@@ -279,12 +292,14 @@ def experiment_from(data: dict, path, defaults: dict | None = None) -> Experimen
     for required in ("name", "title", "paper_metric", "variant"):
         if required not in data:
             raise ConfigError(f"{where}: missing key {required!r}")
+    check_name(data["name"], "experiment name", where)
     if not data["variant"]:
         raise ConfigError(f"{where}: experiment {data['name']!r} has no variants; add [[variant]] tables")
     if data.get("protocol", PROTOCOLS[0]) not in PROTOCOLS:
         raise ConfigError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {data['protocol']!r}")
     base = data.get("base", {})
     _check_keys(f"{where}: [base]", base, {}, keys)
+    refuse_study_keys(f"{where}: [base]", base)
     variants, seen = [], set()
     for i, row in enumerate(data["variant"]):
         if not isinstance(row, dict):
@@ -296,6 +311,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None) -> Experimen
             raise ConfigError(f"{vwhere}: missing key 'name'")
         if not row["name"].strip() or ":" in row["name"] or "," in row["name"]:
             raise ConfigError(f"{vwhere}: a variant name must be a non-empty word without ':' or ','")
+        check_name(row["name"], "variant name", where, ladder_row=ladder_rows)
+        refuse_study_keys(vwhere, row)
         if row["name"] in seen:
             raise ConfigError(f"{vwhere}: variant name used twice")
         if isinstance(row.get("paper"), str) and row["paper"] != "fail":
@@ -313,6 +330,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None) -> Experimen
             if not isinstance(table, dict):
                 raise ConfigError(f"{vwhere}: presets.{pname} must be a table of config keys")
             _check_keys(f"{vwhere}: presets.{pname}", table, {}, keys)
+            check_name(pname, "preset name", where)
+            refuse_study_keys(f"{vwhere}: presets.{pname}", table)
         config = {k: v for k, v in row.items() if k not in VARIANT_META}
         variants.append(Variant(experiment=data["name"], name=row["name"], config=config,
                                 label=row.get("label", row["name"]), column=row.get("column"), paper=row.get("paper"),
@@ -324,6 +343,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None) -> Experimen
     for pname, table in data.get("presets", {}).items():
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: presets.{pname} must be a table")
+        check_name(pname, "preset name", where)
         presets[pname] = _preset(f"{where}: [presets.{pname}]", pname, table, keys)
     in_all = data.get("in_all", False)
     in_all = [v.name for v in variants] if in_all is True else (in_all or [])
@@ -406,7 +426,7 @@ def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, 
         tables[data["name"]] = data
     for path, data in ladders:
         table, axis = ladder.expand(data, tables, str(path))
-        exp = experiment_from(table, path, defaults)
+        exp = experiment_from(table, path, defaults, ladder_rows=True)
         exp.axis = {**axis, "claims": [c.meta() for c in out[axis["rows_of"]].claims]}
         _add(out, exp)
     return out

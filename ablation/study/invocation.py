@@ -5,23 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-from pathlib import Path
-
 from ..core.layout import ResultsDir
+from ..training.runtime import cpu_model
 
 
 def machine() -> str:
     """The CPU, its cores, the GPU if any, and the Python and torch versions."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 

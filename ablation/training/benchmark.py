@@ -68,7 +68,7 @@ class Harness:
     def __init__(self, arch, device, batch, n_images, cfg):
         # its images are CIFAR-shaped (32x32), whatever the synthetic dataset's own size
         self.cfg = validate_config({**cfg, "arch": arch, "batch_size": batch, "dataset": "synthetic",
-                                    "image_size": 32, "device": device.type})
+                                    "image_size": 32, "device": device.type}, own_images=True)
         check_fits(self.cfg, batch=batch, images=n_images)  # before the images and the net take memory
         images, labels = _images(n_images)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -9,6 +9,7 @@ Errors in history and summary files are in percent.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import tomllib
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .board import require_tensorboard
+from .clamps import refuse_clamped
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
@@ -133,6 +135,12 @@ def identity(cfg: dict) -> dict:
             and not (k in SCHEMA and SCHEMA[k].hash_if_set and v == SCHEMA[k].default)}
 
 
+def config_hash(cfg: dict) -> str:
+    """12 hex digits of the sha256 of the config's :func:`identity`: the name of the run's folder."""
+    blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def stored(cfg: dict) -> dict:
     """A run's stored config.json as the config it was: a later-added key it lacks reads as its default."""
     return {**{k: copy.deepcopy(DEFAULTS[k]) for k in SCHEMA if SCHEMA[k].hash_if_set}, **cfg}
@@ -146,8 +154,11 @@ def differing_keys(old: dict, new: dict) -> list[str]:
 _LIST_ENTRIES = {"milestones": (0, None), "grad_norm_points": (0, 1)}  # bounds of each entry
 
 
-def validate_config(cfg: dict, notes: list | None = None) -> dict:
+def validate_config(cfg: dict, notes: list | None = None, own_images: bool = False) -> dict:
     """``cfg`` merged over :data:`DEFAULTS`, or ConfigError naming the first bad key or value.
+
+    ``own_images``: the caller trains on images of its own (the benchmark), not on the dataset's
+    split, so the split does not bound the batch (:mod:`ablation.training.clamps`).
 
     Subset sizes larger than their split become null (the whole split: the same images
     in the same order, so the same numbers), with a line for ``notes`` where one is given.
@@ -182,6 +193,8 @@ def validate_config(cfg: dict, notes: list | None = None) -> dict:
     if cfg["tensorboard"]:
         require_tensorboard()
     _fit_subsets(cfg, notes)
+    if not own_images:
+        refuse_clamped(cfg)
     info = DATASETS[cfg["dataset"]]
     check_names(cfg["data_dir"], "data_dir")
     check_builder_keys(cfg["shortcut_args"], "shortcut_args", lambda k: f"set {k}=... as a config key of its own")

@@ -99,7 +99,7 @@ def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
             if callback is not None:
                 callback(s.it)
     claim.ensure()
-    result = summary(run, s, model, d, plan, device)
+    result = summary(run, s, model, d, plan, device, cfg, amp)
     run.write_summary(result)
     return result
 

@@ -8,6 +8,8 @@ import torch
 
 from ..core.layout import RunDir
 from ..nets.models import count_flops, count_params
+from .config import config_hash
+from .runtime import provenance
 from .schedule import Plan
 from .step import LoopState, evaluate
 from .verdict import verdict
@@ -46,11 +48,12 @@ def history_point(cfg, plan: Plan, s: LoopState, model, d, eval_idx, lr, norms, 
         rec["gate_mean"] = gates
     if norms is not None:
         rec["grad_norms"] = norms
+    seen = s.seen
     s.loss_sum.zero_()
     s.wrong.zero_()
     s.seen = s.batches = 0
     s.interval_time = 0.0
-    verdict(cfg, plan, s, rec, d.num_classes, len(y))
+    verdict(cfg, plan, s, rec, d.num_classes, len(y), seen)
     return rec
 
 
@@ -58,7 +61,9 @@ def _finite(v):
     return v if math.isfinite(v) else None  # JSON has no NaN
 
 
-def summary(run: RunDir, s: LoopState, model, d, plan: Plan, device) -> dict:
+def summary(run: RunDir, s: LoopState, model, d, plan: Plan, device, cfg: dict, amp: bool) -> dict:
+    """The run's summary: its final numbers, where they came from (:func:`provenance`) and the hash of its
+    config, so that a summary that is not its folder's shows (:mod:`ablation.reporting.integrity`)."""
     hist = run.read_history()
     errors = [h["test_error"] for h in hist]
     return {"status": s.status or "ok", "reason": s.reason,
@@ -68,4 +73,4 @@ def summary(run: RunDir, s: LoopState, model, d, plan: Plan, device) -> dict:
             "time_s": round(s.wall_time, 2), "images_per_s": round(s.images / max(s.train_time, 1e-9), 1),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             # the thread count changes the order of float sums, hence the last digits of the numbers
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), **provenance(device, amp), "config_hash": config_hash(cfg)}

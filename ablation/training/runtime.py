@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -44,6 +46,29 @@ def use_bf16(device) -> bool:
         return bool(torch.cpu._is_amx_tile_supported())
     except AttributeError:
         return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def provenance(device, amp: bool) -> dict:
+    """Where a run's numbers came from, for its summary: the same config gives other last digits on
+    another machine, in another precision or under another torch.
+
+    ``machine`` is the GPU's name on CUDA, else the CPU's model; ``precision`` is what ran (bf16=true
+    resolves to float32 where :func:`use_bf16` says the hardware lacks native bf16).
+    """
+    device = torch.device(device)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return {"machine": machine, "precision": "bf16" if amp else "float32", "torch": torch.__version__}
 
 
 def autocast(device, on: bool):

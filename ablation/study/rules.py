@@ -1,0 +1,55 @@
+"""What a study sets itself and so may not be given (the seed), and what one results folder holds (one setting).
+
+The seeds of a study are 0..N-1 by design (``--seeds N``; a run's hash includes its seed), so a seed
+given by ``--set``, an experiment's ``[base]``, a row or a preset would be overwritten by the study's
+own and the run reported as what it was not. It is refused in one line that names ``--seeds``.
+
+A results folder holds runs of one preset and one set of command-line settings (``--dataset``,
+``--depth``, ``--set``), which its README states: a claim compares its rows under those settings.
+An invocation with other settings is refused in one line naming both and ``--out``. Runtime keys
+(``--device``, threads, ``checkpoint_every``, ...) change no number and may differ.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..core.errors import ConfigError
+from ..training.config import RUNTIME_KEYS
+
+STUDY_KEYS = ("seed",)
+
+
+def refuse_study_keys(said: str, table: dict, assign: str = " = ") -> None:
+    """ConfigError where ``table`` (a ``--set``, a file's table) gives a key that the study sets itself.
+
+    ``said`` is where it was given (``--set``, ``FILE: variant 'x'``); ``assign`` how it was written there.
+    """
+    for key in STUDY_KEYS:
+        if key in table:
+            sep = " " if said == "--set" else ": "
+            raise ConfigError(f"{said}{sep}{key}{assign}{json.dumps(table[key])}: the seeds of a study are 0..N-1, "
+                              f"set by --seeds (a run's hash includes its seed); use --seeds N, or "
+                              f"python -m ablation.train seed=S for one run")
+
+
+def _numbers(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in RUNTIME_KEYS}
+
+
+def _describe(preset: str | None, settings: dict) -> str:
+    given = ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.items()) or "no settings over the preset"
+    return f"{given} (preset {preset})"
+
+
+def refuse_other_settings(old: dict | None, preset: str, changed: dict, option: str) -> None:
+    """ConfigError where the folder's manifest ``old`` records runs of another preset or other command-line
+    settings than ``changed`` (this invocation's); ``option`` is the folder as given (``--out DIR``)."""
+    if not old or not old.get("runs") or "overrides" not in old:
+        return  # a new folder, or one written before its settings were recorded
+    before, now = _numbers(old["overrides"]), _numbers(changed)
+    if before == now and old.get("preset") == preset:
+        return
+    raise ConfigError(f"{option} holds runs made with {_describe(old.get('preset'), before)}; this command sets "
+                      f"{_describe(preset, now)}: one folder holds one setting, so that its claims compare like "
+                      f"with like; use another --out, or the folder's settings")
