@@ -82,3 +82,21 @@ def test_a_run_kept_only_in_a_reports_tables_is_carried_by_its_lines(tmp_path, c
     assert len(history) == 1
     assert gather.main(argv) == 0  # again: its lines replaced, not doubled
     assert len(pd.read_csv(out / "runs.csv")) == 1
+
+
+def test_a_copied_runs_lesion_study_comes_with_it(tmp_path, capsys, exps, presets):
+    """The report's lesion study of a run is measured on its checkpoint, which is copied with its time: the
+    source's lesion lines stay valid and are not measured again."""
+    [run] = expand(exps, [exps["depth_ladder"].variant("original@20")], presets["quick"], seeds=1)
+    src, out = tmp_path / "d20", tmp_path / "all"
+    _fake(src, run)
+    lines = [{"hash": run.hash, "stamp": "s", "kind": "intact", "k": 0, "test_error": 15.0},
+             {"hash": "other", "stamp": "t", "kind": "intact", "k": 0, "test_error": 19.0}]
+    pd.DataFrame(lines).to_csv(src / "lesion.csv", index=False)
+    argv = [str(src), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@20", "--seeds", "1"]
+    assert gather.main(argv) == 0
+    assert "1 runs: 1 copied" in capsys.readouterr().out
+    carried = pd.read_csv(out / "lesion.csv")
+    assert list(carried["hash"]) == [run.hash] and list(carried["test_error"]) == [15.0]
+    assert (out / "runs" / run.hash / "checkpoint.pt").stat().st_mtime_ns == \
+        (src / "runs" / run.hash / "checkpoint.pt").stat().st_mtime_ns

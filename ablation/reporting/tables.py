@@ -139,12 +139,13 @@ def stored_tables(home: ResultsDir) -> dict:
     return t
 
 
-def carry_tables(results: ResultsDir, tabled: dict) -> None:
-    """Each run's lines of its source's runs.csv, history.csv and lesion.csv (``tabled``: hash -> the source's
-    :func:`stored_tables`), in place of ``results``' own lines of that run."""
+def carry_tables(results: ResultsDir, tabled: dict, names=("runs", "history", "lesion")) -> None:
+    """Each run's lines of its source's tables ``names`` (of runs.csv, history.csv and lesion.csv;
+    ``tabled``: hash -> the source's :func:`stored_tables`), in place of ``results``' own lines of that run."""
     import pandas as pd
 
-    for name, path in (("runs", results.runs_csv), ("history", results.history_csv), ("lesion", results.lesion_csv)):
+    paths = {"runs": results.runs_csv, "history": results.history_csv, "lesion": results.lesion_csv}
+    for name, path in ((n, paths[n]) for n in names):
         parts = [t[name][t[name]["hash"] == h] for h, t in tabled.items() if t[name] is not None]
         if not parts:
             continue

@@ -67,7 +67,7 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
             raise ConfigError(f"{h.path} holds neither runs/ nor runs.csv: not a results folder to gather from")
     results = ResultsDir(out)
     counts = {"runs": len(runs), "copied": 0, "from_tables": 0, "present": 0, "missing": 0}
-    finished, tabled = [], {}
+    finished, tabled, lesioned = [], {}, {}
     read, carry = tables or (None, None)
     stored = [read(h) for h in homes] if read else []
     for r in runs:
@@ -76,6 +76,10 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
         elif home := next((h for h in homes if h.run(r.hash).is_finished()), None):
             copy_run(home.run(r.hash).path, results.run(r.hash).path)
             counts["copied"] += 1
+            # its lesion study, measured on the same checkpoint (copied with its time, so its stamp holds)
+            t = stored[homes.index(home)] if stored else None
+            if t is not None and t["lesion"] is not None and (t["lesion"]["hash"] == r.hash).any():
+                lesioned[r.hash] = t
         elif t := next((t for t in stored if r.hash in t["finished"]), None):
             if r.hash not in tabled:
                 tabled[r.hash] = t
@@ -87,6 +91,8 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
     with folder_lock(results.path):
         if tabled:
             carry(results, tabled)
+        if lesioned:
+            carry(results, lesioned, ("lesion",))
         results.write_manifest(manifest(results.read_manifest(missing_ok=True), presets[preset], experiments,
                                         rows, finished))
     return counts
