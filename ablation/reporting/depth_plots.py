@@ -89,7 +89,6 @@ def plot_claims(manifest, runs, name: str, out: Path) -> list[str]:
                  f"claims of that depth", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     paths = save_figure(fig, out, dc.figure_name("claims_vs_depth", name))
-    plt.close(fig)
     return paths
 
 
@@ -118,7 +117,6 @@ def plot_ranks(manifest, runs, stats, name: str, out: Path) -> list[str]:
                  f"ours: {_scale(runs, name)}", fontsize=9)
     ax.legend(fontsize=8)
     paths = save_figure(fig, out, dc.figure_name("rank_vs_depth", name))
-    plt.close(fig)
     return paths
 
 
@@ -148,7 +146,6 @@ def plot_rows(manifest, runs, stats, name: str, out: Path) -> list[str]:
     ax.set_title(f"{meta['title']}\nours: {_scale(runs, name)}; dashed: rows the paper marks fail", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     paths = save_figure(fig, out, dc.figure_name("errors_vs_depth", name))
-    plt.close(fig)
     return paths
 
 

@@ -59,9 +59,15 @@ def capture():
 
 
 def save_figure(fig, out: Path, name: str) -> list[str]:
-    """``out/name.png`` and ``.svg``, each written atomically; the paths written (or would be, under :func:`capture`)."""
+    """``out/name.png`` and ``.svg``, each written atomically; the paths written (or would be, under :func:`capture`).
+
+    Closes ``fig`` in pyplot: a report draws many figures, and a kept one is still a Figure to show or save.
+    """
+    import matplotlib.pyplot as plt
+
     if _kept is not None:
         _kept[name] = fig
+        plt.close(fig)
         return [str(out / f"{name}.png"), str(out / f"{name}.svg")]
     paths = []
     for ext in ("png", "svg"):
@@ -69,6 +75,7 @@ def save_figure(fig, out: Path, name: str) -> list[str]:
         write_atomic_with(p, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext,
                                                      metadata={"Date": None} if ext == "svg" else None))
         paths.append(str(p))
+    plt.close(fig)
     return paths
 
 
@@ -144,7 +151,6 @@ def plot_degradation(manifest, runs, history, out: Path, experiment: str) -> lis
     axes[0].set_ylabel("error (%)")
     fig.suptitle(f"Degradation (He 2015 Fig. 6 analogue, {_scale_info(runs, experiment)})")
     paths = save_figure(fig, out, f"{experiment}_curves")
-    plt.close(fig)
     return paths
 
 
@@ -170,7 +176,6 @@ def plot_depth(manifest, runs, stats, out: Path, experiment: str) -> list[str]:
     ax.set_title(f"Error vs depth, plain vs residual ({_scale_info(runs, experiment)})")
     ax.legend()
     paths = save_figure(fig, out, "error_vs_depth")
-    plt.close(fig)
     return paths
 
 
@@ -229,7 +234,6 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     uniq = dict(zip(lbls, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=8)
     paths = save_figure(fig, out, f"{experiment}_errors")
-    plt.close(fig)
     return paths
 
 
@@ -254,7 +258,6 @@ def plot_shortcut_curves(manifest, runs, history, out: Path, experiment: str) ->
     axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="shortcut", title_fontsize=8)
     fig.suptitle(f"Shortcut variants (He 2016 Table 1 rows), {_scale_info(runs, experiment)}")
     paths = save_figure(fig, out, f"{experiment}_curves")
-    plt.close(fig)
     return paths
 
 
@@ -294,7 +297,6 @@ def plot_ranking(stats, ranked: dict, out: Path) -> list[str]:
     fig.suptitle("Our ranking of the papers' rows against theirs (ours: the statistic of the tables; the paper's "
                  "fail rows,\nand ours that failed in most seeds, tied last)", y=1.08)
     paths = save_figure(fig, out, "ranking_vs_paper")
-    plt.close(fig)
     return paths
 
 
@@ -330,7 +332,6 @@ def plot_lesion(manifest, runs, lesion, experiment: str, out: Path) -> list[str]
     fig.suptitle(f"Lesion study (Veit et al. 2016), {experiment}: {_scale_info(runs, experiment)}, "
                  f"{analysis.LESION_IMAGES} test images")
     paths = save_figure(fig, out, f"lesion_{experiment}")
-    plt.close(fig)
     return paths
 
 
@@ -356,7 +357,6 @@ def plot_grad_flow(manifest, runs, history, experiment: str, out: Path) -> list[
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"Gradient flow per unit, {experiment}: {_scale_info(runs, experiment)}")
     paths = save_figure(fig, out, f"grad_flow_{experiment}")
-    plt.close(fig)
     return paths
 
 
@@ -387,5 +387,4 @@ def plot_gates(manifest, runs, history, experiment: str, out: Path) -> list[str]
     axes[0][0].legend(fontsize=8, title=f"mean over seeds;\n{BAND}", title_fontsize=7)
     fig.suptitle(f"Gate dynamics, {experiment}: {_scale_info(runs, experiment)}", y=1.05)
     paths = save_figure(fig, out, f"gates_{experiment}")
-    plt.close(fig)
     return paths

@@ -119,7 +119,6 @@ def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, 
     fig.suptitle(title, y=1.0)
     fig.tight_layout()
     paths = save_figure(fig, out, name)
-    plt.close(fig)
     return paths
 
 
@@ -197,7 +196,6 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
     fig.suptitle(f"Backward signal at initialisation against depth, {rows_of} (He 2016 eq. 5)")
     fig.tight_layout()
     paths = save_figure(fig, out, "signal_ladder_depth")
-    plt.close(fig)
     return paths
 
 
