@@ -159,10 +159,8 @@ class ReZero(BranchScale):
 
 @register_shortcut("skipinit", formula="y = h(x) + alpha F(x), alpha learnable, init 0; classifier init 0",
                    paper="De & Smith 2020 (SkipInit, arXiv 2002.10444)")
-class SkipInit(BranchScale):
-    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", alpha: float = 0.0):
-        super().__init__(in_channels, out_channels, stride, match)
-        self.set_multiplier(alpha)
+class SkipInit(ReZero):
+    """ReZero's unit; what differs is the classifier, zero at init."""
 
     @classmethod
     def init_net(cls, net) -> None:
