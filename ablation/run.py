@@ -104,12 +104,10 @@ def run_cli(args, train_fn=None, started=None) -> int:
     if not args.quiet:
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
-    if not args.dry_run:  # what trains here is refused before the data loads where it cannot fit
-        session.check_memory(plan, args.backend, args.force)
-    # one backend, sized for the runs that will train; a cluster is joined here and checked to share the
-    # results folder before anything is written there
+    # one backend, sized for the runs that will train (those that cannot fit refused first, unless this is a dry
+    # run); a cluster is joined here and checked to share the results folder before anything is written there
     with session.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
-                              args.cpus_per_run) as backend:
+                              args.cpus_per_run, check_memory=not args.dry_run) as backend:
         if args.dry_run:
             print_grid(plan.runs, plan.results, backend, {(v.experiment, v.name): v for v in plan.rows})
             return 0

@@ -49,7 +49,12 @@ class Plan:
     @property
     def changed(self) -> dict:
         """What the options set over the preset, as the manifest records it."""
-        return {**{k: v for k, v in self.overrides.items() if v is not None}, **self.settings}
+        return changed_settings(self.overrides, self.settings)
+
+
+def changed_settings(overrides: dict, settings: dict) -> dict:
+    """The overrides given (not None) and the ``--set`` keys: what a study changes over its preset."""
+    return {**{k: v for k, v in overrides.items() if v is not None}, **settings}
 
 
 def check_numbers(seeds: int | None, depth: int | None) -> None:
@@ -90,9 +95,9 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     chosen = presets[preset]
     folder = check_folder(Path("results") / chosen.name if out is None else out, "results", "--out")
     overrides = {"dataset": dataset, "depth": depth, "device": device}
-    changed = {**{k: v for k, v in overrides.items() if v is not None}, **settings}
     # an unreadable manifest is one line now, not after the data loads; one folder holds one setting
-    refuse_other_settings(ResultsDir(folder).read_manifest(missing_ok=True), chosen.name, changed, f"--out {folder}")
+    refuse_other_settings(ResultsDir(folder).read_manifest(missing_ok=True), chosen.name,
+                          changed_settings(overrides, settings), f"--out {folder}")
     rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
     notes = []
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
@@ -134,15 +139,12 @@ def check_backend(backend: str, jobs=None, address=None, gpus_per_run=None, cpus
     import_ray()  # before any data is loaded: without Ray, the install command is the one line
 
 
-def check_memory(p: Plan, backend: str = "local", force: bool = False) -> None:
-    """ConfigError naming the first run to train here whose memory estimate exceeds this machine's, before
-    the data loads. On Ray each run is checked where it trains (:func:`ablation.training.loop.train`)."""
+def _check_memory(p: Plan, configs: list[dict]) -> None:
+    """ConfigError naming the first of ``configs`` whose memory estimate exceeds this machine's."""
     from ..training.feasibility import check_fits
 
-    if backend != "local":
-        return
     names = {id(r.config): r for r in p.runs}
-    for cfg in to_train(p.runs, p.results, force):
+    for cfg in configs:
         try:
             check_fits(cfg)
         except ConfigError as e:
@@ -151,9 +153,15 @@ def check_memory(p: Plan, backend: str = "local", force: bool = False) -> None:
 
 
 def open_backend(p: Plan, backend: str = "local", jobs: int | None = None, force: bool = False, train_fn=None,
-                 address=None, gpus_per_run=None, cpus_per_run=None):
-    """The backend asked for, sized for the runs of ``p`` that will train (a context manager)."""
+                 address=None, gpus_per_run=None, cpus_per_run=None, check_memory: bool = False):
+    """The backend asked for, sized for the runs of ``p`` that will train (a context manager).
+
+    ``check_memory``: first refuse (ConfigError) a run that will train here and does not fit this machine's
+    memory, before the data loads; on Ray each run is checked where it trains (:func:`ablation.training.loop.train`).
+    """
     configs = to_train(p.runs, p.results, force)
+    if check_memory and backend == "local":
+        _check_memory(p, configs)
     if backend == "ray":
         from ..study.ray_backend import RayBackend
 

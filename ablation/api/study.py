@@ -86,9 +86,8 @@ class Study(Results):
             f"{k}={v!r}" for k, v in {"jobs": jobs, "backend": backend if backend != "local" else None,
                                      "force": force or None, **ray}.items() if v is not None) + ")"
         bar = _notebook_bar() if progress else _Silent
-        session.check_memory(p, backend, force)
         try:
-            with session.open_backend(p, backend, n_jobs, force, train_fn, **ray) as b:
+            with session.open_backend(p, backend, n_jobs, force, train_fn, check_memory=True, **ray) as b:
                 result = session.execute(p, b, command=command, started=started, train_fn=train_fn, force=force,
                                          quiet=not progress, jobs=n_jobs, bar=bar)
         finally:
