@@ -101,7 +101,7 @@ class Results:
             from ..reporting.init_identity import samples
 
             manifest, runs = self.manifest, self.tables()[1]
-            tables = {n for n, m in manifest["experiments"].items() if report.markdown_table(m, self.statistics())}
+            tables = report.experiment_tables(manifest, self.statistics())
             return report.checked_claims(manifest, runs, tables, samples(self.path, manifest, runs))
 
         return self._get("checked", make)

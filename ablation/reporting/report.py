@@ -143,6 +143,11 @@ def agreement_lines(manifest, stats) -> list[str]:
     return lines
 
 
+def experiment_tables(manifest, stats) -> dict[str, str]:
+    """Each experiment with rows to show: its markdown table (:func:`markdown_table`)."""
+    return {n: md for n, m in manifest["experiments"].items() if (md := markdown_table(m, stats))}
+
+
 def checked_claims(manifest, runs, tables, init: dict | None = None) -> dict[str, list[dict]]:
     """Each experiment with a table: its claims tested (:func:`ablation.reporting.stats.test_claims`)."""
     init = init or {}
@@ -219,7 +224,7 @@ def read_study(out, reference=None) -> Study:
     results = ResultsDir(out)
     manifest, runs, history = load_tables(out)
     stats = st.row_stats(manifest, runs)
-    tables = {n: md for n, m in manifest["experiments"].items() if (md := markdown_table(m, stats))}
+    tables = experiment_tables(manifest, stats)
     lesion, missing = lesion_study(results, runs)
     beside = ref.comparisons(out, runs, manifest.get("preset"), reference)
     return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside)
