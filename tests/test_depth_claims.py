@@ -91,7 +91,8 @@ def ladder_folder(tmp_path, exps, presets):
         (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
         diverged = test == 90.0
         (d / "summary.json").write_text(json.dumps({
-            "status": "fail" if diverged else "ok", "reason": st.DIVERGED if diverged else None,
+            "status": "diverged" if diverged else "ok", "outcome_rule": 2,
+            "reason": "training loss not finite by iteration 10" if diverged else None,
             "final_test_error": test, "best_test_error": test - 0.5,
             "final_train_error": test - 2, "params": 1234, "flops": 5678, "iterations": 40, "epochs": 1.0,
             "time_s": 2.0, "images_per_s": 50.0, "device": "cpu"}))

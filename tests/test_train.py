@@ -12,7 +12,7 @@ from ablation.core.errors import ConfigError
 
 SUMMARY_KEYS = {"status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                 "iterations", "epochs", "time_s", "images_per_s", "device", "threads", "machine", "precision", "torch",
-                "config_hash"}
+                "config_hash", "outcome_rule", "test_loss_unstable_at"}
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +117,16 @@ def test_corrupt_checkpoint_warns_once_and_starts_over(baseline, data_dir, tmp_p
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
-def test_huge_learning_rate_fails_without_raising(data_dir, tmp_path):
+def test_huge_learning_rate_diverges_without_raising(data_dir, tmp_path):
     summary = T.train(tiny(data_dir, lr=1e4, steps=40, evals=10), tmp_path)
-    assert summary["status"] == "fail" and summary["reason"]
+    assert summary["status"] == "diverged" and summary["reason"]
     assert summary["iterations"] < 40  # stopped early
     assert (tmp_path / "summary.json").exists()
 
 
 def test_without_the_chance_stop_only_a_non_finite_loss_ends_a_run(data_dir, tmp_path):
-    """The paper preset's fail_chance_fraction=null: a run at chance trains to the end; a NaN still fails it."""
+    """The paper preset's fail_chance_fraction=null: a run at chance trains to the end; a NaN training loss still
+    ends it, as diverged."""
     stuck = dict(lr=1e-12, evals=4)  # never leaves chance
     stopped = T.train(tiny(data_dir, **stuck), tmp_path / "stopped")
     assert stopped["status"] == "fail" and "chance" in stopped["reason"] and stopped["iterations"] < 36
@@ -134,7 +135,7 @@ def test_without_the_chance_stop_only_a_non_finite_loss_ends_a_run(data_dir, tmp
     # with the rest of the paper preset's options too
     paper = dict(normalize="pixel-mean", pad_fill="mean", fc_bias_init="zero", bf16=False, fail_chance_fraction=None)
     nan = T.train(tiny(data_dir, **paper, lr=1e4, steps=40, evals=10), tmp_path / "nan")
-    assert nan["status"] == "fail" and "not finite" in nan["reason"] and nan["iterations"] < 40
+    assert nan["status"] == "diverged" and "not finite" in nan["reason"] and nan["iterations"] < 40
 
 
 def test_warmup_then_milestones(data_dir, tmp_path):

@@ -104,7 +104,20 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     if depth is not None and sweeps:
         notes.append(f"--depth {depth} leaves the depth sweep of {', '.join(sweeps)} as it is")
     runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
+    notes += outdated_notes(runs, ResultsDir(folder))
     return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins), list(dict.fromkeys(notes)))
+
+
+def outdated_notes(runs, results: ResultsDir) -> list[str]:
+    """What the runner will train again because an older rule decided its outcome
+    (:mod:`ablation.core.outcomes`): one note per reason, naming the runs."""
+    by_reason = {}
+    for r in {r.hash: r for r in runs}.values():
+        why = results.run(r.hash).outdated()
+        if why is not None:
+            by_reason.setdefault(why, []).append(f"{r.experiment}:{r.variant} seed {r.seed}")
+    return [f"training {len(keys)} finished run(s) again from the start ({', '.join(keys[:3])}"
+            f"{', ...' if len(keys) > 3 else ''}): {why}" for why, keys in by_reason.items()]
 
 
 def parse_jobs(value) -> int | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .names import is_safe_name
+from .outcomes import outdated
 from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, read_text, save_torch, \
     sweep_temporaries, write_atomic, write_failed
 
@@ -74,8 +75,23 @@ class RunDir:
         return self.path.name
 
     def is_finished(self) -> bool:
-        """A readable summary: an unreadable one means the run has not finished (it trains again)."""
-        return self.read_summary() is not None
+        """A readable summary whose outcome holds under the current rule: an unreadable one means the run
+        has not finished (it trains again from its checkpoint), an outdated one
+        (:func:`ablation.core.outcomes.outdated`) that it trains again from the start."""
+        summary = self.read_summary()
+        return summary is not None and outdated(summary) is None
+
+    def outdated(self) -> str | None:
+        """Why the run's summary no longer holds (:func:`ablation.core.outcomes.outdated`), or None."""
+        summary = self.read_summary()
+        return None if summary is None else outdated(summary)
+
+    def start_over(self) -> None:
+        """Remove what an earlier training of the run left (summary, history, checkpoint, error): an
+        outdated outcome is trained again from the start. Only the claim's holder calls this. The summary
+        goes last, so that an interrupted call leaves the run outdated, never resumable from the old checkpoint."""
+        for path in (self.checkpoint, self.history, self.path / ERROR, self.summary):
+            path.unlink(missing_ok=True)
 
     def is_started(self) -> bool:
         """Something was trained: a checkpoint, a history point or a summary exists."""

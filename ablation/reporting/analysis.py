@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..training.data import DataNotFound
+from ..core.outcomes import FINISHED
 from ..core.errors import ConfigError, OneLineError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
@@ -209,7 +210,7 @@ def _lesion_study(results: ResultsDir, runs, device):
     from tqdm import tqdm
 
     old = _read_lesion(results)
-    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed", kind="stable")
+    done = runs[runs["status"].isin(FINISHED)].sort_values("seed", kind="stable")
     wanted = list(dict.fromkeys(done.drop_duplicates(["experiment", "variant"])["hash"]))
     kept, todo, notes = {}, [], {}
     for h in wanted:
@@ -260,7 +261,7 @@ def _read_lesion(results: ResultsDir):
 
 def _points(history, runs, experiment: str, field: str):
     """(variant, seed, iteration, parsed value) of every history line of ``experiment`` that has ``field``."""
-    sub = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
+    sub = runs[(runs["experiment"] == experiment) & runs["status"].isin(FINISHED)]
     if field not in history.columns or sub.empty:
         return []
     h = history[history["hash"].isin(sub["hash"]) & history[field].notna()]
@@ -308,7 +309,7 @@ def lesion_rows(manifest: dict, runs, lesion):
 
     if lesion is None or lesion.empty:
         return pd.DataFrame(columns=["experiment", "variant", "seed", *LESION_FIELDS])
-    done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed", kind="stable")
+    done = runs[runs["status"].isin(FINISHED)].sort_values("seed", kind="stable")
     first = done.drop_duplicates(["experiment", "variant"])[["experiment", "variant", "seed", "hash"]]
     return first.merge(lesion, on="hash")
 

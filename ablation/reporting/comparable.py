@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 
+from ..core.outcomes import FINISHED
 from ..core.text import isnan
 
-DONE = ("ok", "fail")  # as ablation.reporting.stats.DONE: the runs whose numbers a claim uses
 
 
 def settings_of(identity: dict) -> str:
@@ -27,7 +27,7 @@ def differing(runs, rows: list[str], own_keys: dict) -> list[str] | None:
     where a row's own keys or a run's settings are not recorded. ``runs``: one experiment's runs."""
     if any(own_keys.get(r) is None for r in rows) or "settings" not in runs:
         return None
-    sub = runs[runs["variant"].isin(rows) & runs["status"].isin(DONE)]
+    sub = runs[runs["variant"].isin(rows) & runs["status"].isin(FINISHED)]
     texts = list(sub["settings"])
     if any(t is None or (isinstance(t, float) and isnan(t)) for t in texts):
         return None

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from . import analysis
 from . import ranking
 from . import stats as st
+from ..core.outcomes import FINISHED
 from ..core.errors import ConfigError
 from ..nets.models import arch_spec
 from ..core.files import write_atomic_with
@@ -90,7 +91,7 @@ def _depth_of(arch) -> int | None:
 
 def _curves(runs, history, experiment: str):
     """Per variant: its curves over seeds, ``<train|test>_error_<mean|min|max>`` by iteration."""
-    sub = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
+    sub = runs[(runs["experiment"] == experiment) & runs["status"].isin(FINISHED)]
     out = {}
     for variant, group in sub.groupby("variant", sort=False):
         h = history[history["hash"].isin(group["hash"])]
@@ -193,7 +194,7 @@ def plot_bars(manifest, runs, stats, experiment: str, out: Path) -> list[str]:
     width = 0.8 / len(columns)
     palette = sns.color_palette("deep", len(columns))
     papers = [float(p) for p in s["paper"] if isinstance(p, (int, float)) and not pd.isna(p)]
-    seeds_runs = runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]
+    seeds_runs = runs[(runs["experiment"] == experiment) & runs["status"].isin(FINISHED)]
     # at least one point of error: all-zero errors would give matplotlib identical y limits
     top = max([s["ours"].max(), *papers, *pd.to_numeric(seeds_runs["final_test_error"], errors="coerce").dropna(), 1.0])
     paper_drawn = fail_drawn = False
@@ -263,7 +264,7 @@ def plot_shortcut_curves(manifest, runs, history, out: Path, experiment: str) ->
 
 def _colors(manifest, runs, experiment: str, sns) -> dict:
     """One color per row of the experiment that ran, the same in every figure of it."""
-    ran = set(runs[(runs["experiment"] == experiment) & runs["status"].isin(["ok", "fail"])]["variant"])
+    ran = set(runs[(runs["experiment"] == experiment) & runs["status"].isin(FINISHED)]["variant"])
     rows = [r["variant"] for r in manifest["experiments"][experiment]["rows"] if r["variant"] in ran]
     # tab10's hues are far apart; past ten rows, evenly spaced hues rather than tab20's look-alike pairs
     palette = sns.color_palette("tab10" if len(rows) <= 10 else "husl", len(rows))

@@ -21,6 +21,7 @@ from . import depth_claims
 from . import ranking
 from . import reference as ref
 from . import stats as st
+from ..core.outcomes import FINISHED
 from ..core import text
 from ..core.text import isnan, num, paper_cell
 from ..core.files import write_atomic
@@ -349,7 +350,7 @@ def readme(study: Study, plots: list[str]) -> str:
         if last is not trained[-1]:
             lines.append(f"- last invocation: `{last['command']}` trained {last['trained']} runs in {last['wall_s']:.1f} s")
         lines.append("")
-    ok = runs[runs["status"].isin(["ok", "fail"])]
+    ok = runs[runs["status"].isin(FINISHED)]
     if not ok.empty:
         lines += ["## Scale of the runs", "", "| experiment | arch (as run) | dataset | image size | width | schedule | batch |",
                   "|---|---|---|---|---|---|---|"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.outcomes import FINISHED
 from ..core.errors import OneLineError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
@@ -67,7 +68,7 @@ def signal_study(results: ResultsDir, runs, device=None):
         torch.set_num_threads(1)  # as the lesion study: small nets, a shared machine
     try:
         old = read_signal(results)
-        done = runs[runs["status"].isin(["ok", "fail"])].sort_values("seed", kind="stable")
+        done = runs[runs["status"].isin(FINISHED)].sort_values("seed", kind="stable")
         wanted = list(dict.fromkeys(done.drop_duplicates(["experiment", "variant"])["hash"]))
         kept, notes, data_cache = {}, {}, {}
 

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from ..core.outcomes import DIVERGED, FAIL, FAILED, FINISHED, TEST_NOT_FINITE
 from ..core.text import isnan
 from .provenance import row_provenance
 
@@ -129,7 +130,7 @@ def protocol_stat(protocol) -> str:
 
 # --- the rows of a results folder --------------------------------------------------------------
 
-DONE = ("ok", "fail")  # a run that finished, failed or not; its final errors count
+DONE = FINISHED  # a run that finished, failed or not; its final errors count (ablation.core.outcomes)
 
 
 def fail_above(meta: dict, dataset) -> float | None:
@@ -140,7 +141,7 @@ def fail_above(meta: dict, dataset) -> float | None:
 
 
 def is_fail(status, error, threshold) -> bool:
-    if status == "fail":
+    if status in FAILED:
         return True
     return threshold is not None and error is not None and not isnan(error) and error > threshold
 
@@ -150,9 +151,6 @@ def samples(runs, experiment: str) -> dict[str, dict[str, list]]:
     done = runs[(runs["experiment"] == experiment) & runs["status"].isin(DONE)]
     return {metric: {v: clean(g[f"final_{metric}_error"]) for v, g in done.groupby("variant", sort=False)}
             for metric in ("test", "train")}
-
-
-DIVERGED = "loss is not finite"  # how the trainer words a run stopped by a NaN or infinite loss
 
 
 def row_stats(manifest: dict, runs) -> "pd.DataFrame":
@@ -177,8 +175,9 @@ def row_stats(manifest: dict, runs) -> "pd.DataFrame":
                    "paper": row.get("paper"), "protocol": row.get("protocol"), "paper_mean": row.get("paper_mean"),
                    "paper_std": row.get("paper_std"), "seeds": len(done), "failed": int(fails),
                    "errors": int((r["status"] == "error").sum()),
-                   "diverged": int(done["reason"].astype(str).str.startswith(DIVERGED).sum())
-                   if "reason" in done else 0,  # a table without reasons: no run said it diverged
+                   # how the trainer ended them (ablation.core.outcomes): each kind of failure apart
+                   "at_chance": int((done["status"] == FAIL).sum()), "diverged": int((done["status"] == DIVERGED).sum()),
+                   "test_not_finite": int((done["status"] == TEST_NOT_FINITE).sum()),
                    "stat": stat, "ours": getattr(test, stat)}
             for prefix, s in (("test", test), ("train", train)):
                 rec.update({f"{prefix}_{k}": getattr(s, k) for k in ("median", "mean", "std", "ci_low", "ci_high",

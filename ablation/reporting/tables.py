@@ -13,13 +13,14 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
+from ..core.outcomes import FINISHED, OUTDATED, outdated
 from ..core.text import nan_to_none
 from ..training.config import identity
 from .comparable import settings_of
 from .integrity import check_run_files
 from .provenance import FIELDS as PROVENANCE
 
-SUMMARY_FIELDS = ("status", "reason", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
+SUMMARY_FIELDS = ("status", "reason", "outcome_rule", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                   "iterations", "epochs", "time_s", "images_per_s", "device", "threads", *PROVENANCE)
 CONFIG_FIELDS = ("arch", "shortcut", "shortcut_args", "order", "width", "dataset", "image_size", "train_subset",
                  "batch_size", "steps", "schedule_unit", "optimizer", "lr")
@@ -88,6 +89,7 @@ def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
         check_run_files(run, cfg, summary)
         if summary is not None:  # an unreadable summary means the run has not finished
             rec.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+            _mark_outdated(rec)
         elif error is not None:
             rec["status"], rec["reason"] = "error", error["reason"]
         else:
@@ -102,12 +104,21 @@ def _run_record(run: RunDir, h: str, stored_tables, hist: list) -> dict:
     if stored_runs is not None and (stored_runs["hash"] == h).any():
         old = stored_runs[stored_runs["hash"] == h].iloc[0].to_dict()
         rec.update({k: nan_to_none(old.get(k)) for k in rec})
+        _mark_outdated(rec)
         if stored_hist is not None:
             for r in stored_hist[stored_hist["hash"] == h].to_dict("records"):
                 hist.append({"hash": h, **{k: nan_to_none(r.get(k)) for k in HISTORY_FIELDS}})
         return rec
     rec["status"] = "not run"
     return rec
+
+
+def _mark_outdated(rec: dict) -> None:
+    """A finished run whose outcome an older rule decided is no result (:func:`ablation.core.outcomes.outdated`):
+    its status says so and its reason says why, until it is trained again."""
+    why = outdated(rec)
+    if why is not None and rec["status"] in FINISHED:
+        rec["status"], rec["reason"] = OUTDATED, why
 
 
 def _jsonish(key, v):
@@ -130,12 +141,11 @@ def read_table(path, columns=(), dtype=None):
 
 def stored_tables(home: ResultsDir) -> dict:
     """A results folder's report tables by name, and the hashes of the finished runs its runs.csv holds."""
-    from .stats import DONE
-
     t = {"runs": read_table(home.runs_csv, ("hash", "status")), "history": read_table(home.history_csv, ("hash",)),
          "lesion": read_table(home.lesion_csv, ("hash",))}
     runs = t["runs"]
-    t["finished"] = set() if runs is None else set(runs[runs["status"].isin(DONE)]["hash"])
+    t["finished"] = set() if runs is None else {
+        row["hash"] for row in runs.to_dict("records") if row["status"] in FINISHED and outdated(row) is None}
     return t
 
 

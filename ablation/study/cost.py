@@ -102,7 +102,7 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     import torch
 
     from ..training import data as datasets
-    from ..training.runtime import device_label, setup_runtime, use_bf16
+    from ..training.runtime import bf16_runs, device_label, setup_runtime
     from ..training.step import LoopState, build, next_batch, step
 
     device = setup_runtime(cfg)
@@ -117,7 +117,7 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     torch.manual_seed(0)
     model, fwd, opt = build(cfg, d, device)
     s = LoopState.fresh(cfg, device)
-    amp = cfg["bf16"] and use_bf16(device)
+    amp = bf16_runs(cfg, device)
 
     def steps(n):
         for _ in range(n):

@@ -29,7 +29,8 @@ def print_list(experiments: dict, presets: dict) -> None:
 
 def grid_rows(runs: list[Run], results: ResultsDir, rows: dict | None = None) -> list[dict]:
     """One record per run: its row, seed, hash, net, cost, the paper's number with its source, its status
-    (``done``, ``resume``, ``shared`` with an earlier run of the grid, or ``to train``) and ``train_flops``."""
+    (``done``, ``resume``, ``retrain`` where its recorded outcome is outdated, ``shared`` with an earlier run of
+    the grid, or ``to train``) and ``train_flops``."""
     from . import cost
 
     est = cost.estimate([r.config for r in runs])
@@ -39,7 +40,8 @@ def grid_rows(runs: list[Run], results: ResultsDir, rows: dict | None = None) ->
     for r, e in zip(runs, est):
         run = results.run(r.hash)
         done, started = run.is_finished(), run.is_started()
-        status = "done" if done else ("resume" if started else ("shared" if r.hash in seen else "to train"))
+        status = "done" if done else ("retrain" if run.outdated() else "resume" if started else
+                                      "shared" if r.hash in seen else "to train")
         out.append({"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "hash": r.hash,
                     "arch": r.config["arch"], "params": e["params"], "gflop": e["train_flops"] / 1e9,
                     "paper": papers.get((r.experiment, r.variant), ""), "status": status,

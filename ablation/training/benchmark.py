@@ -29,7 +29,7 @@ from ..nets.models import build_model, count_flops
 from . import data as datasets
 from .config import validate_config
 from .feasibility import check_fits
-from .runtime import use_bf16
+from .runtime import bf16_runs
 from .step import LoopState, build, next_batch, step
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10, as the references hard-code
@@ -75,7 +75,7 @@ class Harness:
         y = torch.from_numpy(labels).long()
         self.data = datasets.Data(x, y, x[:batch], y[:batch], torch.tensor(MEAN), torch.tensor(STD), 10).to(device)
         self.device = device
-        self.amp = self.cfg["bf16"] and use_bf16(device)
+        self.amp = bf16_runs(self.cfg, device)
         torch.manual_seed(0)
         _, self.fwd, self.opt = build(self.cfg, self.data, device)
         self.state = LoopState.fresh(self.cfg, device)

@@ -109,7 +109,8 @@ SCHEMA: dict[str, Key] = {
     "grad_norm_points": Key([0.0, 0.05, 0.5, 1.0], list, "fractions of the schedule at which per-unit gradient "
                             "norms are recorded"),
     "fail_chance_fraction": Key(0.25, float, "after that fraction of the schedule, train and test error still at "
-                                "chance end the run as fail; null: never (NaN/inf always fails)", 0, 1,
+                                "chance end the run as fail; null: never (a non-finite training loss always "
+                                "ends a run as diverged)", 0, 1,
                                 nullable=True),
     "tensorboard": Key(False, bool, "also write each run's scalars (loss, errors, lr, gate means, images/s) as "
                        "TensorBoard event files next to history.jsonl; needs the tensorboard package", runtime=True),
@@ -119,6 +120,9 @@ SCHEMA: dict[str, Key] = {
     "threads": Key(None, int, "torch threads (null: torch's choice)", 1, nullable=True, runtime=True),
     "bf16": Key(True, bool, "bf16 autocast where the hardware has it natively (GPUs, CPUs with AMX); "
                 "else float32"),
+    "cpu_bf16": Key(True, bool, "with bf16=true on a CPU with AMX, compute in bf16; false: float32 there, as a "
+                    "CPU without AMX runs the same config (to add seeds to a study made on one); the summary "
+                    "records the precision that ran", runtime=True),
     "compile": Key(False, bool, "torch.compile the model"),
     "deterministic": Key(False, bool, "deterministic kernels only (slower on GPU)"),
     "checkpoint_every": Key(2000, int, "iterations between checkpoints", 1, runtime=True),

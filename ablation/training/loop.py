@@ -1,6 +1,7 @@
 """The training loop of one run, resumable: ``train(cfg, run_dir) -> summary``.
 
-It claims the run folder, resumes from the checkpoint (or starts fresh), steps through the schedule
+It claims the run folder, resumes from the checkpoint (or starts fresh; from the start where the
+run's recorded outcome is outdated, :mod:`ablation.core.outcomes`), steps through the schedule
 (:mod:`.schedule`), records a history point at each evaluation (:mod:`.record`), stops on a fail
 verdict (:mod:`.verdict`), checkpoints (:mod:`.checkpoint`) and writes the summary. Every choice is a
 key of :data:`ablation.training.config.SCHEMA`; a step's pieces are :mod:`.step`, which the benchmark
@@ -23,7 +24,7 @@ from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .config import validate_config
 from .feasibility import check_fits
 from .record import history_point, summary, unit_grad_norms
-from .runtime import device_label, setup_runtime, use_bf16
+from .runtime import bf16_runs, device_label, setup_runtime
 from .schedule import Plan, accumulate, learning_rate
 from .step import LoopState, build, next_batch, step
 
@@ -51,6 +52,8 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True, ticket
     with Claim(run.path, ticket=ticket, device=device_label(device)) as claim:
         if run.is_finished():  # finished by another process while this one loaded the data
             return _finished(run, finished_ok)
+        if run.outdated():  # an outcome an older rule decided: its checkpoint carries that rule's stop
+            run.start_over()
         return _train_claimed(cfg, run, d, device, claim, callback)
 
 
@@ -66,7 +69,7 @@ def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
     plan = Plan.of(cfg, len(d.train_y))
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
     clock = _Clock(s, device)
-    amp = cfg["bf16"] and use_bf16(device)
+    amp = bf16_runs(cfg, device)
     bar = tqdm(total=plan.total, initial=s.it, desc=run.name, unit="it", dynamic_ncols=True,
                disable=cfg["quiet"] or not sys.stderr.isatty())
     with bar, board_for(cfg, run.path, s.it) as board:

@@ -7,12 +7,13 @@ import math
 import torch
 
 from ..core.layout import RunDir
+from ..core.outcomes import OK, OUTCOME_RULE
 from ..nets.models import count_flops, count_params
 from .config import config_hash
 from .runtime import provenance
 from .schedule import Plan
 from .step import LoopState, evaluate
-from .verdict import verdict
+from .verdict import unstable_test_loss, verdict
 
 
 def unit_grad_norms(model) -> list[float]:
@@ -53,8 +54,14 @@ def history_point(cfg, plan: Plan, s: LoopState, model, d, eval_idx, lr, norms, 
     s.wrong.zero_()
     s.seen = s.batches = 0
     s.interval_time = 0.0
-    verdict(cfg, plan, s, rec, d.num_classes, len(y), seen)
+    verdict(cfg, plan, s, rec, d.num_classes, len(y), seen, weights_finite(model), final)
     return rec
+
+
+def weights_finite(model) -> bool:
+    """Every parameter of ``model`` finite. BatchNorm's running statistics are not weights: they serve
+    evaluation only, where a non-finite one shows as a non-finite test loss."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _finite(v):
@@ -66,7 +73,9 @@ def summary(run: RunDir, s: LoopState, model, d, plan: Plan, device, cfg: dict, 
     config, so that a summary that is not its folder's shows (:mod:`ablation.reporting.integrity`)."""
     hist = run.read_history()
     errors = [h["test_error"] for h in hist]
-    return {"status": s.status or "ok", "reason": s.reason,
+    return {"status": s.status or OK, "reason": s.reason, "outcome_rule": OUTCOME_RULE,
+            # evaluations whose test loss was not finite or huge, which ended no run (ablation.training.verdict)
+            "test_loss_unstable_at": [h["iteration"] for h in hist if unstable_test_loss(h)],
             "final_test_error": errors[-1] if errors else None, "best_test_error": min(errors, default=None),
             "final_train_error": hist[-1]["train_error"] if hist else None, "params": count_params(model),
             "flops": count_flops(model, d.shape), "iterations": s.it, "epochs": round(s.it / plan.ipe, 4),

@@ -48,6 +48,15 @@ def use_bf16(device) -> bool:
         return False
 
 
+def bf16_runs(cfg, device) -> bool:
+    """Whether a run of ``cfg`` computes in bf16 on ``device``: ``bf16`` asks for it, the hardware has it
+    natively (:func:`use_bf16`), and on a CPU ``cpu_bf16`` allows it. ``cpu_bf16=false`` keeps an AMX CPU
+    in float32, as a CPU without AMX runs the same config, so that seeds added there match a study made
+    on the other; it is a runtime key (the hash stays) and the summary records the precision that ran."""
+    device = torch.device(device)
+    return cfg["bf16"] and use_bf16(device) and (device.type == "cuda" or cfg["cpu_bf16"])
+
+
 def cpu_model() -> str:
     """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else what Python knows."""
     try:
