@@ -1,6 +1,8 @@
-"""The depth ladder: an experiment's rows at several depths, as data (no training)."""
+"""Ladders: an experiment's rows at several values of one setting (depth, length), as data (no training)."""
 
+import csv
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,9 @@ from ablation.study.selection import select
 WARMUP_110 = {"warmup_until_error": 0.8, "warmup_max_iters": 100}  # He 2015 Sec. 4.2, capped at 100 iterations
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _by_row(exps, runs):
     axis = exps["depth_ladder"].axis
     return {(axis["rows"][r.variant], exps["depth_ladder"].variant(r.variant).depth, r.seed): r for r in runs}
@@ -23,7 +28,8 @@ def test_the_quick_ladder_is_identity_mappings_run_with_depth(exps, presets):
     """Each rung under quick is `--experiment identity_mappings --depth D` (+ the 110 warm-up): the same
     configs, so the same hashes, and the runs trained that way are the ladder's."""
     ladder = exps["depth_ladder"]
-    assert ladder.axis["depths"] == [20, 32, 56, 110] and ladder.axis["rows_of"] == "identity_mappings"
+    assert ladder.axis["values"] == [20, 32, 56, 110] and ladder.axis["key"] == "depth"
+    assert ladder.axis["rows_of"] == "identity_mappings" and ladder.axis["paper_at"] == 110
     mine = _by_row(exps, expand(exps, ladder.variants, presets["quick"], seeds=3))
     im = exps["identity_mappings"]
     assert len(mine) == 4 * len(im.variants) * 3
@@ -91,10 +97,11 @@ LADDER = """
 name = "tiny_ladder"
 title = "t at two depths"
 rows_of = "tiny"
-depths = [8, 14]
-[depth.14]
+key = "depth"
+values = [8, 14]
+[at.14]
 lr = 0.2
-[depth.14.presets.quick]
+[at.14.presets.quick]
 warmup_max_iters = 7
 """
 
@@ -122,10 +129,15 @@ def test_per_depth_config_everywhere_and_per_preset(tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (('rows_of = "tiny"', 'rows_of = "tinny"'), "rows_of names unknown experiment 'tinny' (did you mean 'tiny'?)"),
-    (("depths = [8, 14]", "depths = [8, 14, 15]"), "depth 15 is not 6n+2"),
-    (("depths = [8, 14]", "depths = [8, 8, 14]"), "lists a depth twice"),
-    (("depths = [8, 14]", "depths = []"), "depths must be a non-empty list"),
-    (("[depth.14]", "[depth.20]"), "[depth.20] is not one of the depths"),
+    (("values = [8, 14]", "values = [8, 14, 15]"), "depth 15 is not 6n+2"),
+    (("values = [8, 14]", "values = [8, 8, 14]"), "lists a value twice"),
+    (("values = [8, 14]", "values = []"), "values must be a non-empty list"),
+    (("values = [8, 14]", "values = [8, 14.5]"), "values of a depth ladder must be whole numbers"),
+    (("[at.14]", "[at.20]"), "[at.20] is not one of the values"),
+    (('key = "depth"', 'key = "stepz"'), "key 'stepz' is neither depth nor a config key (did you mean 'steps'?)"),
+    (('key = "depth"', 'key = "threads"'), "key 'threads' cannot be laddered"),
+    (('key = "depth"', 'key = "seed"'), "--seeds sets the seeds"),
+    (("lr = 0.2", "lr = 0.2\ndepth = 8"), "[at.14] sets 'depth', the key the ladder varies"),
     (("lr = 0.2", "lrr = 0.2"), "unknown key 'lrr' (did you mean 'lr'?)"),
     (("warmup_max_iters = 7", "warmup_max_iter = 7"), "presets.quick: unknown key 'warmup_max_iter'"),
     (('title = "t at two depths"', 'titel = "t"'), "unknown key 'titel' in a ladder file"),
@@ -139,3 +151,53 @@ def test_a_bad_ladder_file_is_one_line(tmp_path, edit, message):
 def test_depth_needs_a_cifar_basic_net(tmp_path):
     with pytest.raises(ConfigError, match="depth applies to CIFAR basic nets"):
         ex.load_experiments(_dir(tmp_path, source=SOURCE.replace('"resnet110"', '"resnet164"')))
+
+
+STEPS_LADDER = """
+name = "tiny_length"
+title = "t at two lengths"
+rows_of = "tiny"
+key = "steps"
+values = [40, 10]
+"""
+
+
+def test_a_ladder_over_a_config_key_is_the_row_run_with_that_key_set(tmp_path):
+    """A rung of a steps ladder is the source row run with --set steps=N: the same config and hash, its
+    milestones at the preset's fractions of N; rows are <row>@<value>, columns "steps N", numbers sorted."""
+    d = _dir(tmp_path, STEPS_LADDER)
+    (d / "presets.toml").write_text('[quick]\nsteps = 20\nmilestones_at = [0.5, 0.75]\n[quick.arch_map]\n'
+                                    'resnet110 = "resnet32"\n[paper]\n')
+    exps, presets = ex.load_experiments(d), ex.load_presets(d)
+    lad = exps["tiny_length"]
+    assert [v.name for v in lad.variants] == ["a@10", "a@40"]
+    assert [v.column for v in lad.variants] == ["steps 10", "steps 40"]
+    assert lad.axis["key"] == "steps" and lad.axis["values"] == [10, 40]
+    for n in (10, 40):
+        [rung] = expand(exps, [lad.variant(f"a@{n}")], presets["quick"], seeds=1)
+        [twin] = expand(exps, exps["tiny"].variants, presets["quick"], seeds=1, settings={"steps": n})
+        assert rung.config == twin.config and rung.hash == twin.hash
+        assert rung.config["milestones"] == [round(n * 0.5), round(n * 0.75)]
+    assert "steps" in lad.variant("a@40").own_keys()  # the row sets it: no preset overrides it
+
+
+def test_the_depth_ladder_keeps_the_committed_hashes(exps, presets):
+    """The general ladder reads depth_ladder.toml into the runs the committed reference holds: same hashes."""
+    committed = {(r["variant"], int(r["seed"])): r["hash"]
+                 for r in csv.DictReader(open(ROOT / "results/reference/ladder-quick-amd-epyc/runs.csv"))}
+    runs = expand(exps, exps["depth_ladder"].variants, presets["quick"], seeds=5)
+    got = {(r.variant, r.seed): r.hash for r in runs}
+    assert len(committed) == 168 and all(got[k] == h for k, h in committed.items())
+
+
+def test_the_length_ladders_first_rung_is_the_shipped_quick_study(exps, presets):
+    """length_ladder's 500 rung is identity_mappings under quick: the hashes of the shipped study's runs
+    (all but dropout-0.5, whose shipped runs predate its file naming rescale = true)."""
+    shipped = {(r["variant"], int(r["seed"])): r["hash"]
+               for r in csv.DictReader(open(ROOT / "results/reference/quick-amd-epyc/runs.csv"))
+               if r["experiment"] == "identity_mappings"}
+    runs = expand(exps, exps["length_ladder"].variants, presets["quick"], seeds=5)
+    got = {(r.variant, r.seed): r.hash for r in runs}
+    same = [k for k, h in shipped.items() if got.get((f"{k[0]}@500", k[1])) == h]
+    assert {v for v, _ in shipped} - {v for v, _ in same} == {"dropout-0.5"}
+    assert {r.config["steps"] for r in runs} == {500, 2000, 8000}

@@ -99,6 +99,7 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     refuse_other_settings(ResultsDir(folder).read_manifest(missing_ok=True), chosen.name,
                           changed_settings(overrides, settings), f"--out {folder}")
     rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
+    refuse_laddered_settings(experiments, rows, settings)
     notes = []
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
     if depth is not None and sweeps:
@@ -106,6 +107,16 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
     notes += outdated_notes(runs, ResultsDir(folder))
     return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins), list(dict.fromkeys(notes)))
+
+
+def refuse_laddered_settings(experiments: dict, rows, settings: dict) -> None:
+    """ConfigError where ``--set`` gives the key that a selected ladder varies: it would replace every rung."""
+    for name in dict.fromkeys(v.experiment for v in rows):
+        axis = experiments[name].axis
+        if axis and axis["key"] in settings:
+            raise ConfigError(f"--set {axis['key']}={settings[axis['key']]}: {name} ladders {axis['key']} over "
+                              f"{', '.join(map(str, axis['values']))}, and --set would make every rung the same; "
+                              f"leave {axis['key']} to the ladder")
 
 
 def outdated_notes(runs, results: ResultsDir) -> list[str]:

@@ -3,7 +3,7 @@ variants and plugin shortcut names (which become variants). Each is a safe ident
 
 A safe name is ``[A-Za-z0-9][A-Za-z0-9._-]*`` without ``..``: it cannot leave the folder it is joined to
 (no ``/``, no ``..``), cannot be a hidden file or an option (no leading ``.`` or ``-``), and reads the same
-in every shell. A ladder's rows are ``<row>@<depth>`` (:mod:`ablation.study.ladder`): ``@`` and the depth
+in every shell. A ladder's rows are ``<row>@<value>`` (:mod:`ablation.study.ladder`): ``@`` and the rung's value
 are added to a row name that was checked in its own file.
 """
 
@@ -14,7 +14,7 @@ import re
 from .errors import ConfigError
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_LADDER_ROW = re.compile(r"(?P<row>.+)@[0-9]+")
+_LADDER_ROW = re.compile(r"(?P<row>.+)@(?P<value>[A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def is_safe_name(name) -> bool:
@@ -25,10 +25,10 @@ def check_name(name, what: str, where: str, ladder_row: bool = False) -> str:
     """``name`` if it is a safe name, else ConfigError in one line naming ``where`` (the file) and the name.
 
     ``what`` says what the name is ("experiment name", "variant name", ...); ``ladder_row`` also
-    takes ``<safe name>@<depth>``.
+    takes ``<safe name>@<value>``, the value itself a safe name.
     """
     row = _LADDER_ROW.fullmatch(name) if ladder_row and isinstance(name, str) else None
-    if is_safe_name(row.group("row") if row else name):
+    if is_safe_name(row.group("row") if row else name) and (row is None or ".." not in row.group("value")):
         return name
     raise ConfigError(f"{where}: {what} {name!r} is not a safe name: use letters, digits, '.', '_' and '-', "
                       f"starting with a letter or digit, without '..' (names become file and folder names)")

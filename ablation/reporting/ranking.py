@@ -1,18 +1,24 @@
 """Our order of a table's rows against the paper's: Spearman's rho and Kendall's tau-b.
 
-Both handle ties; the rows the paper marks "fail" are tied last (their mean rank), and our rows where
-most seeds failed are tied last likewise.
+Our order is that of the tables' statistic of each row (the one beside the paper's number: the median of
+seeds beside the paper's median). Both coefficients handle ties; the rows the paper marks "fail" are tied
+last (their mean rank), and our rows where most seeds failed are tied last likewise. Their p-values are
+two-sided (scipy's): one test per table column; where a study has several columns of one table (a
+ladder's rungs), :func:`holm_over` adjusts them over the columns, and :func:`describe` says which it shows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
 
 from ..core.text import isnan
+from .stats import ALPHA, format_p, holm
+
+TIES = "the paper's fail rows, and ours where most seeds failed, tied last"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,33 @@ class Agreement:
     spearman_p: float
     kendall: float
     kendall_p: float
+    spearman_p_holm: float | None = None  # Holm-adjusted over a family of columns, where there is one
+    kendall_p_holm: float | None = None
+
+    @property
+    def significant(self) -> bool:
+        """Spearman's rho positive and its p (Holm-adjusted where adjusted) below ALPHA."""
+        p = self.spearman_p if self.spearman_p_holm is None else self.spearman_p_holm
+        return self.spearman > 0 and p < ALPHA
+
+
+def holm_over(agreements: dict) -> dict:
+    """``agreements`` (column -> Agreement) with each coefficient's p Holm-adjusted over the columns."""
+    keys = list(agreements)
+    rho = holm([agreements[k].spearman_p for k in keys])
+    tau = holm([agreements[k].kendall_p for k in keys])
+    return {k: replace(agreements[k], spearman_p_holm=r, kendall_p_holm=t) for k, r, t in zip(keys, rho, tau)}
+
+
+def describe(a: Agreement) -> str:
+    """``Spearman rho = +0.56 (p = 0.059), ...``: each p named (Holm-adjusted, with the unadjusted one in
+    brackets, or unadjusted), and whether the agreement is significant."""
+    def p(raw, adjusted):
+        return f"p unadjusted {format_p(raw)}" if adjusted is None else \
+            f"Holm-adjusted p {format_p(adjusted)} [{format_p(raw)}]"
+    verdict = "a significant agreement" if a.significant else "not a significant agreement"
+    return (f"Spearman rho = {a.spearman:+.2f} ({p(a.spearman_p, a.spearman_p_holm)}), Kendall tau-b = "
+            f"{a.kendall:+.2f} ({p(a.kendall_p, a.kendall_p_holm)}) over {len(a.rows)} rows: {verdict} at {ALPHA}")
 
 
 def ranks(values: list, failed: list[bool]) -> list[float]:

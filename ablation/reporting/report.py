@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import depth_claims
+from . import ladder_claims
 from . import ranking
 from . import reference as ref
 from . import stats as st
@@ -138,9 +138,7 @@ def agreement_lines(manifest, stats) -> list[str]:
     lines = []
     for name, table in ranked(manifest).items():
         for column, a in ranking.agreements(stats, name):
-            lines.append(f"- {table}{f' ({column})' if column else ''}: Spearman rho = {a.spearman:+.2f} "
-                         f"(p {st.format_p(a.spearman_p)}), Kendall tau-b = {a.kendall:+.2f} "
-                         f"(p {st.format_p(a.kendall_p)}) over {len(a.rows)} rows")
+            lines.append(f"- {table}{f' ({column})' if column else ''}: {ranking.describe(a)}")
     return lines
 
 
@@ -188,10 +186,10 @@ def findings(manifest, runs, stats, tables, init: dict | None = None) -> list[st
             lines.append("")
     if not checked:
         lines += ["No claim could be checked: no finished runs.", ""]
-    ranking = agreement_lines(manifest, stats)
-    if ranking:
-        lines += ["Our ranking of the rows against the paper's (ours: the statistic of the tables; rows the paper "
-                  "marks fail, and ours where most seeds failed, tied last):", "", *ranking, ""]
+    agreement = agreement_lines(manifest, stats)
+    if agreement:
+        lines += [f"Our ranking of the rows against the paper's, on the statistic of the tables ({ranking.TIES}); "
+                  "one test per table:", "", *agreement, ""]
     return lines
 
 
@@ -256,7 +254,7 @@ def build(out, quiet: bool = True, reference=None) -> dict:
 def draw(study: Study, signal: bool = True) -> list[str]:
     """Every figure of the study: those its experiment files ask for, then each experiment's own; with ``signal``
     the signal propagation of the trained runs too (computed where ``signal.csv`` lacks them)."""
-    from . import depth_plots
+    from . import ladder_plots
     from . import plots as P  # matplotlib only when drawing
 
     manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
@@ -274,7 +272,7 @@ def draw(study: Study, signal: bool = True) -> list[str]:
         paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
         paths += P.plot_grad_flow(manifest, runs, history, name, out)
         paths += P.plot_gates(manifest, runs, history, name, out)
-    paths += depth_plots.draw(manifest, runs, stats, out)
+    paths += ladder_plots.draw(manifest, runs, stats, out)
     if not signal:
         return paths
     from .signal_runs import signal_figures  # per unit at init and at the end, cached in signal.csv
@@ -377,7 +375,7 @@ def readme(study: Study, plots: list[str]) -> str:
     from .init_identity import samples as init_samples  # torch only where a claim checks a net
 
     lines += findings(manifest, runs, stats, tables, init_samples(out, manifest, runs))
-    lines += depth_claims.readme_lines(manifest, runs, stats, plots, lambda p: Path(p).relative_to(out).as_posix())
+    lines += ladder_claims.readme_lines(manifest, runs, stats, plots, lambda p: Path(p).relative_to(out).as_posix())
     lines += ref.report_lines(study.reference)
     from .analysis import mechanism_lines
 

@@ -33,8 +33,8 @@ row sets itself is what that row is about (the preset's ``arch_map`` still maps 
 architecture to the one run at that scale). A row may also give ``depth`` (the depth of its CIFAR basic
 net under every preset, which the preset's ``arch_map`` does not change, as ``--depth`` does not) and
 ``presets = {NAME = {...}}`` (config of that row under one preset, merged after the row's own keys); a
-ladder file (:mod:`ablation.study.ladder`) writes both for every row of another experiment at each of
-its depths. This module reads and checks the files; which rows run is :mod:`ablation.study.selection`,
+ladder file (:mod:`ablation.study.ladder`) writes them, and the row's ``rung``, for every row of another
+experiment at each value of the setting it varies. This module reads and checks the files; which rows run is :mod:`ablation.study.selection`,
 their runs :mod:`ablation.study.expansion`.
 """
 
@@ -71,7 +71,7 @@ EXPERIMENT_KEYS = {
 FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
                 "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float),
-                "depth": int, "presets": dict}
+                "depth": int, "rung": (int, float, str), "presets": dict}
 PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list,
                "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
@@ -100,6 +100,7 @@ class Variant:
     paper_std: float | None = None
     paper_above: float | None = None  # the paper gives only a lower bound on the error
     depth: int | None = None  # the net's depth under every preset (a depth axis), not mapped by arch_map
+    rung: object = None  # a ladder row's value of the ladder's key (ablation.study.ladder)
     presets: dict = field(default_factory=dict)  # config of this row under one preset, by preset name
 
     def meta(self) -> dict:
@@ -107,7 +108,7 @@ class Variant:
         return {"variant": self.name, "label": self.label, "column": self.column, "paper": self.paper,
                 "source": self.source, "protocol": self.protocol, "paper_mean": self.paper_mean,
                 "paper_std": self.paper_std, "paper_above": self.paper_above, "depth": self.depth,
-                "keys": self.own_keys()}
+                **({"rung": self.rung} if self.rung is not None else {}), "keys": self.own_keys()}
 
     def own_keys(self) -> list[str]:
         """The config keys this row sets itself (under any preset): what it compares, and may differ in."""
@@ -159,7 +160,7 @@ class Experiment:
     path: str = ""
     protocol: str | None = None  # the rows' default protocol
     figures: list[str] = field(default_factory=list)  # of FIGURES: what the report draws for it
-    axis: dict | None = None  # a ladder's depth axis (ablation.study.ladder): rows_of, depths, rows, claims
+    axis: dict | None = None  # a ladder's axis (ablation.study.ladder): rows_of, key, values, paper_at, rows, claims
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -284,7 +285,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
     """An experiment file's table as an :class:`Experiment`, or ConfigError naming ``path`` and the key.
 
     Its names must be safe (:mod:`ablation.core.names`); ``ladder_rows``: the rows are a ladder's,
-    ``<row>@<depth>``."""
+    ``<row>@<value>``."""
     path = Path(path)
     keys = _config_keys(defaults)
     where = str(path)
@@ -337,7 +338,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
                                 label=row.get("label", row["name"]), column=row.get("column"), paper=row.get("paper"),
                                 source=row.get("source", data.get("source", "")), note=row.get("note", ""),
                                 protocol=protocol, paper_mean=row.get("paper_mean"), paper_std=row.get("paper_std"),
-                                paper_above=row.get("paper_above"), depth=row.get("depth"),
+                                paper_above=row.get("paper_above"), depth=row.get("depth"), rung=row.get("rung"),
                                 presets=dict(row.get("presets", {}))))
     presets = {}
     for pname, table in data.get("presets", {}).items():

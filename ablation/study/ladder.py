@@ -1,26 +1,32 @@
-"""A depth axis for experiments: one experiment's rows, each run at several depths.
+"""A ladder: one experiment's rows, each run at several values of one setting (a rung per value).
 
-A ladder file names the experiment whose rows it runs and the depths, and may add config per
-depth (everywhere, or under one preset only)::
+A ladder file names the experiment whose rows it runs, the setting it varies and its values, and may
+add config per rung (everywhere, or under one preset only)::
 
     name = "depth_ladder"
     title = "He et al. 2016, Table 1 at depths 20, 32, 56 and 110"
     rows_of = "identity_mappings"   # rows, paper numbers, claims, [base] and [presets.*] from there
-    depths = [20, 32, 56, 110]      # CIFAR basic nets resnet{D}, D = 6n + 2
-    [depth.110]                     # config of every row at depth 110, under every preset
+    key = "depth"                   # a config key, or depth: the depth D of a CIFAR basic net resnet{D}
+    values = [20, 32, 56, 110]
+    paper_at = 110                  # the value at which the paper's own numbers stand (may be no rung)
+    [at.110]                        # config of every row at the rung 110, under every preset
     warmup_lr = 0.01
-    [depth.110.presets.quick]       # ... and under the quick preset only
+    [at.110.presets.quick]          # ... and under the quick preset only
     warmup_max_iters = 100
 
-It reads as an ordinary experiment whose rows are ``<row>@<depth>`` (``original@110``), labelled
-as the source row and laid out in one column per depth (``depth 110``), so the report's tables,
-bars and per-column rank agreement see one column per depth. Each row's ``depth`` is the depth of
-the net as run under every preset: the preset's ``arch_map`` does not shrink it, as ``--depth``
-does not (:func:`ablation.study.expansion.merged_config`); a row at depth D under a preset is therefore
-the source row run with ``--depth D`` plus the ladder's config for D, and has that run's hash.
+It reads as an ordinary experiment whose rows are ``<row>@<value>`` (``original@110``), labelled as
+the source row and laid out in one column per rung (``depth 110``, ``steps 2000``), so the report's
+tables, bars and per-column rank agreement see one column per rung. The ladder's value is the row's
+own: under every preset, no preset overrides it. For ``depth`` that is the net's depth (the preset's
+``arch_map`` does not shrink it, as ``--depth`` does not: :func:`ablation.study.expansion.merged_config`),
+so a row at depth D under a preset is the source row run with ``--depth D`` plus the ladder's config for
+D. For a config key it is that key of the row (the source row's own value of it, if any, is replaced),
+so a row at ``steps = N`` under a preset is the source row run with ``--set steps=N``, with the
+preset's ``milestones_at`` placing the rate's drops at the same fractions of N; both have that run's
+hash.
 
-The claims of the source experiment are not the ladder's own: the report tests them at each
-depth on its own (:mod:`ablation.reporting.depth_claims`). A ladder is never part of ``--variants all``.
+The claims of the source experiment are not the ladder's own: the report tests them at each rung on
+its own (:mod:`ablation.reporting.ladder_claims`). A ladder is never part of ``--variants all``.
 
 This module works on the TOML tables alone; :mod:`ablation.study.experiments` validates what it returns.
 """
@@ -28,8 +34,12 @@ This module works on the TOML tables alone; :mod:`ablation.study.experiments` va
 from __future__ import annotations
 
 from ..core.errors import ConfigError, did_you_mean
+from ..core.names import is_safe_name
+from ..core.rungs import DEPTH, value_text
+from ..training.config import SCHEMA
 
-LADDER_KEYS = {"name": str, "title": str, "notes": str, "rows_of": str, "depths": list, "depth": dict}
+LADDER_KEYS = {"name": str, "title": str, "notes": str, "rows_of": str, "key": str, "values": list,
+               "at": dict, "paper_at": (int, float, str)}
 COPIED = ("paper_metric", "source", "protocol", "fail_above", "base", "presets")  # from the source experiment
 SEP = "@"
 
@@ -38,64 +48,86 @@ def is_ladder(data: dict) -> bool:
     return "rows_of" in data
 
 
-def row_name(row: str, depth: int) -> str:
-    """The ladder's name of ``row`` at ``depth``: ``original@110``."""
-    return f"{row}{SEP}{depth}"
+def row_name(row: str, value) -> str:
+    """The ladder's name of ``row`` at the rung ``value``: ``original@110``."""
+    return f"{row}{SEP}{value_text(value)}"
 
 
-def column(depth: int) -> str:
-    return f"depth {depth}"
+def column(key: str, value) -> str:
+    """The table column of a rung: ``depth 110``, ``steps 2000``."""
+    return f"{key} {value_text(value)}"
 
 
-def _check(where: str, data: dict, sources: dict) -> list[int]:
+def _kind(v) -> type:
+    return float if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
+
+
+def _check(where: str, data: dict, sources: dict) -> list:
     for key, value in data.items():
         if key not in LADDER_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} in a ladder file{did_you_mean(key, LADDER_KEYS)}")
-        if not isinstance(value, LADDER_KEYS[key]):
-            raise ConfigError(f"{where}: key {key!r} must be {LADDER_KEYS[key].__name__}, got {value!r}")
-    for required in ("name", "title", "rows_of", "depths"):
+        kinds = LADDER_KEYS[key] if isinstance(LADDER_KEYS[key], tuple) else (LADDER_KEYS[key],)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ConfigError(f"{where}: key {key!r} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+    for required in ("name", "title", "rows_of", "key", "values"):
         if required not in data:
             raise ConfigError(f"{where}: missing key {required!r}")
     if data["rows_of"] not in sources:
         raise ConfigError(f"{where}: rows_of names unknown experiment {data['rows_of']!r}"
                           f"{did_you_mean(data['rows_of'], sources)}")
-    depths = data["depths"]
-    if not depths or not all(isinstance(d, int) and not isinstance(d, bool) for d in depths):
-        raise ConfigError(f"{where}: depths must be a non-empty list of whole numbers, got {depths!r}")
-    if len(set(depths)) != len(depths):
-        raise ConfigError(f"{where}: depths lists a depth twice: {depths!r}")
-    for key, table in data.get("depth", {}).items():
-        if not key.isdigit() or int(key) not in depths:
-            raise ConfigError(f"{where}: [depth.{key}] is not one of the depths {depths!r}")
+    key, values = data["key"], data["values"]
+    if key != DEPTH and key not in SCHEMA:
+        raise ConfigError(f"{where}: key {key!r} is neither depth nor a config key{did_you_mean(key, [DEPTH, *SCHEMA])}")
+    if key != DEPTH and (SCHEMA[key].runtime or key == "seed"):
+        raise ConfigError(f"{where}: key {key!r} cannot be laddered: it does not change what a run computes"
+                          if key != "seed" else f"{where}: key 'seed' cannot be laddered: --seeds sets the seeds")
+    if not values or len({_kind(v) for v in values}) != 1 or isinstance(values[0], (bool, dict, list)):
+        raise ConfigError(f"{where}: values must be a non-empty list of numbers, or of strings, got {values!r}")
+    if key == DEPTH and not all(isinstance(v, int) for v in values):
+        raise ConfigError(f"{where}: the values of a depth ladder must be whole numbers, got {values!r}")
+    texts = [value_text(v) for v in values]
+    if len(set(texts)) != len(texts):
+        raise ConfigError(f"{where}: values lists a value twice: {values!r}")
+    for text in texts:
+        if not is_safe_name(text):
+            raise ConfigError(f"{where}: value {text!r} becomes part of row names and must be a safe name "
+                              f"(letters, digits, '.', '_', '-')")
+    for text, table in data.get("at", {}).items():
+        if text not in texts:
+            raise ConfigError(f"{where}: [at.{text}] is not one of the values {values!r}")
         if not isinstance(table, dict) or not isinstance(table.get("presets", {}), dict):
-            raise ConfigError(f"{where}: [depth.{key}] must be a table of config keys and [depth.{key}.presets.NAME]")
-    return sorted(depths)
+            raise ConfigError(f"{where}: [at.{text}] must be a table of config keys and [at.{text}.presets.NAME]")
+        if key in table:
+            raise ConfigError(f"{where}: [at.{text}] sets {key!r}, the key the ladder varies")
+    return sorted(values) if _kind(values[0]) is float else list(values)
 
 
 def expand(data: dict, sources: dict[str, dict], where: str) -> tuple[dict, dict]:
     """The ladder as an experiment table (as if written by hand), and its axis for the report.
 
-    ``sources`` are the other experiment files' tables by name. The axis is ``rows_of``,
-    ``depths`` and ``rows`` (each ladder row's source row).
+    ``sources`` are the other experiment files' tables by name. The axis is ``rows_of``, ``key``,
+    ``values``, ``paper_at`` and ``rows`` (each ladder row's source row).
     """
-    depths = _check(where, data, sources)
-    src = sources[data["rows_of"]]
-    per_depth = data.get("depth", {})
+    values = _check(where, data, sources)
+    key, src = data["key"], sources[data["rows_of"]]
+    per_rung = data.get("at", {})
     variants, rows = [], {}
-    for depth in depths:
-        extra = per_depth.get(str(depth), {})
+    for value in values:
+        extra = per_rung.get(value_text(value), {})
         for row in src.get("variant", []):
             if not isinstance(row, dict) or "name" not in row:
                 continue  # the source's own validation names the problem
-            name = row_name(row["name"], depth)
+            name = row_name(row["name"], value)
             out = {k: v for k, v in row.items() if k not in ("name", "column")}
             out.update({k: v for k, v in extra.items() if k != "presets"})
-            out.update(name=name, column=column(depth), depth=depth)
+            out.update(name=name, column=column(key, value), rung=value,
+                       **({"depth": value} if key == DEPTH else {key: value}))
             if extra.get("presets"):
                 out["presets"] = extra["presets"]
             variants.append(out)
             rows[name] = row["name"]
-    notes = f"{data['rows_of']} at depths {', '.join(map(str, depths))}."
+    notes = f"{data['rows_of']} at {key} {', '.join(map(value_text, values))}."
     table = {"name": data["name"], "title": data["title"], "notes": data.get("notes", notes), "variant": variants,
              **{k: src[k] for k in COPIED if k in src}}
-    return table, {"rows_of": data["rows_of"], "depths": depths, "rows": rows}
+    return table, {"rows_of": data["rows_of"], "key": key, "values": values, "paper_at": data.get("paper_at"),
+                   "rows": rows}

@@ -1,0 +1,31 @@
+"""A ladder's rungs as a results folder's manifest holds them, for the runner and the report alike.
+
+A ladder (:mod:`ablation.study.ladder`) runs one experiment's rows at several values of one setting;
+the manifest keeps its axis (``rows_of``, ``key``, ``values``, ``paper_at``, ``rows``, ``claims``) on the
+ladder's experiment and each row's value as ``rung``.
+"""
+
+from __future__ import annotations
+
+DEPTH = "depth"  # the ladder key that sets the net's depth rather than a config key
+
+
+def value_text(value) -> str:
+    """A rung's value as it appears in row names, columns and tables: 110, 2000, 0.05, fashion-mnist."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def axis_of(meta: dict) -> dict | None:
+    """An experiment's ladder axis as the manifest holds it, or None; a manifest written before ladders named
+    their key holds ``depths`` alone: a depth ladder of He 2016 Table 1, whose numbers are ResNet-110's."""
+    axis = meta.get("axis")
+    if not axis:
+        return None
+    if "key" not in axis:
+        axis = {**axis, "key": DEPTH, "values": axis["depths"], "paper_at": 110}
+    return axis
+
+
+def rung_of(row: dict):
+    """A ladder row's rung value as the manifest holds it (``depth`` before ladders named their key)."""
+    return row.get("rung", row.get("depth"))
