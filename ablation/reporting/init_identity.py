@@ -56,10 +56,11 @@ def net_residual(cfg: dict) -> float:
     return max(unit_residuals(model, x))
 
 
-def samples(out, manifest: dict, runs) -> dict[str, dict[str, list]]:
+def samples(out, manifest: dict, runs, keep: bool = True) -> dict[str, dict[str, list]]:
     """``{experiment: {variant: [max_l r_l per seed]}}`` for the rows that an ``identity_at_init`` claim names.
 
-    Computed from each run's config.json; where the run folder is gone, read from ``init_identity.csv``.
+    Computed from each run's config.json; where the run folder is gone, read from ``init_identity.csv``,
+    which is rewritten with what was computed where ``keep``.
     """
     results = ResultsDir(out)
     wanted = {(name, v) for name, meta in manifest["experiments"].items()
@@ -80,7 +81,7 @@ def samples(out, manifest: dict, runs) -> dict[str, dict[str, list]]:
         else:
             continue
         got.setdefault(r.experiment, {}).setdefault(r.variant, []).append(found[r.hash])
-    if found and found != cache:
+    if keep and found and found != cache:
         lines = [",".join(FIELDS), *(f"{h},{v!r}" for h, v in sorted(found.items()))]
         write_atomic(results.init_identity_csv, "\n".join(lines) + "\n")
     return got

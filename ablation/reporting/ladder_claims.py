@@ -206,11 +206,16 @@ def row_values(stats, manifest: dict, name: str) -> dict[str, dict]:
 FAILURE_KINDS = (("at_chance", "at chance"), ("diverged", "diverged"), ("test_not_finite", "test not finite"))
 
 
+def failure_kinds(d: dict) -> str:
+    """How the trainer ended a row's failed runs (``d``: a line of the row statistics): ``2 diverged, 1 at
+    chance``, or empty where it ended none."""
+    return ", ".join(f"{d[k]} {words}" for k, words in FAILURE_KINDS if d.get(k))
+
+
 def failures_text(d: dict) -> str:
-    """How the trainer ended a row's failed runs: ``2/3 failed: 2 diverged``, or empty where none did."""
-    kinds = ", ".join(f"{d[k]} {words}" for k, words in FAILURE_KINDS if d.get(k))
+    """``2/3 failed: 2 diverged``, or empty where the trainer ended none of the row's runs."""
     failed = sum(int(d.get(k) or 0) for k, _ in FAILURE_KINDS)
-    return f"{failed}/{d['seeds']} failed: {kinds}" if failed else ""
+    return f"{failed}/{d['seeds']} failed: {failure_kinds(d)}" if failed else ""
 
 
 def row_failures(stats, manifest: dict, name: str) -> dict[str, dict]:
@@ -320,6 +325,6 @@ def _rank_lines(stats, manifest, name: str, key: str) -> list[str]:
         return []
     lines = [f"Our ranking of the rows against the paper's at each {key}, on our {stat_name(stats, name)} of seeds "
              f"(the statistic of the tables; {ranking.TIES}); p two-sided, Holm-adjusted over the {len(agree)} "
-             f"{key}s (unadjusted in brackets):", ""]
+             f"{key}s:", ""]
     lines += [f"- {key} {value_text(v)}: {ranking.describe(a)}" for v, a in agree.items()]
     return [*lines, ""]

@@ -49,11 +49,11 @@ def holm_over(agreements: dict) -> dict:
 
 
 def describe(a: Agreement) -> str:
-    """``Spearman rho = +0.56 (p = 0.059), ...``: each p named (Holm-adjusted, with the unadjusted one in
-    brackets, or unadjusted), and whether the agreement is significant."""
+    """``Spearman rho = +0.56 (unadjusted p = 0.059), ...``: each p named (Holm-adjusted where adjusted, with
+    the unadjusted one beside it), and whether the agreement is significant."""
     def p(raw, adjusted):
-        return f"p unadjusted {format_p(raw)}" if adjusted is None else \
-            f"Holm-adjusted p {format_p(adjusted)} [{format_p(raw)}]"
+        return f"unadjusted p {format_p(raw)}" if adjusted is None else \
+            f"Holm-adjusted p {format_p(adjusted)}, unadjusted p {format_p(raw)}"
     verdict = "a significant agreement" if a.significant else "not a significant agreement"
     return (f"Spearman rho = {a.spearman:+.2f} ({p(a.spearman_p, a.spearman_p_holm)}), Kendall tau-b = "
             f"{a.kendall:+.2f} ({p(a.kendall_p, a.kendall_p_holm)}) over {len(a.rows)} rows: {verdict} at {ALPHA}")

@@ -161,11 +161,12 @@ def report_lines(found: list[tuple[Reference, list[dict]]]) -> list[str]:
                   f"Reference: `{ref.path}` ({ref.machine}; {ref.precision}; torch {ref.torch}"
                   f"{'; ' + ref.made if ref.made else ''}). Final test error (%), mean ± std over seeds. "
                   f"*consistent*: not different at {st.ALPHA} (one seed of yours: inside the reference's 95% "
-                  "prediction interval for a new seed; several: Welch's t-test); *other settings*: the runs' "
+                  "prediction interval for a new seed; several: Welch's t-test; one test per row, its p "
+                  "unadjusted); *other settings*: the runs' "
                   "config hashes differ from the reference's, so they are not the same experiment.", "",
                   "| row | yours | reference | agreement |", "|---|---|---|---|"]
         for r in rows:
-            p = f" (p {st.format_p(r['p'])})" if r["p"] is not None else ""
+            p = f" (unadjusted p {st.format_p(r['p'])})" if r["p"] is not None else ""
             lines.append(f"| {r['experiment']}:{r['variant']} | {_sample(r['yours'])} | {_sample(r['reference'])} "
                          f"| {r['verdict']}{p} |")
         counts = {v: sum(r["verdict"] == v for r in rows) for v in (CONSISTENT, DIFFERS, OTHER_SETTINGS, NO_TEST)}
