@@ -29,7 +29,7 @@ def test_the_quick_ladder_is_identity_mappings_run_with_depth(exps, presets):
     configs, so the same hashes, and the runs trained that way are the ladder's."""
     ladder = exps["depth_ladder"]
     assert ladder.axis["values"] == [20, 32, 56, 110] and ladder.axis["key"] == "depth"
-    assert ladder.axis["rows_of"] == "identity_mappings" and ladder.axis["paper_at"] == 110
+    assert ladder.axis["rows_of"] == ["identity_mappings"] and ladder.axis["paper_at"] == 110
     mine = _by_row(exps, expand(exps, ladder.variants, presets["quick"], seeds=3))
     im = exps["identity_mappings"]
     assert len(mine) == 4 * len(im.variants) * 3
@@ -201,3 +201,30 @@ def test_the_length_ladders_first_rung_is_the_shipped_quick_study(exps, presets)
     same = [k for k, h in shipped.items() if got.get((f"{k[0]}@500", k[1])) == h]
     assert {v for v, _ in shipped} - {v for v, _ in same} == {"dropout-0.5"}
     assert {r.config["steps"] for r in runs} == {500, 2000, 8000}
+
+
+def test_a_ladder_of_two_experiments_runs_each_row_as_its_own(exps, presets):
+    """length_ladder takes Table 1's rows and some of modern's: each runs with its own experiment's [base] and
+    presets (the hash of --experiment modern --set steps=N), and a claim is the ladder's only where it runs
+    every row of it, `lowest` among its own experiment's rows."""
+    lad = exps["length_ladder"]
+    assert lad.axis["rows_of"] == ["identity_mappings", "modern"]
+    for source in ("identity_mappings", "modern"):
+        chosen = {lad.axis["rows"][v.name] for v in lad.variants if lad.axis["sources"][v.name] == source}
+        twins = expand(exps, [v for v in exps[source].variants if v.name in chosen], presets["quick"], seeds=2,
+                       settings={"steps": 2000})
+        mine = {(r.variant, r.seed): r.hash for r in expand(exps, lad.variants, presets["quick"], seeds=2)}
+        assert twins and all(mine[(f"{r.variant}@2000", r.seed)] == r.hash for r in twins)
+    says = [c["says"] for c in lad.axis["claims"]]
+    assert "stochastic depth is not worse than identity (margin 1 point)" in says
+    assert not any("SkipInit" in s for s in says)  # skipinit-nobn is not among its rows
+    lowest = next(c for c in lad.axis["claims"] if c["lowest"])
+    assert "nf-ws" not in lowest["among"] and "dropout-0.5-mask" in lowest["among"]
+
+
+def test_a_row_in_two_sources_of_a_ladder_is_one_line(tmp_path):
+    two = LADDER.replace('rows_of = "tiny"', 'rows_of = ["tiny", "tiny2"]')
+    d = _dir(tmp_path, two)
+    (d / "tiny2.toml").write_text(textwrap.dedent(SOURCE).replace('name = "tiny"', 'name = "tiny2"'))
+    with pytest.raises(ConfigError, match="row 'a' is in both tiny and tiny2"):
+        ex.load_experiments(d)

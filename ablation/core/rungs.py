@@ -1,8 +1,9 @@
 """A ladder's rungs as a results folder's manifest holds them, for the runner and the report alike.
 
-A ladder (:mod:`ablation.study.ladder`) runs one experiment's rows at several values of one setting;
-the manifest keeps its axis (``rows_of``, ``key``, ``values``, ``paper_at``, ``rows``, ``claims``) on the
-ladder's experiment and each row's value as ``rung``.
+A ladder (:mod:`ablation.study.ladder`) runs experiments' rows at several values of one setting; the
+manifest keeps its axis (``rows_of``: the source experiments, ``key``, ``values``, ``paper_at``, ``rows``:
+each row's source row, ``sources``: each row's source experiment, ``claims``) on the ladder's experiment
+and each row's value as ``rung``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def axis_of(meta: dict) -> dict | None:
         return None
     if "key" not in axis:
         axis = {**axis, "key": DEPTH, "values": axis["depths"], "paper_at": 110}
+    if isinstance(axis["rows_of"], str):  # one source, before ladders could take several
+        axis = {**axis, "rows_of": [axis["rows_of"]], "sources": {r: axis["rows_of"] for r in axis["rows"]}}
     return axis
 
 

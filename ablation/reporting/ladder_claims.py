@@ -183,9 +183,12 @@ def paper_effect(claim: dict, paper: dict[str, object], fail_above: float | None
 def ranks_by_rung(stats, manifest: dict, name: str) -> dict:
     """Our ranking of the rows against the paper's at each rung (a ladder has a column per rung), each
     :class:`ablation.reporting.ranking.Agreement` with its p-values Holm-adjusted over the rungs."""
-    rung = rungs_of(manifest["experiments"][name])
+    meta = manifest["experiments"][name]
+    axis, rung = axis_of(meta), rungs_of(meta)
+    # the first source's rows alone: the paper's numbers of another source are another paper's, or another protocol
+    first = [v for v, source in axis["sources"].items() if source == axis["rows_of"][0]]
     out = {}
-    for _, a in ranking.agreements(stats, name):
+    for _, a in ranking.agreements(stats[stats["variant"].isin(first)], name):
         rungs = {rung[v] for v in a.rows}
         if len(rungs) == 1:
             out[rungs.pop()] = a
@@ -258,7 +261,7 @@ def readme_lines(manifest: dict, runs, stats, plots: list[str], rel) -> list[str
         paper = paper_numbers(meta)
         where_paper = f"{key} {value_text(axis['paper_at'])}" if axis.get("paper_at") is not None else "its scale"
         lines += [f"## Claims against {key}: {meta['title']}", "",
-                  f"Each claim of {axis['rows_of']} tested at each {key} on the seeds of that {key} alone "
+                  f"Each claim of {', '.join(axis['rows_of'])} tested at each {key} on the seeds of that {key} alone "
                   f"(Holm over the {len(axis['claims'])} claims of one {key}). Cells: the effect in points of "
                   f"test error, a difference of means (positive: as claimed; for `close`, the gap), its 95% CI, "
                   f"and the verdict (Holm-adjusted p < {st.ALPHA}). *paper*: the same difference on the paper's "
@@ -323,8 +326,9 @@ def _rank_lines(stats, manifest, name: str, key: str) -> list[str]:
     agree = ranks_by_rung(stats, manifest, name)
     if not agree:
         return []
-    lines = [f"Our ranking of the rows against the paper's at each {key}, on our {stat_name(stats, name)} of seeds "
-             f"(the statistic of the tables; {ranking.TIES}); p two-sided, Holm-adjusted over the {len(agree)} "
-             f"{key}s:", ""]
+    source = axis_of(manifest["experiments"][name])["rows_of"][0]
+    lines = [f"Our ranking of the rows of {source} against the paper's at each {key}, on our {stat_name(stats, name)} "
+             f"of seeds (the statistic of the tables; {ranking.TIES}); p two-sided, Holm-adjusted over the "
+             f"{len(agree)} {key}s:", ""]
     lines += [f"- {key} {value_text(v)}: {ranking.describe(a)}" for v, a in agree.items()]
     return [*lines, ""]

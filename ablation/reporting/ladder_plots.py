@@ -104,7 +104,7 @@ def plot_claims(manifest, runs, name: str, out: Path) -> list[str]:
                 plt.Line2D([], [], marker="^", ls="", color="black", ms=8,
                            label="paper's bound (a \"fail\" row: above its line)")]
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Claims of {axis['rows_of']} against {key}: effect (difference of means; positive = as claimed; "
+    fig.suptitle(f"Claims of {', '.join(axis['rows_of'])} against {key}: effect (difference of means; positive = as claimed; "
                  f"`close`: the gap, dotted: the margin) with 95% CI\nours: {_scale(runs, name)}; verdict per "
                  f"{key}: Holm-adjusted p < {st.ALPHA} over the claims of that {key}", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
@@ -132,7 +132,7 @@ def plot_ranks(manifest, runs, stats, name: str, out: Path) -> list[str]:
     ax.set_ylabel("rank correlation with the paper's order")
     n = "/".join(str(len(a.rows)) for a in agree.values())
     stat = dc.stat_name(stats, name)
-    ax.set_title(f"Our ranking of the rows of {axis['rows_of']} ({stat} of seeds) against the paper's, per {key} "
+    ax.set_title(f"Our ranking of the rows of {axis['rows_of'][0]} ({stat} of seeds) against the paper's, per {key} "
                  f"({n} rows)\nours: {_scale(runs, name)}; p: Holm-adjusted over the {len(rungs)} {key}s", fontsize=9)
     ax.legend(fontsize=8)
     return save_figure(fig, out, dc.figure_name("rank_vs", name, key))

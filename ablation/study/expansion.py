@@ -31,11 +31,14 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 
 def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: dict | None = None,
-                  settings: dict | None = None) -> dict:
+                  settings: dict | None = None, keeps_depth: bool | None = None) -> dict:
     """The config of one row under one preset, before the seed and before validation.
 
-    ``overrides`` are the runner's own options (dataset, depth, device; None means not given);
-    ``settings`` are ``--set key=value`` pairs, applied last as given (null included).
+    ``exp`` gives ``[base]`` and ``[presets.*]``: the row's own experiment, or for a ladder's row the
+    experiment it comes from (:attr:`Variant.rows_of`). ``overrides`` are the runner's own options (dataset,
+    depth, device; None means not given); ``settings`` are ``--set key=value`` pairs, applied last as given
+    (null included). ``keeps_depth``: the row's experiment sweeps depth, so ``--depth`` leaves it as it is
+    (default: :func:`sweeps_depth` of ``exp``).
     """
     cfg = _deep_merge(exp.base, preset.config)
     local = exp.presets.get(preset.name)
@@ -50,7 +53,8 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
         cfg["arch"] = f"resnet{variant.depth}"
     overrides = dict(overrides or {})
     depth = overrides.pop("depth", None)
-    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not sweeps_depth(exp):
+    keeps_depth = sweeps_depth(exp) if keeps_depth is None else keeps_depth
+    if depth is not None and "arch" in cfg and is_cifar_basic(cfg["arch"]) and not keeps_depth:
         cfg["arch"] = f"resnet{check_depth(depth)}"
     cfg = _deep_merge(cfg, {k: v for k, v in overrides.items() if v is not None})
     settings = settings or {}
@@ -112,7 +116,8 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
     runs = []
     for row in rows:
         exp = experiments[row.experiment]
-        cfg = merged_config(exp, row, preset, overrides, settings)
+        home = experiments[row.rows_of] if row.rows_of else exp  # a ladder's row runs as its source row
+        cfg = merged_config(home, row, preset, overrides, settings, keeps_depth=sweeps_depth(exp))
         for seed in range(seeds):
             try:
                 full = validate({**cfg, "seed": seed})

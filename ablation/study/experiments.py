@@ -71,7 +71,7 @@ EXPERIMENT_KEYS = {
 FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
                 "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float),
-                "depth": int, "rung": (int, float, str), "presets": dict}
+                "depth": int, "rung": (int, float, str), "rows_of": str, "presets": dict}
 PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": bool, "null": list,
                "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
@@ -101,6 +101,7 @@ class Variant:
     paper_above: float | None = None  # the paper gives only a lower bound on the error
     depth: int | None = None  # the net's depth under every preset (a depth axis), not mapped by arch_map
     rung: object = None  # a ladder row's value of the ladder's key (ablation.study.ladder)
+    rows_of: str | None = None  # a ladder row's source experiment, whose [base] and [presets.*] it runs with
     presets: dict = field(default_factory=dict)  # config of this row under one preset, by preset name
 
     def meta(self) -> dict:
@@ -339,6 +340,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
                                 source=row.get("source", data.get("source", "")), note=row.get("note", ""),
                                 protocol=protocol, paper_mean=row.get("paper_mean"), paper_std=row.get("paper_std"),
                                 paper_above=row.get("paper_above"), depth=row.get("depth"), rung=row.get("rung"),
+                                rows_of=row.get("rows_of"),
                                 presets=dict(row.get("presets", {}))))
     presets = {}
     for pname, table in data.get("presets", {}).items():
@@ -428,9 +430,25 @@ def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, 
     for path, data in ladders:
         table, axis = ladder.expand(data, tables, str(path))
         exp = experiment_from(table, path, defaults, ladder_rows=True)
-        exp.axis = {**axis, "claims": [c.meta() for c in out[axis["rows_of"]].claims]}
+        exp.axis = {**axis, "claims": _ladder_claims(axis, out)}
         _add(out, exp)
     return out
+
+
+def _ladder_claims(axis: dict, experiments: dict) -> list[dict]:
+    """The claims of a ladder's sources whose rows it all runs; a ``lowest`` claim without ``among`` is among its
+    own experiment's rows (the ladder's other sources are not what its paper compared)."""
+    claims = []
+    for source in axis["rows_of"]:
+        own = [r for r, s in axis["sources"].items() if s == source]
+        included = list(dict.fromkeys(axis["rows"][r] for r in own))
+        for c in experiments[source].claims:
+            if set(c.variants()) <= set(included):
+                meta = c.meta()
+                if c.lowest and not c.among and len(axis["rows_of"]) > 1:
+                    meta["among"] = included
+                claims.append(meta)
+    return claims
 
 
 def _add(out: dict, exp: Experiment) -> None:

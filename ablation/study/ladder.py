@@ -38,8 +38,8 @@ from ..core.names import is_safe_name
 from ..core.rungs import DEPTH, value_text
 from ..training.config import SCHEMA
 
-LADDER_KEYS = {"name": str, "title": str, "notes": str, "rows_of": str, "key": str, "values": list,
-               "at": dict, "paper_at": (int, float, str)}
+LADDER_KEYS = {"name": str, "title": str, "notes": str, "rows_of": (str, list), "rows": dict, "key": str,
+               "values": list, "at": dict, "paper_at": (int, float, str)}
 COPIED = ("paper_metric", "source", "protocol", "fail_above", "base", "presets")  # from the source experiment
 SEP = "@"
 
@@ -72,9 +72,17 @@ def _check(where: str, data: dict, sources: dict) -> list:
     for required in ("name", "title", "rows_of", "key", "values"):
         if required not in data:
             raise ConfigError(f"{where}: missing key {required!r}")
-    if data["rows_of"] not in sources:
-        raise ConfigError(f"{where}: rows_of names unknown experiment {data['rows_of']!r}"
-                          f"{did_you_mean(data['rows_of'], sources)}")
+    for name in _sources(data):
+        if not isinstance(name, str) or name not in sources:
+            raise ConfigError(f"{where}: rows_of names unknown experiment {name!r}{did_you_mean(str(name), sources)}")
+    for name, chosen in data.get("rows", {}).items():
+        if name not in _sources(data):
+            raise ConfigError(f"{where}: rows names {name!r}, which is not in rows_of")
+        known = [r.get("name") for r in sources[name].get("variant", []) if isinstance(r, dict)]
+        if not isinstance(chosen, list) or not chosen or not all(r in known for r in chosen):
+            bad = next((r for r in chosen if r not in known), chosen) if isinstance(chosen, list) else chosen
+            raise ConfigError(f"{where}: rows.{name} must list rows of {name}; {bad!r} is not one"
+                              f"{did_you_mean(str(bad), known)}")
     key, values = data["key"], data["values"]
     if key != DEPTH and key not in SCHEMA:
         raise ConfigError(f"{where}: key {key!r} is neither depth nor a config key{did_you_mean(key, [DEPTH, *SCHEMA])}")
@@ -102,32 +110,47 @@ def _check(where: str, data: dict, sources: dict) -> list:
     return sorted(values) if _kind(values[0]) is float else list(values)
 
 
+def _sources(data: dict) -> list:
+    return data["rows_of"] if isinstance(data["rows_of"], list) else [data["rows_of"]]
+
+
 def expand(data: dict, sources: dict[str, dict], where: str) -> tuple[dict, dict]:
     """The ladder as an experiment table (as if written by hand), and its axis for the report.
 
-    ``sources`` are the other experiment files' tables by name. The axis is ``rows_of``, ``key``,
-    ``values``, ``paper_at`` and ``rows`` (each ladder row's source row).
+    ``sources`` are the other experiment files' tables by name. The axis is ``rows_of`` (the source
+    experiments, in order), ``key``, ``values``, ``paper_at``, ``rows`` (each ladder row's source row)
+    and ``sources`` (each ladder row's source experiment). The table's own ``[base]`` and metadata are
+    the first source's; each row runs with its own source's ``[base]`` and ``[presets.*]`` (``rows_of``
+    of the row: :func:`ablation.study.expansion.expand`).
     """
     values = _check(where, data, sources)
-    key, src = data["key"], sources[data["rows_of"]]
+    key, names = data["key"], _sources(data)
+    chosen = data.get("rows", {})
     per_rung = data.get("at", {})
-    variants, rows = [], {}
+    variants, rows, of = [], {}, {}
     for value in values:
         extra = per_rung.get(value_text(value), {})
-        for row in src.get("variant", []):
-            if not isinstance(row, dict) or "name" not in row:
-                continue  # the source's own validation names the problem
-            name = row_name(row["name"], value)
-            out = {k: v for k, v in row.items() if k not in ("name", "column")}
-            out.update({k: v for k, v in extra.items() if k != "presets"})
-            out.update(name=name, column=column(key, value), rung=value,
-                       **({"depth": value} if key == DEPTH else {key: value}))
-            if extra.get("presets"):
-                out["presets"] = extra["presets"]
-            variants.append(out)
-            rows[name] = row["name"]
-    notes = f"{data['rows_of']} at {key} {', '.join(map(value_text, values))}."
+        for source in names:
+            for row in sources[source].get("variant", []):
+                if not isinstance(row, dict) or "name" not in row:
+                    continue  # the source's own validation names the problem
+                if source in chosen and row["name"] not in chosen[source]:
+                    continue
+                name = row_name(row["name"], value)
+                if name in rows:
+                    raise ConfigError(f"{where}: row {row['name']!r} is in both {of[name]} and {source}; a ladder's "
+                                      "rows need distinct names")
+                out = {k: v for k, v in row.items() if k not in ("name", "column")}
+                out.update({k: v for k, v in extra.items() if k != "presets"})
+                out.update(name=name, column=column(key, value), rung=value, rows_of=source,
+                           **({"depth": value} if key == DEPTH else {key: value}))
+                if extra.get("presets"):
+                    out["presets"] = extra["presets"]
+                variants.append(out)
+                rows[name], of[name] = row["name"], source
+    notes = f"{', '.join(names)} at {key} {', '.join(map(value_text, values))}."
+    first = sources[names[0]]
     table = {"name": data["name"], "title": data["title"], "notes": data.get("notes", notes), "variant": variants,
-             **{k: src[k] for k in COPIED if k in src}}
-    return table, {"rows_of": data["rows_of"], "key": key, "values": values, "paper_at": data.get("paper_at"),
-                   "rows": rows}
+             **{k: first[k] for k in COPIED if k in first}}
+    return table, {"rows_of": names, "key": key, "values": values, "paper_at": data.get("paper_at"),
+                   "rows": rows, "sources": of}
