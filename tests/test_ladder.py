@@ -228,3 +228,14 @@ def test_a_row_in_two_sources_of_a_ladder_is_one_line(tmp_path):
     (d / "tiny2.toml").write_text(textwrap.dedent(SOURCE).replace('name = "tiny"', 'name = "tiny2"'))
     with pytest.raises(ConfigError, match="row 'a' is in both tiny and tiny2"):
         ex.load_experiments(d)
+
+
+def test_the_dry_run_of_a_ladder_lists_the_cost_of_each_rung(tmp_path, capsys):
+    from ablation import run as R
+
+    assert R.main(["--experiment", "length_ladder", "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("length_ladder: "))
+    assert "steps 500 (" in line and "steps 2000 (" in line and "steps 8000 (" in line
+    hours = [float(part.split(", ")[1].split()[0]) for part in line.split("; ")]
+    assert hours[0] < hours[1] < hours[2]  # four times the iterations each

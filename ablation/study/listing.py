@@ -109,6 +109,22 @@ def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None 
     print(f"rate: {plan['rate'] / 1e9:.1f} GFLOP/s per run, {plan['rate_source']}")
     print(f"cost: {plan['run_hours']:.2f} run-hours{gpu}; about {_span(plan['wall_s'])} of wall time with "
           f"{plan['backend']}")
+    for line in rung_costs(runs, records, rows or {}, plan["rate"]):
+        print(line)
+
+
+def rung_costs(runs: list[Run], records: list[dict], rows: dict, rate: float) -> list[str]:
+    """One line per ladder of the grid: each rung's runs to train and their run-hours at ``rate`` FLOP/s."""
+    by = {}
+    for r, g in zip(runs, records):
+        row = rows.get((r.experiment, r.variant))
+        if row is None or row.rung is None or g["status"] == "done":
+            continue
+        rung = by.setdefault(r.experiment, {}).setdefault(row.column, {})
+        rung[g["hash"]] = g["train_flops"]
+    return [f"{name}: " + "; ".join(f"{rung} ({len(todo)} to train, {sum(todo.values()) / rate / 3600:.2f} "
+                                    f"run-hours)" for rung, todo in rungs.items())
+            for name, rungs in by.items()]
 
 
 def _rate_source(src: dict) -> str:
