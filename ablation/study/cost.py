@@ -114,7 +114,6 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     y = torch.randint(0, info.classes, (4 * batch,), generator=g)
     d = datasets.Data(x, y, x[:batch], y[:batch], torch.full((info.channels,), 0.5), torch.full((info.channels,), 0.25),
                       info.classes).to(device)
-    torch.manual_seed(0)
     model, fwd, opt = build(cfg, d, device)
     s = LoopState.fresh(cfg, device)
     amp = bf16_runs(cfg, device)
