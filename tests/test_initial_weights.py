@@ -1,45 +1,20 @@
-"""A run's initial net is a function of its config and seed alone, in any process, and stays the net its hash names.
+"""A run's initial net is a function of its config and seed alone, and stays the net its hash names.
 
 :func:`ablation.training.step.initial_model` seeds torch's generator itself; validation (the throwaway shortcut, a
 plugin's probe) draws from a fork of it (:func:`ablation.nets.models.check_model_args`); and the draws every stored
 run made before its net are kept, in one place (:func:`ablation.nets.models.draws_before_the_net`).
+The same net in four contexts (processes) is tests/test_same_net.py.
 """
-
-import hashlib
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
-from ablation import run
-from ablation.api.study import Study
 from ablation.nets.models import build_model, check_model_args, seeded_model
 from ablation.nets.shortcuts import load_plugin
-from ablation.training import data as datasets
 from ablation.training.config import validate_config
-from ablation.training.step import build, initial_model
+from ablation.training.step import initial_model
 
-TESTS = Path(__file__).resolve().parent
-
-# The README's plugin: its constructor draws nothing, but its probe builds a whole net.
-PLUGIN = textwrap.dedent("""
-    import torch
-    from ablation import Shortcut, register_shortcut
-
-    @register_shortcut("learned-scale", formula="y = F(x) + a x, a learned", paper="(mine)")
-    class LearnedScale(Shortcut):
-        def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", init: float = 1.0):
-            super().__init__(in_channels, out_channels, stride, match)
-            self.a = torch.nn.Parameter(torch.tensor(init))
-
-        def forward(self, x, fx):
-            return fx + self.a * self.match(x)
-""")
+from conftest import LEARNED_SCALE
 
 
 def fingerprint(model) -> list:
@@ -79,7 +54,7 @@ def test_built_in_rows_keep_the_initial_weights_of_the_stored_runs(row, seed):
 
 def test_validation_draws_nothing_from_torchs_generator(tmp_path):
     path = tmp_path / "scale_plugin.py"
-    path.write_text(PLUGIN)
+    path.write_text(LEARNED_SCALE)
     load_plugin(str(path))
     torch.manual_seed(0)
     before = torch.get_rng_state()
@@ -99,96 +74,3 @@ def test_seeded_model_is_the_net_the_stored_draws_then_the_builder_make():
     seeded = seeded_model(0, "resnet8", "exclusive-gate", width=4, b=-6.0)
     # the gate's throwaway instance drew first: the conv weights differ from an unprefixed build
     assert not torch.equal(plain.stem[0].weight, seeded.stem[0].weight)
-
-
-# --- the same config in four contexts ---------------------------------------------------------------------
-
-EXPERIMENT = """name = "same"
-title = "Same net anywhere"
-paper_metric = "test error (%)"
-[base]
-arch = "resnet8"
-width = 4
-dataset = "synthetic"
-steps = 2
-milestones = []
-evals = 1
-eval_batch_size = 256
-fail_chance_fraction = 0.99
-[[variant]]
-name = "gate-b-6"
-shortcut = "exclusive-gate"
-shortcut_args = {b = -6.0}
-[[variant]]
-name = "learned"
-shortcut = "learned-scale"
-"""
-
-
-def digest(model) -> str:
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def trainer_digest(cfg: dict) -> str:
-    """The digest of the net the trainer builds for ``cfg``, as its loop does: validated, its data loaded, built."""
-    cfg = validate_config(cfg)
-    return digest(build(cfg, datasets.load_for(cfg), torch.device("cpu"))[0])
-
-
-def capture(cfg, run_dir):
-    """A study's train_fn: write the trainer's initial net's digest for this context and row, then train."""
-    from ablation.training.loop import train
-
-    where = Path(os.environ["ABLATION_TEST_CAPTURE"])
-    (where / f"{os.environ['ABLATION_TEST_CONTEXT']}-{cfg['shortcut']}").write_text(trainer_digest(cfg))
-    return train(cfg, run_dir)
-
-
-def test_the_same_config_and_seed_build_the_same_net_in_any_process(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    plugin = tmp_path / "my_shortcuts.py"
-    plugin.write_text(PLUGIN)
-    exps = tmp_path / "experiments"
-    exps.mkdir()
-    (exps / "same.toml").write_text(EXPERIMENT)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{tmp_path / "data"}"\n')
-    captured = tmp_path / "captured"
-    captured.mkdir()
-    monkeypatch.setenv("ABLATION_TEST_CAPTURE", str(captured))
-    shortcuts = ("exclusive-gate", "learned-scale")
-
-    # Study.run(jobs=1): this process, which loaded the plugin and validated (probed) every row in its plan
-    monkeypatch.setenv("ABLATION_TEST_CONTEXT", "study")
-    Study(experiment="same", variants="all", out=tmp_path / "study", plugins=[str(plugin)],
-          experiments_dir=exps).run(jobs=1, progress=False, train_fn=capture)
-    # the command line with --jobs 2: two worker processes that load the plugin themselves
-    monkeypatch.setenv("ABLATION_TEST_CONTEXT", "cli")
-    argv = ["--experiments-dir", str(exps), "--experiment", "same", "--variants", "all", "--out",
-            str(tmp_path / "cli"), "--plugin", str(plugin), "--jobs", "2", "--quiet"]
-    assert run.main(argv, train_fn=capture) == 0
-    configs = {}
-    for config in (tmp_path / "cli/runs").glob("*/config.json"):
-        cfg = json.loads(config.read_text())
-        configs[cfg["shortcut"]] = cfg
-    assert sorted(configs) == sorted(shortcuts)
-    # a fresh process that has built nothing
-    code = (f"import sys, json; sys.path.insert(0, {str(TESTS)!r}); from ablation.nets.shortcuts import load_plugin; "
-            f"load_plugin({str(plugin)!r}); import test_initial_weights as t; "
-            f"print(json.dumps({{k: t.trainer_digest(c) for k, c in json.loads(sys.argv[1]).items()}}))")
-    fresh = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True, text=True,
-                           check=True)
-    # this process, after building other nets and probing the plugin on other nets
-    build_model("resnet14", "exclusive-gate", width=8, b=0.0)
-    check_model_args("resnet20", "learned-scale", width=2, init=0.5)
-    check_model_args("resnet8", "learned-scale", width=6)
-    here = {k: trainer_digest(c) for k, c in configs.items()}
-
-    contexts = {"fresh": json.loads(fresh.stdout), "here": here,
-                **{c: {s: (captured / f"{c}-{s}").read_text() for s in shortcuts} for c in ("study", "cli")}}
-    for s in shortcuts:
-        assert len({contexts[c][s] for c in contexts}) == 1, (s, {c: contexts[c][s][:12] for c in contexts})
-    assert contexts["here"]["exclusive-gate"] != contexts["here"]["learned-scale"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.errors import OneLineError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
 from .tables import read_table
@@ -71,8 +72,14 @@ def samples(out, manifest: dict, runs) -> dict[str, dict[str, list]]:
         if (r.experiment, r.variant) not in wanted:
             continue
         cfg = results.run(r.hash).read_config()
+        residual = None
         if isinstance(cfg, dict):
-            found[r.hash] = net_residual(cfg)
+            try:
+                residual = net_residual(cfg)
+            except OneLineError:  # a net that cannot be built here (its plugin missing or changed): as if absent
+                pass
+        if residual is not None:
+            found[r.hash] = residual
         elif r.hash in cache:
             found[r.hash] = float(cache[r.hash])
         else:
