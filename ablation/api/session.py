@@ -107,8 +107,8 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
         notes.append(f"--depth {depth} leaves the depth sweep of {', '.join(sweeps)} as it is")
     runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
     notes += outdated_notes(runs, ResultsDir(folder))
-    return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins), list(dict.fromkeys(notes)),
-                record(plugins))
+    return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins),
+                list(dict.fromkeys(notes)), record(plugins))
 
 
 def outdated_notes(runs, results: ResultsDir) -> list[str]:
