@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     p.add_argument("--variants", help="rows by name (as python -m ablation.run)")
     p.add_argument("--preset", default="quick")
     p.add_argument("--seeds", type=int, help="seeds per row (default: the preset's)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module or .py file that registers shortcuts (repeatable); those the sources' "
+                   "manifests record are loaded without it")
     p.add_argument("--experiments-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -41,7 +44,9 @@ def main(argv=None) -> int:
         if any(Path(s).resolve() == out.resolve() for s in args.sources):
             raise ConfigError("--out is one of the sources; gather into another folder")
         c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments_dir,
-                   (stored_tables, carry_tables))
+                   (stored_tables, carry_tables), args.plugin)
+        for line in c["plugin_problems"]:
+            print(f"note: {line}", file=sys.stderr)
         print(f"{c['runs']} runs: {c['copied']} copied, {c['from_tables']} from a source's runs.csv, "
               f"{c['present']} already in {out}, {c['missing']} not finished in any source; "
               f"report: python -m ablation.report {out}")

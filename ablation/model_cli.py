@@ -59,8 +59,11 @@ def model_options(args) -> dict:
             "in_channels": args.image[0], "width": args.width, "match": args.match, **kwargs}
 
 
-def build_from_options(args):
-    """The network the parsed options describe, or ConfigError naming the bad one."""
-    from .nets.models import build_model
+def build_from_options(args, seed: int):
+    """The network the parsed options describe, as ``seed`` draws it (checked first), or ConfigError naming the
+    bad option."""
+    from .nets.models import check_model_args, seeded_model
 
-    return build_model(**model_options(args))
+    options = model_options(args)
+    check_model_args(**options)
+    return seeded_model(seed, **options)

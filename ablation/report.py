@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--reference", metavar="DIR", help="a reference study, or a folder of them, whose rows of the "
                    "same preset to set beside these (default: results/reference of this repository)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module or .py file that registers shortcuts (repeatable); the plugins the study "
+                   "was run with are loaded from its manifest without it")
     args = p.parse_args(argv)
 
     def body():
@@ -33,7 +36,9 @@ def main(argv=None) -> int:
             raise ConfigError(f"--reference {args.reference} is not a folder")
         from .reporting.report import build  # pandas and scipy load here, after the command line is checked
 
-        build(args.dir, quiet=args.quiet, reference=args.reference)
+        written = build(args.dir, quiet=args.quiet, reference=args.reference, plugins=args.plugin)
+        if written["plugin_problems"]:  # everything else is written: the last line says what is not
+            raise ConfigError("; ".join(written["plugin_problems"]))
         return 0
 
     return run_main(body)

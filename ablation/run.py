@@ -121,6 +121,8 @@ def run_cli(args, train_fn=None, started=None) -> int:
               f"keeps its last checkpoint. Run the same command again to resume:\n  {argv_line()}",
               file=sys.stderr)
         return INTERRUPTED
+    for line in result.get("plugin_problems", []):
+        print(f"note: {line}", file=sys.stderr)
     if not args.quiet:
         busy = f", {result['busy']} being trained by another process" if result["busy"] else ""
         print(f"{len(plan.runs)} runs ({result['trained']} trained, {result['skipped']} already done, "

@@ -61,8 +61,7 @@ def _signal(args) -> int:
     # one thread: on the 2-core machine this was measured on, shared with other work, resnet110 took
     # 3.5 s on one thread and 37 s on two (these small convolutions gain little from a second thread)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    model = build_from_options(args)
+    model = build_from_options(args, args.seed)
     if args.zero_branches:
         zero_branches(model)
     x, y = gaussian_batch(args.batch, tuple(args.image), args.classes, args.seed)

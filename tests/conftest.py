@@ -33,6 +33,22 @@ lower = ["identity", "plain"]
 """
 
 
+# the README's plugin: a shortcut with a learned scale of x (its constructor draws nothing; its probe builds a net)
+LEARNED_SCALE = """
+import torch
+from ablation import Shortcut, register_shortcut
+
+@register_shortcut("learned-scale", formula="y = F(x) + a x, a learned", paper="(mine)")
+class LearnedScale(Shortcut):
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", init: float = 1.0):
+        super().__init__(in_channels, out_channels, stride, match)
+        self.a = torch.nn.Parameter(torch.tensor(init))
+
+    def forward(self, x, fx):
+        return fx + self.a * self.match(x)
+"""
+
+
 def _toml_value(v) -> str:
     return json.dumps(v)  # the values of TINY_BASE (strings, numbers, lists of numbers) read the same in TOML
 

@@ -124,6 +124,15 @@ def test_missing_dataset_names_the_three_ways(tmp_path):
     assert "data_dir=DIR" in msg and "/usr/share/datasets/cifar100" in msg and "download=true" in msg
 
 
+@pytest.mark.parametrize("val_split, train_subset", [(0, None), (24, None), (0, 300), (100, 900)])
+def test_the_training_split_has_the_size_a_run_is_planned_for(tmp_path, val_split, train_subset):
+    from ablation.training.length import training_images
+
+    cfg = {"dataset": "synthetic", "val_split": val_split, "train_subset": train_subset}
+    d = data.load("synthetic", tmp_path, val_split=val_split, train_subset=train_subset)
+    assert len(d.train_y) == training_images(cfg)
+
+
 def test_unknown_dataset_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cifar10"):
         data.load("cifar11", tmp_path)
@@ -135,6 +144,9 @@ def test_fashion_mnist_from_the_system_location(tmp_path):
     assert d.shape == (1, 28, 28) and d.num_classes == 10
     assert len(d.train_y) == 1000 and len(d.test_y) == 10000
     assert d.train_y.bincount().tolist() == [100] * 10
+    whole = data.load("fashion-mnist", tmp_path, download=False)  # the sizes a run's length is computed from
+    info = data.DATASETS["fashion-mnist"]
+    assert (len(whole.train_y), len(whole.test_y)) == (info.train_images, info.test_images)
 
 
 def test_pixel_mean_subtracts_the_mean_image_and_divides_by_nothing(tmp_path):

@@ -12,6 +12,7 @@ from ablation.study import pool
 from ablation.study import backends
 from ablation.core import locks
 from ablation.study import progress
+from ablation.core.errors import ConfigError
 from ablation.training.config import validate_config
 
 
@@ -101,14 +102,36 @@ def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
     assert "  in flight: tiny:identity:0  " in log.getvalue() and "it 0/100" in log.getvalue()
 
 
-def test_total_iterations_follow_the_trainers_plan():
+@pytest.mark.parametrize("dataset, over", [
+    ("synthetic", {"steps": 7}),
+    ("synthetic", {"schedule_unit": "epochs", "steps": 2, "batch_size": 100}),  # 10 steps an epoch, 24 images left
+    ("synthetic", {"schedule_unit": "epochs", "steps": 0.5, "train_subset": 300, "batch_size": 64}),
+    ("fashion-mnist", {"schedule_unit": "epochs", "steps": 1.5, "batch_size": 128, "milestones": [0.5, 1]}),
+    ("fashion-mnist", {"schedule_unit": "epochs", "steps": 1, "val_split": 5000, "batch_size": 1000}),
+    ("cifar2", {"schedule_unit": "epochs", "steps": 3, "batch_size": 128}),
+])
+def test_the_cost_counts_the_iterations_and_images_the_trainers_schedule_runs(dataset, over):
+    from ablation.training.data import DATASETS
     from ablation.training.schedule import Plan
 
-    for over in ({"steps": 7}, {"schedule_unit": "epochs", "steps": 2, "batch_size": 100},
-                 {"schedule_unit": "epochs", "steps": 0.5, "train_subset": 300, "batch_size": 64}):
-        cfg = validate_config({"dataset": "synthetic", **over})
-        n = cfg["train_subset"] or 1024
-        assert cost.total_iterations(cfg) == Plan.of(cfg, n).total
+    cfg = validate_config({"dataset": dataset, **over})
+    info = DATASETS[dataset]
+    n = cfg["train_subset"] or info.train_images - cfg["val_split"]  # what the trainer loads (tests/test_data.py)
+    plan = Plan.of(cfg, n)
+    batch = min(cfg["batch_size"], n)
+    assert cost.total_iterations(cfg) == plan.total
+    assert cost.images_seen(cfg) == plan.total * batch  # whole batches: an epoch's partial batch is never drawn
+    if cfg["schedule_unit"] == "epochs":
+        assert plan.ipe == n // batch and plan.total == round(cfg["steps"] * (n // batch))
+
+
+def test_a_schedule_shorter_than_one_iteration_is_refused_where_the_trainer_would_run_one():
+    from ablation.training.length import run_length
+
+    over = {"dataset": "synthetic", "schedule_unit": "epochs", "batch_size": 100}  # 10 iterations an epoch
+    assert run_length(validate_config({**over, "steps": 0.1})).iterations == 1
+    with pytest.raises(ConfigError, match="less than one iteration"):
+        validate_config({**over, "steps": 0.04})
 
 
 # --- the dry run's cost ---------------------------------------------------------------------------

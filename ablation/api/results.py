@@ -13,6 +13,7 @@ where a figure or a claim needs a run not yet in them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
@@ -27,8 +28,13 @@ def reference_root() -> Path:
     return REFERENCE_ROOT
 
 
-def load(out) -> "Results":
-    """The results folder ``out``, or the shipped reference study of that name (``results/reference/<name>``)."""
+def load(out, plugins=()) -> "Results":
+    """The results folder ``out``, or the shipped reference study of that name (``results/reference/<name>``).
+
+    ``plugins``: files or modules that register shortcuts, as ``--plugin``; those the study was run with load
+    from its manifest (:mod:`ablation.nets.plugins`). One that is missing or has changed is a warning naming it,
+    and what needs the nets of its rows (the lesion and signal studies) is left out.
+    """
     path = Path(out)
     if not path.is_dir() and (reference_root() / str(out)).is_dir():
         path = reference_root() / str(out)
@@ -37,8 +43,15 @@ def load(out) -> "Results":
             if reference_root().is_dir() else []
         raise ConfigError(f"{out} is not a folder; give a results folder written by python -m ablation.run"
                           + (f", or a shipped reference: {', '.join(shipped)}" if shipped else ""))
-    ResultsDir(path).read_manifest()  # not a results folder: one line now
-    return Results(path)
+    folder = ResultsDir(path)
+    manifest = folder.read_manifest()  # not a results folder: one line now
+    plugins = (plugins,) if isinstance(plugins, str) else tuple(plugins)
+    if plugins or manifest.get("plugins"):  # torch loads only then
+        from ..nets.plugins import load_recorded
+
+        for line in load_recorded(manifest, plugins, str(folder.manifest)):
+            warnings.warn(line, stacklevel=2)
+    return Results(path, plugins)
 
 
 class Results:
@@ -47,8 +60,9 @@ class Results:
     Read on first use and kept; :meth:`refresh` reads the folder again.
     """
 
-    def __init__(self, out):
+    def __init__(self, out, plugins=()):
         self.path = Path(out)
+        self.plugins = tuple(plugins)  # loaded by now; the report's reading loads them again where it must
         self._cache: dict = {}
 
     def refresh(self) -> "Results":
@@ -121,7 +135,7 @@ class Results:
         def make():
             from ..reporting import plots, report
 
-            study = report.read_study(self.path)
+            study = report.read_study(self.path, plugins=self.plugins)
             with plots.capture() as kept:
                 report.draw(study, signal=False)  # the signal figures need a pass over every trained net
             return dict(kept)

@@ -22,6 +22,7 @@ from ..study.expansion import expand, sweeps_depth
 from ..study.grid import prepare_data, run_grid, to_train
 from ..study.invocation import log_invocation
 from ..study.manifest import manifest
+from ..nets.plugins import record
 from ..study.pool import local_backend
 from ..study.rules import refuse_other_settings, refuse_study_keys
 from ..study.selection import select
@@ -41,6 +42,7 @@ class Plan:
     settings: dict  # the --set keys
     plugins: tuple = ()
     notes: list = field(default_factory=list)  # what the options changed that the user may not expect
+    recorded: list = field(default_factory=list)  # the plugins as the manifest records them (nets.plugins)
 
     @property
     def results(self) -> ResultsDir:
@@ -106,7 +108,8 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
         notes.append(f"--depth {depth} leaves the depth sweep of {', '.join(sweeps)} as it is")
     runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
     notes += outdated_notes(runs, ResultsDir(folder))
-    return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins), list(dict.fromkeys(notes)))
+    return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins),
+                list(dict.fromkeys(notes)), record(plugins))
 
 
 def refuse_laddered_settings(experiments: dict, rows, settings: dict) -> None:
@@ -197,7 +200,8 @@ def execute(p: Plan, backend, *, command: str, started: float | None = None, tra
             quiet: bool = False, jobs: int | None = None, bar=None) -> dict:
     """Train the runs of ``p`` not finished, on ``backend``; then, unless interrupted, rebuild the report.
 
-    Returns :func:`ablation.study.grid.run_grid`'s counts with ``wall_s``. ``command`` is how the
+    Returns :func:`ablation.study.grid.run_grid`'s counts with ``wall_s`` (and ``plugin_problems``: the report's
+    line for each plugin an earlier invocation recorded that is now missing or changed). ``command`` is how the
     invocation log names this call; ``bar`` the tqdm class of the progress bar.
     """
     started = started or time.time()
@@ -207,7 +211,7 @@ def execute(p: Plan, backend, *, command: str, started: float | None = None, tra
     with folder_lock(out):  # another invocation may be merging its rows into the same manifest
         results.sweep()
         results.write_manifest(manifest(results.read_manifest(missing_ok=True), p.preset, p.experiments, p.rows,
-                                        p.runs, p.changed))
+                                        p.runs, p.changed, p.recorded))
     result = run_grid(p.runs, out, train_fn=train_fn, force=force, quiet=quiet, backend=backend, bar=bar)
     if result["interrupted"]:
         with folder_lock(out):
@@ -217,7 +221,7 @@ def execute(p: Plan, backend, *, command: str, started: float | None = None, tra
     from ..reporting import report
 
     with folder_lock(out):
-        report.build(out)
+        result["plugin_problems"] = report.build(out, plugins=p.plugins)["plugin_problems"]
         result["wall_s"] = time.time() - started
         log_invocation(results, command, result["wall_s"], result, jobs)
         report.refresh_readme(out)  # now with this invocation's wall time

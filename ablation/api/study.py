@@ -36,7 +36,7 @@ class Study(Results):
         self.plan = session.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
                                  dataset=dataset, depth=depth, device=device, out=out, settings=set,
                                  plugins=plugins, experiments_dir=experiments_dir)
-        super().__init__(self.plan.out)
+        super().__init__(self.plan.out, plugins)
         given = {"variants": variants, "experiment": experiment, "preset": preset, "seeds": seeds, "out": out,
                  "set": set, "dataset": dataset, "depth": depth, "device": device, "plugins": list(plugins) or None}
         self._call = "ablation.Study(" + ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None) + ")"

@@ -298,14 +298,12 @@ def check_builder_keys(shortcut_args: dict, where: str, instead, keys=BUILDER_KE
                               f"parameter of the shortcut; {instead(key)}")
 
 
-def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
-                     in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
-                     bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM,
-                     **shortcut_args) -> ArchSpec:
-    """Validate everything :func:`build_model` takes without training; returns the parsed arch.
+def parse_model_args(arch: str, order: str = "original", num_classes: int = 10, in_channels: int = 3,
+                     width: int | None = None, *, bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform",
+                     norm: str = DEFAULT_NORM) -> ArchSpec:
+    """The parsed arch, or ConfigError naming the first option of the network that names nothing.
 
-    A plugin's shortcut is also run once on a small input (cached per network), so that one that
-    raises or returns the wrong shape is one line naming it, before anything trains.
+    What :func:`build_model` reads of its own options before it builds; it creates nothing and draws nothing.
     """
     spec = arch_spec(arch)
     if order not in ORDERS:
@@ -315,27 +313,48 @@ def check_model_args(arch: str, shortcut: str = "identity", order: str = "origin
     if fc_bias_init not in FC_BIAS_INITS:
         raise unknown_choice("fc_bias_init", fc_bias_init, FC_BIAS_INITS)
     check_norm(norm)
-    check_shortcut_args(shortcut, shortcut_args)
     for key, value in (("width", width), ("num_classes", num_classes), ("in_channels", in_channels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
-    # the shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance. Not cached:
-    # build_model runs this after the run's seed is set, so the instance's draws from torch's generator
-    # come before the net's, and every stored run's initial weights depend on them
-    entry = get_shortcut(shortcut)
-    try:
-        create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
-    except ConfigError:
-        raise
-    except Exception as e:  # a plugin's constructor that fails on its own arguments
-        raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
-    if entry.origin:
-        _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
-                      bottleneck_stride, fc_bias_init, norm)
     return spec
 
 
-_PROBED: set = set()  # every argument of the nets whose plugin shortcut passed the probe
+def check_model_args(arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
+                     in_channels: int = 3, width: int | None = None, match: str = "zero-pad", *,
+                     bottleneck_stride: str = "3x3", fc_bias_init: str = "uniform", norm: str = DEFAULT_NORM,
+                     **shortcut_args) -> ArchSpec:
+    """Validate everything :func:`build_model` takes without training; returns the parsed arch.
+
+    The shortcut's own checks (lam >= 0, 0 <= p < 1, match) run on a throwaway instance, and a
+    plugin's shortcut is also run once on a small input (cached per network), so that one that
+    raises or returns the wrong shape is one line naming it, before anything trains.
+
+    Both build modules, so both draw random numbers; they draw them from a fork of torch's generator
+    (:func:`torch.random.fork_rng`), which is put back as it was. Validation runs wherever a config is
+    read (the runner's plan, a worker before it trains, a report, a user's call), before or after some
+    seed was set: with a forked generator, a net's initial weights cannot depend on what was validated
+    before it, whatever the callers do. Validating before the seed would hold only as long as every
+    caller keeps that order; the meta device cannot run the probe's forward pass, nor a plugin's
+    constructor that computes on its tensors.
+    """
+    spec = parse_model_args(arch, order, num_classes, in_channels, width, bottleneck_stride=bottleneck_stride,
+                            fc_bias_init=fc_bias_init, norm=norm)
+    check_shortcut_args(shortcut, shortcut_args)
+    entry = get_shortcut(shortcut)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+        except ConfigError:
+            raise
+        except Exception as e:  # a plugin's constructor that fails on its own arguments
+            raise ConfigError(f"shortcut {shortcut!r}{entry.where} cannot be built: {type(e).__name__}: {e}") from None
+        if entry.origin:
+            _probe_plugin(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
+                          bottleneck_stride, fc_bias_init, norm)
+    return spec
+
+
+_PROBED: set = set()  # every argument of the nets whose plugin shortcut passed the probe (a speed cache only)
 
 
 def _probe_plugin(spec: ArchSpec, shortcut, order, num_classes, in_channels, width, match, shortcut_args,
@@ -405,12 +424,42 @@ def build_model(arch: str, shortcut: str = "identity", order: str = "original", 
     models, resnet-pre-act.lua). fc_bias_init: ``uniform`` (torch's default) or ``zero``
     (both reference codes). norm: ``bn``, ``none`` or ``ws`` (:mod:`ablation.nets.norms`).
     shortcut_args: the shortcut's parameters, e.g. ``lam_s=0.5`` or ``b=-6``.
+
+    It builds, and draws from torch's generator the net's weights and nothing else; an option that
+    names nothing is one line (:func:`parse_model_args`), as is a shortcut parameter its constructor
+    refuses. :func:`check_model_args` validates beside it (a plugin's probe), and :func:`seeded_model`
+    is the net a seed draws, as every run trains it.
     """
-    spec = check_model_args(arch, shortcut, order, num_classes, in_channels, width, match,
-                            bottleneck_stride=bottleneck_stride, fc_bias_init=fc_bias_init, norm=norm,
-                            **shortcut_args)
+    spec = parse_model_args(arch, order, num_classes, in_channels, width, bottleneck_stride=bottleneck_stride,
+                            fc_bias_init=fc_bias_init, norm=norm)
     return ResNet(spec, shortcut, order, num_classes, in_channels, width or spec.width, match, shortcut_args,
                   bottleneck_stride, fc_bias_init, norm)
+
+
+def draws_before_the_net(shortcut: str, match: str, shortcut_args: dict) -> None:
+    """Draw from torch's generator what every stored run drew between its seed and its net: a 1-channel
+    instance of its shortcut, built and dropped.
+
+    Until validation moved beside the builder, :func:`build_model` validated its arguments itself, after
+    the run's seed was set, on such a throwaway instance; a shortcut whose constructor draws (the gates'
+    1x1 convolution, ``projection-all``'s ``W_s``, a plugin's parameters) drew before the net. Every
+    stored run's initial weights, and the generator state its training went on from (the dropout
+    shortcut's masks), follow these draws, and a run's hash names that net: the draws stay, so that the
+    same hash keeps meaning the same net. Shortcuts that draw nothing here are not affected.
+    """
+    create_shortcut(shortcut, 1, 1, 1, match, **shortcut_args)
+
+
+def seeded_model(seed: int, arch: str, shortcut: str = "identity", order: str = "original", num_classes: int = 10,
+                 in_channels: int = 3, width: int | None = None, match: str = "zero-pad", **options) -> ResNet:
+    """The net that ``seed`` draws, a function of its arguments and the seed alone: torch's generator seeded,
+    :func:`draws_before_the_net`, then :func:`build_model`. What the trainer starts a run from
+    (:func:`ablation.training.step.initial_model`) and what the signal commands measure."""
+    keywords = ("bottleneck_stride", "fc_bias_init", "norm")
+    net_options = {k: options.pop(k) for k in keywords if k in options}
+    torch.manual_seed(seed)
+    draws_before_the_net(shortcut, match, options)
+    return build_model(arch, shortcut, order, num_classes, in_channels, width, match, **net_options, **options)
 
 
 def count_params(model: nn.Module) -> int:

@@ -65,6 +65,7 @@ class ShortcutEntry:
 
 
 _REGISTRY: dict[str, ShortcutEntry] = {}
+_UNAVAILABLE: dict[str, str] = {}  # name -> why a study's plugin that registers it could not be loaded
 
 
 def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
@@ -86,6 +87,7 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
                 raise TypeError(f"shortcut {name!r}: parameter {p.name!r} needs a default")
             params[p.name] = p.default
         _REGISTRY[name] = ShortcutEntry(name, cls, formula, paper, params, origin)
+        _UNAVAILABLE.pop(name, None)
         cls.shortcut_name = name
         return cls
 
@@ -137,8 +139,17 @@ def get_shortcut(name: str) -> ShortcutEntry:
     if name not in _REGISTRY:
         load_entry_points()
     if name not in _REGISTRY:
+        if name in _UNAVAILABLE:
+            raise ConfigError(_UNAVAILABLE[name])
         raise unknown_choice("shortcut", name, _REGISTRY)
     return _REGISTRY[name]
+
+
+def mark_unavailable(name: str, reason: str) -> None:
+    """Until a plugin registers ``name``, asking for it is ConfigError(``reason``) rather than an unknown name:
+    the shortcut of a study whose plugin is missing or changed (:mod:`ablation.nets.plugins`)."""
+    if name not in _REGISTRY:
+        _UNAVAILABLE[name] = reason
 
 
 def check_shortcut_args(name: str, args: dict) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.errors import OneLineError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
 from .tables import read_table
@@ -42,16 +43,14 @@ def unit_residuals(model, x) -> list[float]:
 
 def net_residual(cfg: dict) -> float:
     """``max_l r_l`` of the net of config ``cfg`` (a run's stored config) as built, before training."""
-    from ..training.config import model_options, stored
+    from ..training.config import DEFAULTS, stored
     from ..training.data import DATASETS
-    from ..nets.models import build_model
+    from ..training.step import initial_model
 
-    cfg = stored(cfg)
+    cfg = {**DEFAULTS, **stored(cfg)}
     info = DATASETS[cfg["dataset"]]
     size = cfg.get("image_size") or info.size
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
-                        cfg["match"], **model_options(cfg), **cfg["shortcut_args"]).train()
+    model = initial_model(cfg, info.classes, info.channels).train()
     x = torch.randn(IMAGES, info.channels, size, size, generator=torch.Generator().manual_seed(0))
     return max(unit_residuals(model, x))
 
@@ -74,8 +73,14 @@ def samples(out, manifest: dict, runs, keep: bool = True) -> dict[str, dict[str,
         if (r.experiment, r.variant) not in wanted:
             continue
         cfg = results.run(r.hash).read_config()
+        residual = None
         if isinstance(cfg, dict):
-            found[r.hash] = net_residual(cfg)
+            try:
+                residual = net_residual(cfg)
+            except OneLineError:  # a net that cannot be built here (its plugin missing or changed): as if absent
+                pass
+        if residual is not None:
+            found[r.hash] = residual
         elif r.hash in cache:
             found[r.hash] = float(cache[r.hash])
         else:

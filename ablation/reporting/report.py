@@ -209,29 +209,38 @@ class Study:
     lesion: "pd.DataFrame | None"
     lesion_missing: dict  # why the lesion study is missing for some runs -> how many
     reference: list  # (reference study, its rows beside ours) for each reference of the same preset
+    plugin_problems: list  # one line per recorded plugin that is missing or changed (ablation.nets.plugins)
 
 
-def read_study(out, reference=None) -> Study:
+def read_study(out, reference=None, plugins=()) -> Study:
     """Everything the README and the figures are made of, read from the results folder ``out``.
 
     The lesion study is computed for finished runs not yet in ``lesion.csv`` (torch loads only then).
     ``reference``: a folder of reference studies, or one (default: the shipped ones,
     :data:`ablation.reporting.reference.REFERENCE_ROOT`), whose rows of the same preset stand beside ours.
+    The plugins the manifest records are loaded first, after ``plugins`` (``--plugin``): a plugin row's net
+    is built again for the lesion and signal studies (:func:`ablation.nets.plugins.load_recorded`).
     """
     from .analysis import lesion_study
 
     results = ResultsDir(out)
     manifest, runs, history = load_tables(out)
+    problems = []
+    if plugins or manifest.get("plugins"):  # torch loads only then
+        from ..nets.plugins import load_recorded
+
+        problems = load_recorded(manifest, plugins, str(results.manifest))
     stats = st.row_stats(manifest, runs)
     tables = experiment_tables(manifest, stats)
     lesion, missing = lesion_study(results, runs)
     beside = ref.comparisons(out, runs, manifest.get("preset"), reference)
-    return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside)
+    return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
 
 
-def build(out, quiet: bool = True, reference=None) -> dict:
-    """Rebuild every table, plot and the README of ``out``; returns the paths written."""
-    study = read_study(out, reference)
+def build(out, quiet: bool = True, reference=None, plugins=()) -> dict:
+    """Rebuild every table, plot and the README of ``out``; returns the paths written, and under
+    ``plugin_problems`` a line for each recorded plugin that could not be loaded (what needs its nets is left out)."""
+    study = read_study(out, reference, plugins)
     results, manifest = study.results, study.manifest
     _write_reference(study)
     write_atomic(results.runs_csv, study.runs.to_csv(index=False))
@@ -248,6 +257,7 @@ def build(out, quiet: bool = True, reference=None) -> dict:
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
             print(p)
+    written["plugin_problems"] = study.plugin_problems
     return written
 
 

@@ -55,7 +55,7 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
     import torch
 
     from ..core.files import write_atomic
-    from ..nets.models import build_model
+    from ..nets.models import seeded_model
     from ..nets.signal import gaussian_batch, measure, zero_branches
 
     path = Path(out) / LADDER_CSV
@@ -85,8 +85,7 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
                 if old is not None:  # a stale measurement of the same net gives way
                     stale = (old["arch"] == arch) & (old["variant"] == variant) & (old["init"] == init)
                     frames[0] = old = old[~stale]
-                torch.manual_seed(seed)
-                model = build_model(arch, shortcut, order, 10, image[0], None, match, norm=norm, **args)
+                model = seeded_model(seed, arch, shortcut, order, 10, image[0], None, match, norm=norm, **args)
                 if init == "zero-branches":
                     zero_branches(model)
                 t0 = time.perf_counter()

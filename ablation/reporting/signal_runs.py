@@ -45,7 +45,7 @@ def run_signal(run, device="cpu", data_cache: dict | None = None) -> list[dict]:
 
     trained, d = load_trained(run, device, data_cache)
     cfg = stored(run.read_config())
-    torch.manual_seed(cfg["seed"])  # the trainer's initialisation of this run (training.loop._fresh)
+    # the trainer's initialisation of this run: build seeds it with the run's seed
     initial, _, _ = build({**cfg, "compile": False}, d, torch.device(device))
     x, y = _batch(d, device)
     out = []

@@ -9,6 +9,7 @@ import torch
 
 from ..training.feasibility import memory_needed, run_footprint
 from ..training.data import DATASETS
+from ..training.length import run_length
 from ..core.errors import ConfigError
 from ..nets.models import count_flops
 from ..core.layout import ResultsDir
@@ -17,21 +18,13 @@ CPU_FLOPS_GUESS = 2e9  # per process on one core of this kind of machine, when n
 
 
 def images_seen(cfg: dict) -> int:
-    """Training images one run processes (its length in images)."""
-    if cfg.get("schedule_unit") == "epochs":
-        info = DATASETS.get(cfg.get("dataset"))
-        n = cfg.get("train_subset") or (info.train_images if info else 50000) - (cfg.get("val_split") or 0)
-        return int(cfg["steps"] * n)
-    return int(cfg["steps"] * cfg["batch_size"])
+    """Training images one run processes (its length in images, :func:`ablation.training.length.run_length`)."""
+    return run_length(cfg).images
 
 
 def total_iterations(cfg: dict) -> int:
-    """Iterations of one run (the trainer's plan: ``steps`` in iterations, or epochs of whole batches)."""
-    if cfg.get("schedule_unit") != "epochs":
-        return max(1, round(cfg["steps"]))
-    info = DATASETS.get(cfg.get("dataset"))
-    n = cfg.get("train_subset") or (info.train_images if info else 50000) - (cfg.get("val_split") or 0)
-    return max(1, round(cfg["steps"] * (n // min(cfg["batch_size"], n))))
+    """Iterations of one run, as the trainer's schedule counts them (:func:`ablation.training.length.run_length`)."""
+    return run_length(cfg).iterations
 
 
 def run_flops(cfg: dict, flops_per_image: int) -> float:
@@ -41,8 +34,7 @@ def run_flops(cfg: dict, flops_per_image: int) -> float:
     sees ``eval_subset`` test images (or all), the last one all of them.
     """
     train = 3.0 * flops_per_image * images_seen(cfg)
-    info = DATASETS.get(cfg.get("dataset"))
-    n_test = cfg.get("val_split") or (info.test_images if info else 10000)
+    n_test = cfg.get("val_split") or DATASETS[cfg["dataset"]].test_images
     per_eval = min(cfg.get("eval_subset") or n_test, n_test)
     evals = max((cfg.get("evals") or 1) - 1, 0) * per_eval + n_test
     return train + float(flops_per_image) * evals
@@ -114,7 +106,6 @@ def _time_steps(cfg: dict, seconds: float, max_steps: int) -> dict:
     y = torch.randint(0, info.classes, (4 * batch,), generator=g)
     d = datasets.Data(x, y, x[:batch], y[:batch], torch.full((info.channels,), 0.5), torch.full((info.channels,), 0.25),
                       info.classes).to(device)
-    torch.manual_seed(0)
     model, fwd, opt = build(cfg, d, device)
     s = LoopState.fresh(cfg, device)
     amp = bf16_runs(cfg, device)

@@ -8,8 +8,9 @@ copied, never moved, into ``<out>/runs/<hash>/`` (a folder already finished ther
 that no source holds as a folder but one holds in the tables its report wrote (results committed
 without their run folders: a finished line of ``runs.csv``) is carried as its lines of ``runs.csv``,
 ``history.csv`` and ``lesion.csv``, which the report reads where a run folder is absent. The manifest
-is written as the runner writes it before training, listing the finished runs only. Nothing trains: a
-row whose seeds are not all finished shows the seeds that are.
+is written as the runner writes it before training, listing the finished runs only, with the plugins the
+sources' manifests record (loaded first, so that their rows can be selected by name) and those given again.
+Nothing trains: a row whose seeds are not all finished shows the seeds that are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..core.files import temporary_for
 from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir
 from ..core.locks import folder_lock
 from ..nets import shortcuts
+from ..nets.plugins import load_recorded, merged, record
 from . import experiments as ex
 from .expansion import expand
 from .manifest import manifest
@@ -45,28 +47,48 @@ def copy_run(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _recorded_plugins(homes: list[ResultsDir]) -> list:
+    """The plugins the sources' manifests record (a source whose manifest is absent or does not read records none)."""
+    out = []
+    for h in homes:
+        try:
+            m = h.read_manifest(missing_ok=True)
+        except ConfigError:
+            continue
+        out = merged(out, (m or {}).get("plugins") or [])
+    return out
+
+
 def gather(sources: list, out, experiment: str | None, variants: str | None, preset: str = "quick",
-           seeds: int | None = None, experiments_dir=None, tables=None) -> dict:
+           seeds: int | None = None, experiments_dir=None, tables=None, plugins=()) -> dict:
     """Copy the finished runs of the selected rows from ``sources`` into ``out`` and write its manifest.
 
     ``tables``: how a source's report tables are read and a run's lines carried, the pair
     (:func:`ablation.reporting.tables.stored_tables`, :func:`ablation.reporting.tables.carry_tables`)
     that the command passes in; None: run folders only.
     Returns counts: ``runs`` (selected), ``copied``, ``from_tables``, ``present`` (already finished in
-    ``out``), ``missing``.
+    ``out``), ``missing``, and ``plugin_problems``: a line for each recorded plugin that is missing or changed.
+    ``plugins``: as ``--plugin``, loaded first and recorded.
     """
+    homes = [ResultsDir(s) for s in sources]
+    recorded = _recorded_plugins(homes)
+    problems = load_recorded({"plugins": recorded}, plugins, "a source's manifest")
+    recorded = merged(recorded, record(plugins))
     experiments = ex.load_experiments(experiments_dir)
     presets = ex.load_presets(experiments_dir)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
-    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), presets[preset].all_rows)
+    try:
+        rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), presets[preset].all_rows)
+    except ConfigError as e:  # a row of a plugin that did not load: say why
+        raise ConfigError("; ".join([str(e), *problems])) from None
     runs = expand(experiments, rows, presets[preset], seeds)
-    homes = [ResultsDir(s) for s in sources]
     for h in homes:
         if not (h.runs.is_dir() or h.runs_csv.is_file()):
             raise ConfigError(f"{h.path} holds neither runs/ nor runs.csv: not a results folder to gather from")
     results = ResultsDir(out)
-    counts = {"runs": len(runs), "copied": 0, "from_tables": 0, "present": 0, "missing": 0}
+    counts = {"runs": len(runs), "copied": 0, "from_tables": 0, "present": 0, "missing": 0,
+              "plugin_problems": problems}
     finished, tabled, lesioned = [], {}, {}
     read, carry = tables or (None, None)
     stored = [read(h) for h in homes] if read else []
@@ -94,5 +116,5 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
         if lesioned:
             carry(results, lesioned, ("lesion",))
         results.write_manifest(manifest(results.read_manifest(missing_ok=True), presets[preset], experiments,
-                                        rows, finished))
+                                        rows, finished, plugins=recorded))
     return counts

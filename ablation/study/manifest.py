@@ -1,24 +1,29 @@
-"""The manifest of a results folder: which run (hash) holds which row and seed, and each experiment's layout."""
+"""The manifest of a results folder: which run (hash) holds which row and seed, each experiment's layout, and the
+plugins its runs were trained with (:mod:`ablation.nets.plugins`)."""
 
 from __future__ import annotations
 
 import copy
 
 from .experiments import Experiment, Preset, Run, Variant
+from ..nets.plugins import merged
 
 
 def manifest(old: dict | None, preset: Preset, experiments: dict[str, Experiment], rows: list[Variant],
-             runs: list[Run], changed: dict | None = None) -> dict:
+             runs: list[Run], changed: dict | None = None, plugins: list | None = None) -> dict:
     """The manifest of a results folder after these runs: ``old`` (earlier invocations) merged with them.
 
     It holds what the report needs to lay out each experiment's table without the TOML files,
-    which run (hash) holds which row and seed, and the keys the command line set over the preset
-    (``changed``: the preset's description no longer tells the whole story).
+    which run (hash) holds which row and seed, the keys the command line set over the preset
+    (``changed``: the preset's description no longer tells the whole story) and the plugins
+    (:func:`ablation.nets.plugins.record`) the runs were trained with, kept across invocations.
     """
     out = copy.deepcopy(old) if old else {"experiments": {}, "runs": {}}
     out["preset"] = preset.name
     out["preset_description"] = preset.description
     out["overrides"] = {k: v for k, v in (changed or {}).items()}
+    if plugins or out.get("plugins"):
+        out["plugins"] = merged(out.get("plugins"), plugins or [])
     for name in {r.experiment for r in runs}:
         meta = experiments[name].meta()
         earlier = {row["variant"]: row for row in out["experiments"].get(name, {}).get("rows", [])}

@@ -76,7 +76,6 @@ class Harness:
         self.data = datasets.Data(x, y, x[:batch], y[:batch], torch.tensor(MEAN), torch.tensor(STD), 10).to(device)
         self.device = device
         self.amp = bf16_runs(self.cfg, device)
-        torch.manual_seed(0)
         _, self.fwd, self.opt = build(self.cfg, self.data, device)
         self.state = LoopState.fresh(self.cfg, device)
 

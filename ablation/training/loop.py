@@ -129,8 +129,7 @@ class _Clock:
 
 
 def _fresh(cfg, d, device):
-    torch.manual_seed(cfg["seed"])
-    model, fwd, opt = build(cfg, d, device)
+    model, fwd, opt = build(cfg, d, device)  # seeds torch's generator with the run's seed
     return model, fwd, opt, LoopState.fresh(cfg, device)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .length import run_length
 from .step import LoopState
 
 
@@ -23,12 +24,12 @@ class Plan:
 
     @classmethod
     def of(cls, cfg, n_train) -> "Plan":
-        ipe = n_train // min(cfg["batch_size"], n_train)
-        scale = 1 if cfg["schedule_unit"] == "iterations" else ipe
-        total = max(1, round(cfg["steps"] * scale))
+        """The plan of ``cfg`` on a training split of ``n_train`` images (its length: :mod:`.length`)."""
+        length = run_length(cfg, n_train)
+        total = length.iterations
         grad_points = {min(total, max(1, round(f * total))) for f in cfg["grad_norm_points"]}
         evals = {max(1, round(total * k / cfg["evals"])) for k in range(1, cfg["evals"] + 1)} | grad_points | {total}
-        return cls(ipe, total, [round(m * scale) for m in cfg["milestones"]], evals, grad_points)
+        return cls(length.per_epoch, total, [length.iteration(m) for m in cfg["milestones"]], evals, grad_points)
 
 
 _WARMUP_WINDOW = 20  # iterations over which the warm-up training error is measured

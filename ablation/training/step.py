@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 import torch
 import torch.nn.functional as F
 
-from ..nets.models import build_model
+from ..nets.models import seeded_model
 from . import data as datasets
 from .config import model_options
 from .runtime import autocast
@@ -29,10 +29,22 @@ def step(fwd, opt, x, y, device, amp):
     return out, loss
 
 
+def initial_model(cfg, num_classes: int, in_channels: int):
+    """The net run ``cfg`` starts from, on the CPU: a function of its config (and its seed) alone.
+
+    It seeds torch's generator with the run's seed (:func:`ablation.nets.models.seeded_model`), so that
+    whatever the process did before (other nets, a plugin's probe) the same config builds the same net.
+    """
+    return seeded_model(cfg["seed"], cfg["arch"], cfg["shortcut"], cfg["order"], num_classes, in_channels,
+                        cfg["width"], cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
+
+
 def build(cfg, d, device):
-    """(model, forward, optimiser) for ``cfg`` on data ``d``: the model in channels_last, maybe compiled."""
-    model = build_model(cfg["arch"], cfg["shortcut"], cfg["order"], d.num_classes, d.shape[0], cfg["width"],
-                        cfg["match"], **model_options(cfg), **cfg["shortcut_args"]).to(device)
+    """(model, forward, optimiser) for ``cfg`` on data ``d``: the model in channels_last, maybe compiled.
+
+    The model is :func:`initial_model`: torch's generator is seeded with the run's seed here.
+    """
+    model = initial_model(cfg, d.num_classes, d.shape[0]).to(device)
     # channels_last measured faster on CPU too (resnet20, fashion-mnist, 1 thread: ~300 vs ~250 img/s)
     model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg["compile"] else model
