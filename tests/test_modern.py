@@ -9,8 +9,8 @@ from torch import nn
 
 from ablation import ConfigError, build_model
 from ablation.nets.models import arch_spec
-from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScaledReLU, convs, layerscale_eps, survival_probability,
-                                  unit_terms)
+from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScalarBias, ScalarScale, ScaledReLU, convs, layerscale_eps,
+                                  survival_probability, unit_terms)
 from ablation.nets.norms import WSConv2d, channel_stats
 from ablation.nets.shortcuts import load_plugin
 from ablation.reporting import stats as st
@@ -18,6 +18,9 @@ from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion
 from ablation.study import experiments as ex
 from ablation.training import config as schema
+from ablation.training.data import load_for
+from ablation.training.loop import train
+from ablation.training.step import build
 
 PLUGIN = Path(__file__).parent / "plugins" / "tanh_rezero.py"
 
@@ -104,6 +107,39 @@ def test_fixup_scales_all_but_the_last_branch_conv_by_L_power_and_zeroes_the_las
                 assert kinds[i - 1] == "ScalarBias", kinds
     assert not fixup.fc.weight.any() and not fixup.fc.bias.any()
     assert not any(isinstance(mod, nn.BatchNorm2d) for mod in fixup.modules())
+
+
+def test_fixup_scalars_sit_in_their_own_parameter_group_at_a_tenth_of_the_rate_through_every_drop(tmp_path):
+    """cifar_train.py lines 113-122: every parameter named 'bias' or 'scale' (the scalars and the classifier's
+    bias) at base_lr / 10, the others at base_lr; adjust_learning_rate (lines 197-219) drops every group alike."""
+    cfg = schema.validate_config({"dataset": "synthetic", "data_dir": str(tmp_path / "data"), "arch": "resnet8",
+                                  "width": 4, "batch_size": 32, "steps": 4, "milestones": [2], "evals": 1, "lr": 0.1,
+                                  "quiet": True, "threads": 1, **DESIGNS["fixup"], "lr_groups": {"scalars": 0.1}})
+    torch.manual_seed(0)
+    model, _, opt = build(cfg, load_for(cfg), torch.device("cpu"))
+    assert len(opt.param_groups) == 2, "the scalars share the rate of the weights"
+    rest, scalars = opt.param_groups
+    want = {id(p) for m in model.modules() if isinstance(m, (ScalarBias, ScalarScale)) for p in m.parameters()}
+    assert {id(p) for p in scalars["params"]} == want | {id(model.fc.bias)}
+    assert {id(p) for p in rest["params"]} == {id(p) for p in model.parameters()} - want - {id(model.fc.bias)}
+    assert (rest["lr"], scalars["lr"]) == pytest.approx((0.1, 0.01))
+    train(cfg, tmp_path / "run")  # two steps at 0.1, two after the drop at 2
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == pytest.approx([0.01, 0.001])
+
+
+def test_lr_groups_are_checked_against_the_design_and_stay_out_of_the_hash_when_empty():
+    base = {"dataset": "synthetic", "arch": "resnet8"}
+    cfg = schema.validate_config(base)
+    assert cfg["lr_groups"] == {} and "lr_groups" not in schema.identity(cfg)
+    assert expansion.config_hash(cfg) == expansion.config_hash({k: v for k, v in cfg.items() if k != "lr_groups"})
+    with pytest.raises(ConfigError, match="shortcut 'identity' names no parameter group 'scalars' .its groups: none"):
+        schema.validate_config({**base, "lr_groups": {"scalars": 0.1}})
+    with pytest.raises(ConfigError, match="names no parameter group 'biases' .its groups: scalars"):
+        schema.validate_config({**base, "shortcut": "fixup", "norm": "none", "lr_groups": {"biases": 0.1}})
+    for bad in (0, -1.0, "x", True, math.inf):
+        with pytest.raises(ConfigError, match="multiplier of 'scalars' must be a number > 0"):
+            schema.validate_config({**base, "shortcut": "fixup", "norm": "none", "lr_groups": {"scalars": bad}})
 
 
 # --- stochastic depth --------------------------------------------------------------------------

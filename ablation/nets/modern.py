@@ -23,7 +23,8 @@ entry; which normalisation the net has is the config key ``norm`` (:mod:`ablatio
   at He's init times ``L^(-1/(2m-2))`` (m convolutions per branch, L units), the last at 0; the
   classifier's weight and bias start at 0, with a scalar bias before it and one after the stem's
   convolution. The reference adds its first bias to x before the zero-pad shortcut too; here the
-  shortcut takes x itself.
+  shortcut takes x itself. Its scalars are the parameter group ``scalars``, which the reference trains
+  at a tenth of the rate (config key ``lr_groups``).
 * ``stochastic-depth`` (Huang et al. 2016, arXiv 1603.09382, eq. 4 and Sec. 3): in training
   ``lam = b_l ~ Bernoulli(p_l)`` drawn once per mini-batch, and where ``b_l = 0`` F is not computed
   at all; ``p_l = 1 - (l / L)(1 - p_L)``, ``p_L = 0.5``; at test ``lam = p_l``.
@@ -171,7 +172,11 @@ class SkipInit(ReZero):
 @register_shortcut("fixup", formula="y = h(x) + s W_m(...W_1(x + a_1) + b_1...) + b_m; W_m = 0, the others "
                    "scaled by L^(-1/(2m-2)); classifier 0", paper="Zhang, Dauphin & Ma 2019 (Fixup, arXiv 1901.09321)")
 class Fixup(BranchScale):
-    """Fixup's rules act on the branch and the net; the combination itself is ``h(x) + F(x)``."""
+    """Fixup's rules act on the branch and the net; the combination itself is ``h(x) + F(x)``. Its scalars form
+    the parameter group ``scalars`` (config key ``lr_groups``)."""
+
+    param_groups = {"scalars": "every scalar bias and multiplier, and the classifier's bias: what the reference's "
+                               "cifar_train.py selects by the names 'bias' and 'scale' and trains at lr / 10"}
 
     def init_unit(self, unit) -> None:
         layers = convs(unit.residual)
@@ -196,6 +201,11 @@ class Fixup(BranchScale):
         net.head.append(ScalarBias())  # fc(x + bias2): a scalar added before pooling is added after it
         nn.init.zeros_(net.fc.weight)
         nn.init.zeros_(net.fc.bias)
+
+    @classmethod
+    def group_parameters(cls, net, group: str) -> list:
+        scalars = [p for m in net.modules() if isinstance(m, (ScalarBias, ScalarScale)) for p in m.parameters()]
+        return [*scalars, net.fc.bias] if group == "scalars" else []
 
 
 @register_shortcut("stochastic-depth", formula="train: y = h(x) + b_l F(x), b_l ~ Bernoulli(p_l) per batch; "
