@@ -217,8 +217,8 @@ def test_ladder_runs_each_row_on_its_own_unit(tmp_path):
 def test_experiment_rows_read_what_each_row_sets_of_its_unit():
     title, rows = ladder_cli.experiment_rows("modern")
     units = dict(rows)
-    assert units["skipinit-nobn"] == {"shortcut": "skipinit", "order": "relu-preact", "norm": "none",
-                                      "match": "projection"}
+    assert units["skipinit-nobn"] == {"shortcut": "skipinit", "shortcut_args": {"first_preact": "branch"},
+                                      "order": "relu-preact", "norm": "none", "match": "projection"}
     assert units["stochastic-depth-bn"] == {"shortcut": "stochastic-depth", "shortcut_args": {"p_last": 0.5}}
     assert dict(ladder_cli.experiment_rows()[1])["scale-0.5-1"]["shortcut"] == "scale"
 
