@@ -460,3 +460,15 @@ def test_a_plugin_outside_the_package_defines_a_branch_scaling_design_with_the_h
     assert all(u.shortcut.lam.grad.abs() > 0 for u in units)  # d tanh(a)/da = 1 at 0: each a learns
     opt.step()
     assert max(unit_residuals(net, x)) > 0
+
+
+def test_weights_of_the_nets_the_changed_rows_ran_before_do_not_load_into_the_new_ones():
+    """The report rebuilds a finished run's net from its config and loads its weights; a run of an earlier net
+    (same config keys, other defaults) must fail to load rather than be read as the new net."""
+    before = {"fixup": {"shortcut_bias": False}, "skipinit": {"first_preact": "shared"},
+              "nf": {"first_preact": "shared", "skip_gain": 1.0}}
+    for design, old in before.items():
+        new = _net(design, "resnet14")
+        with pytest.raises(RuntimeError):
+            new.load_state_dict(_net(design, "resnet14", **old).state_dict())
+        new.load_state_dict(_net(design, "resnet14", seed=1).state_dict())  # its own kind loads

@@ -218,6 +218,9 @@ class Fixup(BranchScale):
         unit.residual = nn.Sequential(*mods, ScalarScale(), ScalarBias())
         if self.shortcut_bias and not isinstance(self.match, nn.Identity):
             self._input_bias = (next(m for m in mods if isinstance(m, ScalarBias)),)
+            # a mark in the state dict: weights of a net whose shortcut took x alone (the same parameters) do
+            # not load into this one, where they would compute another function
+            self.register_buffer("adds_input_bias", torch.ones(()))
 
     def forward(self, x, fx):
         if self._input_bias:
