@@ -26,14 +26,17 @@ def build_parser() -> ArgumentParser:
 
     ap = ArgumentParser(prog="python -m ablation.signal",
                         description="Signal propagation of a network at initialisation, per residual unit: forward "
-                                    "channel statistics of each unit's output and branch (Brock et al. 2021) and "
-                                    "the backward ||dL/dx_l|| (He 2016 eq. 5), from one batch of Gaussian images. "
+                                    "channel statistics of each unit's output and branch (Brock et al. 2021), "
+                                    "the backward ||dL/dx_l|| through the loss (He 2016 eq. 5) and ||dP/dx_l|| from "
+                                    "a fixed random direction at the last unit (no head), from one batch of "
+                                    "Gaussian images. "
                                     "Example: python -m ablation.signal resnet110 --shortcut scale --arg lam_s=0.5")
     add_model_options(ap)
     ap.add_argument("--zero-branches", action="store_true",
                     help="start every residual branch at zero (the last BN of F with gamma = 0)")
     ap.add_argument("--batch", type=int, default=32, help="images in the batch (default 32)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the weights, the images and the labels (default 0)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights, the images, the labels and the random "
+                    "direction of the backward without the head (default 0)")
     ap.add_argument("--eval", action="store_true", help="BN on its running statistics (default: the batch's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: faster than 2 on a shared 2-core machine)")
     ap.add_argument("--all", action="store_true", help="print every unit (default: about 20 rows)")
@@ -67,7 +70,7 @@ def _signal(args) -> int:
     x, y = gaussian_batch(args.batch, tuple(args.image), args.classes, args.seed)
     start = time.perf_counter()
     try:
-        recs = measure(model, x, y, train=not args.eval)
+        recs = measure(model, x, y, train=not args.eval, probe_seed=args.seed)
     except RuntimeError as e:  # an image too small for the net's strides
         raise ConfigError(f"--image {' '.join(map(str, args.image))} does not fit {args.arch}: "
                           f"{str(e).splitlines()[0]}") from None

@@ -42,7 +42,8 @@ def main(argv=None) -> int:
                     help=f"comma-separated subset of {', '.join(INITS)} (default both; zero-branches only "
                          "where a row's branches hold BN)")
     ap.add_argument("--batch", type=int, default=16, help="Gaussian images per batch (default 16)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default 0)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the weights, the batch and the backward's random direction (default 0)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--plots-only", action="store_true", help="draw the figures from the CSV, measure nothing")
     args = ap.parse_args(argv)

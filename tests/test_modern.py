@@ -9,8 +9,9 @@ from torch import nn
 
 from ablation import ConfigError, build_model
 from ablation.nets.models import arch_spec
-from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScaledReLU, convs, layerscale_eps, survival_probability,
-                                  unit_terms)
+from ablation.nets import signal as sig
+from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScalarBias, ScalarScale, ScaledReLU, convs, layerscale_eps,
+                                  survival_probability, unit_terms)
 from ablation.nets.norms import WSConv2d, channel_stats
 from ablation.nets.shortcuts import load_plugin
 from ablation.reporting import stats as st
@@ -18,20 +19,27 @@ from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion
 from ablation.study import experiments as ex
 from ablation.training import config as schema
+from ablation.training.data import load_for
+from ablation.training.loop import train
+from ablation.training.step import build
 
 PLUGIN = Path(__file__).parent / "plugins" / "tanh_rezero.py"
 
+UNIT_KEYS = ("shortcut", "shortcut_args", "order", "match", "norm")
+
+
+def _row(name):
+    """What a row of ablation/experiments/modern.toml sets of its net, as build_model's keywords."""
+    cfg = ex.load_experiments()["modern"].variant(name).config
+    unit = {k: cfg[k] for k in UNIT_KEYS if k in cfg}
+    return {**{k: v for k, v in unit.items() if k != "shortcut_args"}, **unit.get("shortcut_args", {})}
+
+
 # each design as its row in ablation/experiments/modern.toml runs it (besides the net's size)
-DESIGNS = {
-    "rezero-bn": dict(shortcut="rezero"),
-    "rezero-nobn": dict(shortcut="rezero", norm="none"),
-    "skipinit": dict(shortcut="skipinit", order="relu-preact", norm="none", match="projection"),
-    "fixup": dict(shortcut="fixup", norm="none"),
-    "stochastic-depth": dict(shortcut="stochastic-depth"),
-    "layerscale": dict(shortcut="layerscale"),
-    "nf": dict(shortcut="nf", order="relu-preact", norm="ws", match="projection"),
-}
-IDENTITY_AT_INIT = ("rezero-bn", "rezero-nobn", "skipinit", "fixup")
+DESIGNS = {"rezero-bn": _row("rezero-bn"), "rezero-nobn": _row("rezero-nobn"), "skipinit": _row("skipinit-nobn"),
+           "fixup": _row("fixup-nobn"), "stochastic-depth": _row("stochastic-depth-bn"),
+           "layerscale": _row("layerscale-bn"), "nf": _row("nf-ws")}
+IDENTITY_AT_INIT = ("rezero-bn", "rezero-nobn", "skipinit", "fixup", "nf")
 FAMILIES = [("resnet8", 4), ("resnet14", 4), ("resnet11b", 2), ("resnet18", 2)]
 
 
@@ -49,7 +57,7 @@ def _changes_shape(unit):
 
 @pytest.mark.parametrize("design", IDENTITY_AT_INIT)
 @pytest.mark.parametrize("arch", ["resnet14", "resnet11b"])
-def test_rezero_skipinit_fixup_are_the_identity_per_unit_at_init(design, arch):
+def test_the_designs_that_start_as_the_identity_are_it_per_unit_at_init(design, arch):
     net = _net(design, arch).train()
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
@@ -67,10 +75,10 @@ def test_rezero_skipinit_fixup_are_the_identity_per_unit_at_init(design, arch):
     assert max(unit_residuals(net, x)) == 0.0
 
 
-@pytest.mark.parametrize("design", ["stochastic-depth", "layerscale", "nf"])
-def test_the_other_designs_and_he_s_unit_are_not_the_identity_at_init(design):
+@pytest.mark.parametrize("design,extra", [("stochastic-depth", {}), ("layerscale", {}), ("nf", {"skip_gain": 1.0})])
+def test_the_other_designs_and_he_s_unit_are_not_the_identity_at_init(design, extra):
     x = torch.randn(4, 3, 16, 16)
-    for net in (_net(design), build_model("resnet14", width=4)):
+    for net in (_net(design, **extra), build_model("resnet14", width=4)):
         assert max(unit_residuals(net.train(), x)) > 1e-3
 
 
@@ -78,6 +86,125 @@ def test_net_residual_of_a_run_config_tells_the_designs_apart():
     cfg = {**schema.DEFAULTS, "dataset": "synthetic", "arch": "resnet8", "width": 4, "seed": 3}
     assert net_residual({**cfg, "shortcut": "rezero", "norm": "none"}) == 0.0
     assert net_residual({**cfg, "shortcut": "identity"}) > 1e-3
+
+
+# --- each design as its authors' code computes it (each test fails on the net its row ran before) -------------
+
+
+@pytest.mark.parametrize("row", ["rezero-bn", "rezero-nobn"])
+def test_a_rezero_unit_at_init_returns_exactly_its_input_with_nothing_after_the_sum(row):
+    """rezero_resnet_cifar.py line 43: y = resweight * relu(F) + x, resweight = 0, nothing after the sum; so a unit
+    returns x itself, its negative values too (a ReLU after the sum would zero them)."""
+    net = _net(row, "resnet14").train()
+    for unit in net.units():
+        assert len(unit.post) == 0, f"unit {unit.index}: {unit.post} after the sum"
+        x = torch.randn(4, unit.in_channels, 8, 8)
+        assert (x < 0).any()
+        with torch.no_grad():
+            out = unit(x)
+        if _changes_shape(unit):  # the zero-pad shortcut: x subsampled, zero channels added
+            want = nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 0, unit.out_channels - unit.in_channels))
+            assert torch.equal(out, want)
+        else:
+            assert torch.equal(out, x), f"unit {unit.index} is not x -> x"
+
+
+@pytest.mark.parametrize("row", ["skipinit", "nf"])
+def test_the_first_unit_of_skipinit_and_nf_has_x_itself_as_its_shortcut(row):
+    """nfnets' NFResBlock (skipinit_resnet.py lines 164-167, nf_resnet.py lines 181-184): shortcut = x unless the
+    block changes shape; the first unit of a CIFAR net keeps it, so its shortcut is the raw x, not relu(x)."""
+    net = _net(row, "resnet14").train()
+    first = net.units()[0]
+    assert not _changes_shape(first) and len(first.pre) == 0
+    with torch.no_grad():
+        h = net.stem(torch.randn(4, 3, 16, 16))
+        assert (h < 0).any()
+        assert torch.equal(unit_terms(first, h)["shortcut"], h)
+    for unit in net.units()[1:]:  # every other unit as He 2016's pre-activation net: f^ shared where it projects
+        assert (len(unit.pre) > 0) == _changes_shape(unit)
+
+
+def test_nf_forward_variance_follows_beta_and_is_reset_at_every_transition():
+    """nf_resnet.py: beta_l = 1 / expected_std, expected_std^2 reset to 1 after each stage's first block and grown
+    by alpha^2 per block (lines 62-87), the shortcut x itself where the shape holds (lines 181-184).
+
+    With skip_gain = 1 (the growth of the paper's analysis; at its default 0 nothing grows) the j-th unit of a
+    stage (j = 0 at its first) outputs Var = 1 + (j + 1) alpha^2, whatever the stage before held: the variance is
+    reset at every transition. The formula assumes Gaussian inputs on unbounded images; zero padding at the
+    borders and the correlation between the inputs that a zero-mean (WS) filter sums take a few percent off each
+    convolution (13% at most over 6 seeds of this net at 64x64), which a 25% tolerance holds. A stream carried
+    across a transition would add (n - 1) alpha^2 = 0.5 there (40% of 1.25), and a first unit whose shortcut
+    carries relu(x) carries its mean through the first stage (squared channel mean 0.45, Var 2.8 after the
+    first transition on the net this row ran before).
+    """
+    alpha = 0.5
+    torch.manual_seed(0)
+    net = build_model("resnet20", width=16, **{**DESIGNS["nf"], "skip_gain": 1.0, "alpha": alpha})
+    x, y = sig.gaussian_batch(16, (3, 64, 64), 10, 0)
+    recs = sig.measure(net, x, y)
+    j = 0
+    for prev, r in zip([None, *recs], recs):
+        j = 0 if prev is None or r["shape_change"] else j + 1
+        want = 1 + (j + 1) * alpha ** 2
+        assert r["out_var"] == pytest.approx(want, rel=0.25), (r["unit"], r["out_var"], want)
+        assert r["out_sq_mean"] < 0.05, (r["unit"], r["out_sq_mean"])
+        if prev is not None and r["shape_change"]:
+            assert r["out_var"] < prev["out_var"] - (len(net.stages[0]) - 1) * alpha ** 2 / 2
+
+
+def test_fixup_transition_shortcut_takes_x_plus_the_branch_first_bias():
+    """fixup_resnet_cifar.py line 41: identity = downsample(x + self.bias1a), zero channels appended; x itself
+    where the shape holds (line 32)."""
+    net = _net("fixup", "resnet14")
+    for unit in net.units():
+        first_bias = unit.residual[0]
+        assert isinstance(first_bias, ScalarBias)
+        with torch.no_grad():
+            first_bias.bias.fill_(0.7)
+            x = torch.randn(2, unit.in_channels, 8, 8)
+            h = unit_terms(unit, x)["shortcut"]
+        if _changes_shape(unit):
+            extra = unit.out_channels - unit.in_channels
+            assert torch.equal(h, nn.functional.pad((x + 0.7)[:, :, ::2, ::2], (0, 0, 0, 0, 0, extra)))
+        else:
+            assert torch.equal(h, x)
+    plain = build_model("resnet14", width=4, **{**DESIGNS["fixup"], "shortcut_bias": False})
+    assert all(not u.shortcut._input_bias for u in plain.units())
+
+
+def test_fixup_scalars_sit_in_their_own_parameter_group_at_a_tenth_of_the_rate_through_every_drop(tmp_path):
+    """cifar_train.py lines 113-122: every parameter named 'bias' or 'scale' (the scalars and the classifier's
+    bias) at base_lr / 10, the others at base_lr; adjust_learning_rate (lines 197-219) drops every group alike."""
+    row = ex.load_experiments()["modern"].variant("fixup-nobn").config
+    cfg = schema.validate_config({"dataset": "synthetic", "data_dir": str(tmp_path / "data"), "arch": "resnet8",
+                                  "width": 4, "batch_size": 32, "steps": 4, "milestones": [2], "evals": 1, "lr": 0.1,
+                                  "quiet": True, "threads": 1,
+                                  **{k: row[k] for k in (*UNIT_KEYS, "lr_groups") if k in row}})
+    torch.manual_seed(0)
+    model, _, opt = build(cfg, load_for(cfg), torch.device("cpu"))
+    assert len(opt.param_groups) == 2, "the scalars share the rate of the weights"
+    rest, scalars = opt.param_groups
+    want = {id(p) for m in model.modules() if isinstance(m, (ScalarBias, ScalarScale)) for p in m.parameters()}
+    assert {id(p) for p in scalars["params"]} == want | {id(model.fc.bias)}
+    assert {id(p) for p in rest["params"]} == {id(p) for p in model.parameters()} - want - {id(model.fc.bias)}
+    assert (rest["lr"], scalars["lr"]) == pytest.approx((0.1, 0.01))
+    train(cfg, tmp_path / "run")  # two steps at 0.1, two after the drop at 2
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == pytest.approx([0.01, 0.001])
+
+
+def test_lr_groups_are_checked_against_the_design_and_stay_out_of_the_hash_when_empty():
+    base = {"dataset": "synthetic", "arch": "resnet8"}
+    cfg = schema.validate_config(base)
+    assert cfg["lr_groups"] == {} and "lr_groups" not in schema.identity(cfg)
+    assert expansion.config_hash(cfg) == expansion.config_hash({k: v for k, v in cfg.items() if k != "lr_groups"})
+    with pytest.raises(ConfigError, match="shortcut 'identity' names no parameter group 'scalars' .its groups: none"):
+        schema.validate_config({**base, "lr_groups": {"scalars": 0.1}})
+    with pytest.raises(ConfigError, match="names no parameter group 'biases' .its groups: scalars"):
+        schema.validate_config({**base, "shortcut": "fixup", "norm": "none", "lr_groups": {"biases": 0.1}})
+    for bad in (0, -1.0, "x", True, math.inf):
+        with pytest.raises(ConfigError, match="multiplier of 'scalars' must be a number > 0"):
+            schema.validate_config({**base, "shortcut": "fixup", "norm": "none", "lr_groups": {"scalars": bad}})
 
 
 # --- Fixup's init rules ------------------------------------------------------------------------
@@ -189,14 +316,13 @@ def test_nf_net_has_no_bn_ws_convs_scaled_relus_and_betas_of_the_expected_std():
     assert all(m.gamma == pytest.approx(NF_GAMMA_RELU) for m in net.modules() if isinstance(m, ScaledReLU))
     assert NF_GAMMA_RELU == pytest.approx(1.7139588594436646)  # nfnets/base.py
     alpha, var, got, want = 0.2, 1.0, [], []
-    for u in net.units():
-        mults = [m for m in [*u.pre, *u.residual] if isinstance(m, Multiply)]
-        assert len(mults) == 1
-        got.append(mults[0].c)
-        want.append(1 / math.sqrt(var))
-        if len(u.pre):  # the shortcut takes x / beta: the variance starts again
-            var = 1.0
-        var += alpha ** 2
+    for stage in net.stages:
+        for j, u in enumerate(stage):
+            mults = [m for m in [*u.pre, *u.residual] if isinstance(m, Multiply)]
+            assert len(mults) == 1
+            got.append(mults[0].c)
+            want.append(1 / math.sqrt(var))
+            var = (1.0 if j == 0 else var) + alpha ** 2  # nf_resnet.py lines 84-87: reset after a stage's first
     assert got == pytest.approx(want)
     assert got[1] == pytest.approx(1 / math.sqrt(1 + alpha ** 2)) and got[2] == pytest.approx(1 / math.sqrt(1 + 2 * alpha ** 2))
     assert net.fc.weight.std().item() == pytest.approx(0.01, rel=0.3) and not net.fc.bias.any()
@@ -204,7 +330,7 @@ def test_nf_net_has_no_bn_ws_convs_scaled_relus_and_betas_of_the_expected_std():
 
 def test_nf_units_keep_the_residual_stream_variance_near_one_plus_l_alpha_squared():
     torch.manual_seed(0)
-    net = build_model("resnet20", "nf", "relu-preact", width=32, norm="ws", match="projection").eval()
+    net = build_model("resnet20", "nf", "relu-preact", width=32, norm="ws", match="projection", skip_gain=1.0).eval()
     with torch.no_grad():
         h = net.stem(torch.randn(64, 3, 16, 16))
         h = h / h.std()  # the analysis assumes a unit-variance input to the first unit
@@ -297,6 +423,11 @@ def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
                                             "skipinit-nobn", "fixup-nobn", "stochastic-depth-bn", "layerscale-bn",
                                             "nf-ws"}
     assert all("arXiv" in v.source or v.name == "identity-nobn" for v in e.variants)
+    # every design row names the reference code it was read from; every paper number says what it is over
+    assert all("reference" in v.source for v in e.variants if not v.name.startswith(("identity", "stochastic")))
+    assert all(v.protocol for v in e.variants if v.paper is not None)
+    sd = e.variant("stochastic-depth-bn")
+    assert (sd.paper, sd.protocol) == (5.25, "single") and "Stochastic_Depth README.md line 38" in sd.source
     kinds = {next(k for k in ex.CLAIM_KINDS if getattr(c, k)) for c in e.claims}
     assert kinds == {"lower", "not_worse", "identity_at_init"}
     # the BN identity row is He 2016 Table 1's original row: the same run under every preset
@@ -329,3 +460,15 @@ def test_a_plugin_outside_the_package_defines_a_branch_scaling_design_with_the_h
     assert all(u.shortcut.lam.grad.abs() > 0 for u in units)  # d tanh(a)/da = 1 at 0: each a learns
     opt.step()
     assert max(unit_residuals(net, x)) > 0
+
+
+def test_weights_of_the_nets_the_changed_rows_ran_before_do_not_load_into_the_new_ones():
+    """The report rebuilds a finished run's net from its config and loads its weights; a run of an earlier net
+    (same config keys, other defaults) must fail to load rather than be read as the new net."""
+    before = {"fixup": {"shortcut_bias": False}, "skipinit": {"first_preact": "shared"},
+              "nf": {"first_preact": "shared", "skip_gain": 1.0}}
+    for design, old in before.items():
+        new = _net(design, "resnet14")
+        with pytest.raises(RuntimeError):
+            new.load_state_dict(_net(design, "resnet14", **old).state_dict())
+        new.load_state_dict(_net(design, "resnet14", seed=1).state_dict())  # its own kind loads

@@ -14,13 +14,13 @@ from ablation.reporting import signal_ladder as SL
 from ablation.reporting.signal_runs import read_signal, signal_study
 
 
-def measured(arch, shortcut="identity", order="original", zero=False, batch=16, size=16, seed=0, **args):
+def measured(arch, shortcut="identity", order="original", zero=False, batch=16, size=16, seed=0, probe_seed=0, **args):
     torch.manual_seed(seed)
     model = build_model(arch, shortcut, order, 10, 3, 4, "zero-pad", **args)
     if zero:
         S.zero_branches(model)
     x, y = S.gaussian_batch(batch, (3, size, size), 10, seed)
-    return S.measure(model, x, y)
+    return S.measure(model, x, y, probe_seed=probe_seed)
 
 
 def within_stage_factors(recs):
@@ -82,6 +82,49 @@ def test_forward_variance_of_an_identity_preactivation_net_grows_about_linearly(
 def _fit(x, y):
     mx, my = sum(x) / len(x), sum(y) / len(y)
     return sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
+
+
+@pytest.mark.parametrize("row", ["skipinit-nobn", "fixup-nobn"])
+def test_the_backward_without_the_head_sees_through_a_zero_classifier(row):
+    """A classifier at zero makes dL/dx_l = 0 at every unit; dP/dx_l from a random direction at the last unit does
+    not depend on it, and through units that start as the identity it passes unchanged within a stage."""
+    unit = dict(ladder_cli.experiment_rows("modern")[1])[row]
+    torch.manual_seed(0)
+    model = build_model("resnet14", unit["shortcut"], unit.get("order", "original"), 10, 3, 4,
+                        unit.get("match", "zero-pad"), norm=unit["norm"], **unit.get("shortcut_args", {}))
+    x, y = S.gaussian_batch(8, (3, 16, 16), 10, 0)
+    recs = S.measure(model, x, y)
+    assert all(r["grad_norm"] == 0 for r in recs)
+    assert all(0 < r["probe_grad_norm"] < math.inf for r in recs)
+    factors = S.backward_factors(recs, "probe_grad_norm")
+    assert len(factors) >= len(recs) - 3 and all(f == pytest.approx(1.0, rel=1e-5) for f in factors)
+    assert math.isnan(S.backward_summary(recs)[0]) and S.backward_summary(recs, "probe_grad_norm")[1] > 0
+
+
+@pytest.mark.parametrize("lam", [0.5, 1.0])
+def test_with_zero_branches_both_backward_signals_scale_by_lam_per_unit(lam):
+    """F = 0: dx_{l+1}/dx_l = lam exactly within a stage, whichever gradient comes down (He 2016 eq. 7)."""
+    recs = measured("resnet26", "scale", zero=True, lam_s=lam, lam_f=1.0)
+    for column in ("grad_norm", "probe_grad_norm"):
+        assert all(f == pytest.approx(lam, rel=1e-5) for f in S.backward_factors(recs, column))
+
+
+def test_the_random_direction_is_fixed_by_its_seed():
+    a, b, c = (measured("resnet8", probe_seed=s) for s in (0, 0, 1))
+    assert [r["probe_grad_norm"] for r in a] == [r["probe_grad_norm"] for r in b]
+    assert [r["probe_grad_norm"] for r in a] != [r["probe_grad_norm"] for r in c]
+    assert [r["grad_norm"] for r in a] == [r["grad_norm"] for r in c]  # the loss's gradient does not use it
+
+
+def test_a_table_written_before_the_backward_without_the_head_reads_and_is_measured_again(tmp_path):
+    rows = [("original", {"shortcut": "identity"})]
+    table = SL.run_ladder(tmp_path, rows, ["resnet20"], batch=4, image=(3, 8, 8), quiet=True, inits=("standard",))
+    table.drop(columns=list(S.ADDED_FIELDS)).to_csv(tmp_path / SL.LADDER_CSV, index=False)
+    old = SL.read_ladder(tmp_path / SL.LADDER_CSV)
+    assert old is not None and old["probe_grad_norm"].isna().all()
+    assert SL.ladder_summary(old)["probe_factor_per_unit"].isna().all()
+    again = SL.run_ladder(tmp_path, rows, ["resnet20"], batch=4, image=(3, 8, 8), quiet=True, inits=("standard",))
+    assert len(again) == len(table) and again["probe_grad_norm"].notna().all()
 
 
 def test_measure_leaves_the_weights_alone_and_gives_no_parameter_gradient():
@@ -217,8 +260,8 @@ def test_ladder_runs_each_row_on_its_own_unit(tmp_path):
 def test_experiment_rows_read_what_each_row_sets_of_its_unit():
     title, rows = ladder_cli.experiment_rows("modern")
     units = dict(rows)
-    assert units["skipinit-nobn"] == {"shortcut": "skipinit", "order": "relu-preact", "norm": "none",
-                                      "match": "projection"}
+    assert units["skipinit-nobn"] == {"shortcut": "skipinit", "shortcut_args": {"first_preact": "branch"},
+                                      "order": "relu-preact", "norm": "none", "match": "projection"}
     assert units["stochastic-depth-bn"] == {"shortcut": "stochastic-depth", "shortcut_args": {"p_last": 0.5}}
     assert dict(ladder_cli.experiment_rows()[1])["scale-0.5-1"]["shortcut"] == "scale"
 
@@ -258,3 +301,14 @@ def test_the_rescaled_backward_signal_is_the_true_gradient_norm():
     direct = [float(t.grad.norm()) for t in inputs]
     assert [r["grad_norm"] for r in recs] == pytest.approx(direct, rel=1e-4)
     assert direct[0] > 5 * direct[-1]  # a case where the signal changes by more than rounding
+
+
+def test_signal_of_a_run_measured_before_the_backward_without_the_head_is_measured_again(trained):
+    results, runs = trained
+    runs = runs.assign(arch="resnet8")
+    table, _ = signal_study(results, runs, "cpu")
+    table.drop(columns=list(S.ADDED_FIELDS)).to_csv(results.signal_csv, index=False)
+    assert read_signal(results)["probe_grad_norm"].isna().all()  # an older signal.csv still reads
+    again, notes = signal_study(results, runs, "cpu")  # its run's weights are there: measured again
+    assert notes == {} and again["probe_grad_norm"].notna().all()
+    assert read_signal(results)["probe_grad_norm"].notna().all()

@@ -10,20 +10,29 @@ hooks every :class:`ablation.nets.shortcuts.Shortcut` has: ``init_unit(unit)`` (
 l = 1..L and ``num_units`` L), ``init_net(net)`` and ``computes_branch()``. Each design is a registry
 entry; which normalisation the net has is the config key ``norm`` (:mod:`ablation.nets.norms`).
 
+Each design's defaults are its authors' reference code (cited per design below and, line by line, in
+ablation/experiments/modern.toml); where the project keeps He 2016 Table 1's net instead, that is a
+named parameter or config key, and the experiment file says which a row runs.
+
 * ``rezero`` (Bachlechner et al. 2020, arXiv 2003.04887): ``lam = alpha``, one learnable scalar per
-  unit, init 0.
+  unit, init 0. The authors' CIFAR ResNets (tbachlechner/Fixup, cifar/models/rezero_resnet_cifar.py;
+  tbachlechner/ReZero-examples, the ReZNet notebook) put the ReLU inside the branch and nothing after
+  the sum, ``y = x + alpha relu(BN(W_2 relu(BN(W_1 x))))``: the order ``relu-before-add``, so that each
+  unit is x -> x at init. Under He 2016's ``original`` order it is ``relu(x + alpha F)`` instead.
 * ``skipinit`` (De and Smith 2020, arXiv 2002.10444): the same ``alpha`` (init 0) and a classifier
   that starts at 0 (deepmind-research nfnets/skipinit_resnet.py: ``fc_init=jnp.zeros``, its
   ``skip_gain`` initialised with ``jnp.zeros``); that file's net is pre-activation without BN, with
-  1x1 projections where shapes change, which the experiment file sets as config.
+  1x1 projections where shapes change, which the experiment file sets as config, and a first unit
+  whose shortcut takes x itself (``first_preact``, :func:`keep_first_shortcut_raw`).
 * ``fixup`` (Zhang, Dauphin and Ma 2019, arXiv 1901.09321; hongyi-zhang/Fixup,
   cifar/models/fixup_resnet_cifar.py): a scalar bias before each convolution and each activation of
   F, a learnable scalar multiplier (init 1) then a scalar bias after its last convolution, so
   ``F(x) = s W_m(...(W_1 (x + a_1) + b_1)...) + b_m``; every convolution of F but the last starts
   at He's init times ``L^(-1/(2m-2))`` (m convolutions per branch, L units), the last at 0; the
   classifier's weight and bias start at 0, with a scalar bias before it and one after the stem's
-  convolution. The reference adds its first bias to x before the zero-pad shortcut too; here the
-  shortcut takes x itself.
+  convolution. Where the unit changes shape its shortcut takes ``x + a_1`` (``shortcut_bias``). Its
+  scalars are the parameter group ``scalars``, which the reference trains at a tenth of the rate
+  (config key ``lr_groups``).
 * ``stochastic-depth`` (Huang et al. 2016, arXiv 1603.09382, eq. 4 and Sec. 3): in training
   ``lam = b_l ~ Bernoulli(p_l)`` drawn once per mini-batch, and where ``b_l = 0`` F is not computed
   at all; ``p_l = 1 - (l / L)(1 - p_L)``, ``p_L = 0.5``; at test ``lam = p_l``.
@@ -32,13 +41,13 @@ entry; which normalisation the net has is the config key ``norm`` (:mod:`ablatio
   (the paper's rule for transformer blocks, applied to residual units here), unless ``eps`` is given.
 * ``nf`` (Brock, De and Smith 2021, arXiv 2101.08692; deepmind-research nfnets/nf_resnet.py and
   base.py): ``x_{l+1} = h_l + alpha g f_l(x_l / beta_l)`` with ``alpha = 0.2``; ``beta_l`` the
-  expected std of the unit's input, ``beta_l^2 = beta_{l-1}^2 + alpha^2``, reset to 1 after each unit
-  whose shortcut takes the scaled input (the first unit of every stage); ReLUs scaled by
-  ``gamma`` = 1.7139588594436646 (base.py; 1 / std(relu(z)) for z ~ N(0, 1) is 1.7129) so that they
-  keep unit variance;
-  the classifier's weight starts at N(0, 0.01^2) and its bias at 0; with ``norm = "ws"``. ``g`` is
-  a learnable scalar, ``skip_gain``: nf_resnet.py starts it at 0 (``skipinit_gain=jnp.zeros``); we
-  start it at 1 by default, so that the signal grows as the paper's analysis (Sec. 4) describes.
+  expected std of the unit's input, ``beta_l^2 = beta_{l-1}^2 + alpha^2``, reset to 1 after the first
+  unit of every stage; ReLUs scaled by ``gamma`` = 1.7139588594436646 (base.py; 1 / std(relu(z)) for
+  z ~ N(0, 1) is 1.7129) so that they keep unit variance; the classifier's weight starts at
+  N(0, 0.01^2) and its bias at 0; with ``norm = "ws"``. ``g`` is a learnable scalar, ``skip_gain``,
+  init 0 as nf_resnet.py (``skipinit_gain=jnp.zeros``), so each unit starts at ``x_{l+1} = h_l``;
+  ``skip_gain = 1`` gives the growth of the paper's analysis (Sec. 4), ``Var(x_l) = beta_l^2``. As
+  SkipInit, the first unit's shortcut takes x itself (``first_preact``).
 
 :func:`unit_terms` gives a unit's terms one by one, for whoever reads the signal through a net.
 """
@@ -160,18 +169,39 @@ class ReZero(BranchScale):
 @register_shortcut("skipinit", formula="y = h(x) + alpha F(x), alpha learnable, init 0; classifier init 0",
                    paper="De & Smith 2020 (SkipInit, arXiv 2002.10444)")
 class SkipInit(ReZero):
-    """ReZero's unit; what differs is the classifier, zero at init."""
+    """ReZero's multiplier; what differs is the classifier, zero at init, and where the first unit's ``f^`` goes
+    (``first_preact``, :func:`keep_first_shortcut_raw`)."""
+
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", alpha: float = 0.0,
+                 first_preact: str = "branch"):
+        super().__init__(in_channels, out_channels, stride, match, alpha)
+        self.first_preact = _first_preact("skipinit", first_preact)
 
     @classmethod
     def init_net(cls, net) -> None:
+        keep_first_shortcut_raw(net)
         nn.init.zeros_(net.fc.weight)  # skipinit_resnet.py: fc_init=jnp.zeros (haiku's bias starts at 0)
         nn.init.zeros_(net.fc.bias)
 
 
-@register_shortcut("fixup", formula="y = h(x) + s W_m(...W_1(x + a_1) + b_1...) + b_m; W_m = 0, the others "
+@register_shortcut("fixup", formula="y = h(x + a_1) + s W_m(...W_1(x + a_1) + b_1...) + b_m; W_m = 0, the others "
                    "scaled by L^(-1/(2m-2)); classifier 0", paper="Zhang, Dauphin & Ma 2019 (Fixup, arXiv 1901.09321)")
 class Fixup(BranchScale):
-    """Fixup's rules act on the branch and the net; the combination itself is ``h(x) + F(x)``."""
+    """Fixup's rules act on the branch and the net; the combination itself is ``h(x + a_1) + F(x)``.
+
+    ``shortcut_bias``: where the unit changes shape, its shortcut takes ``x + a_1``, the branch's first
+    bias (fixup_resnet_cifar.py: ``self.downsample(x + self.bias1a)``); false: x itself. Its scalars
+    form the parameter group ``scalars`` (config key ``lr_groups``).
+    """
+
+    param_groups = {"scalars": "every scalar bias and multiplier, and the classifier's bias: what the reference's "
+                               "cifar_train.py selects by the names 'bias' and 'scale' and trains at lr / 10"}
+
+    def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", shortcut_bias: bool = True):
+        super().__init__(in_channels, out_channels, stride, match)
+        _check("fixup", "shortcut_bias", shortcut_bias, isinstance(shortcut_bias, bool), "true or false")
+        self.shortcut_bias = shortcut_bias
+        self._input_bias = ()  # (the branch's first ScalarBias,) where the shortcut adds it; a tuple, not a submodule
 
     def init_unit(self, unit) -> None:
         layers = convs(unit.residual)
@@ -186,6 +216,16 @@ class Fixup(BranchScale):
                 mods.append(ScalarBias())
             mods.append(mod)
         unit.residual = nn.Sequential(*mods, ScalarScale(), ScalarBias())
+        if self.shortcut_bias and not isinstance(self.match, nn.Identity):
+            self._input_bias = (next(m for m in mods if isinstance(m, ScalarBias)),)
+            # a mark in the state dict: weights of a net whose shortcut took x alone (the same parameters) do
+            # not load into this one, where they would compute another function
+            self.register_buffer("adds_input_bias", torch.ones(()))
+
+    def forward(self, x, fx):
+        if self._input_bias:
+            x = x + self._input_bias[0].bias
+        return super().forward(x, fx)
 
     @classmethod
     def init_net(cls, net) -> None:
@@ -196,6 +236,11 @@ class Fixup(BranchScale):
         net.head.append(ScalarBias())  # fc(x + bias2): a scalar added before pooling is added after it
         nn.init.zeros_(net.fc.weight)
         nn.init.zeros_(net.fc.bias)
+
+    @classmethod
+    def group_parameters(cls, net, group: str) -> list:
+        scalars = [p for m in net.modules() if isinstance(m, (ScalarBias, ScalarScale)) for p in m.parameters()]
+        return [*scalars, net.fc.bias] if group == "scalars" else []
 
 
 @register_shortcut("stochastic-depth", formula="train: y = h(x) + b_l F(x), b_l ~ Bernoulli(p_l) per batch; "
@@ -250,10 +295,11 @@ def layerscale_eps(depth: int) -> float:
                    paper="Brock, De & Smith 2021 (NF-ResNet, arXiv 2101.08692)")
 class NormFree(BranchScale):
     def __init__(self, in_channels, out_channels, stride=1, match="zero-pad", alpha: float = 0.2,
-                 skip_gain: float = 1.0):
+                 skip_gain: float = 0.0, first_preact: str = "branch"):
         super().__init__(in_channels, out_channels, stride, match)
         _check("nf", "alpha", alpha, alpha > 0, "> 0")
         self.alpha = float(alpha)
+        self.first_preact = _first_preact("nf", first_preact)
         self.set_multiplier(skip_gain)
 
     def branch_term(self, fx):
@@ -262,19 +308,45 @@ class NormFree(BranchScale):
     @classmethod
     def init_net(cls, net) -> None:
         _scale_relus(net)
+        keep_first_shortcut_raw(net)
         var = 1.0
-        for unit in net.units():
-            beta = math.sqrt(var)
-            shared = len(unit.pre) > 0  # the shortcut takes the pre-activated input: x / beta for both paths
-            if shared:
-                unit.pre.append(Multiply(1 / beta))
-            else:  # relu(x) / beta = relu(x / beta): the branch alone is scaled
-                unit.residual = nn.Sequential(Multiply(1 / beta), *unit.residual)
-            if shared:
-                var = 1.0
-            var += unit.shortcut.alpha ** 2
+        for stage in net.stages:
+            for j, unit in enumerate(stage):
+                beta = math.sqrt(var)
+                if len(unit.pre):  # the shortcut takes the pre-activated input: x / beta for both paths
+                    unit.pre.append(Multiply(1 / beta))
+                else:  # relu(x) / beta = relu(x / beta): the branch alone is scaled
+                    unit.residual = nn.Sequential(Multiply(1 / beta), *unit.residual)
+                # nf_resnet.py: expected_std is reset after each stage's first block, then grows by alpha^2
+                var = (1.0 if j == 0 else var) + unit.shortcut.alpha ** 2
         nn.init.normal_(net.fc.weight, 0.0, 0.01)  # nf_resnet.py: RandomNormal(0.01, 0)
         nn.init.zeros_(net.fc.bias)
+
+
+FIRST_PREACTS = ("branch", "shared")
+
+
+def _first_preact(name: str, value: str) -> str:
+    _check(name, "first_preact", value, value in FIRST_PREACTS, f"one of {', '.join(FIRST_PREACTS)}")
+    return value
+
+
+def keep_first_shortcut_raw(net) -> None:
+    """Where the first unit's shortcut is to take x itself (``first_preact = "branch"``), move its shared ``f^``
+    into F.
+
+    The net shares a pre-activation order's ``f^`` between both paths of its first unit (He 2016,
+    resnet-pre-act.lua; :class:`ablation.nets.models.ResidualUnit`). nfnets' blocks (nf_resnet.py and
+    skipinit_resnet.py, ``NFResBlock.__call__``) share it only where the block projects, on a change of
+    shape; elsewhere ``shortcut = x``. The first unit of a CIFAR net keeps its shape, so there the reference
+    rule gives ``y = x + F(x)`` with ``f^`` inside F. ``first_preact = "shared"`` keeps He 2016's first unit.
+    """
+    unit = net.units()[0]
+    keeps_shape = unit.stride == 1 and unit.in_channels == unit.out_channels
+    if unit.preact == "shared" and keeps_shape and unit.shortcut.first_preact == "branch":
+        unit.residual = nn.Sequential(*unit.pre, *unit.residual)  # pre's activations do not work in place
+        unit.pre = nn.Sequential()
+        unit.preact = "branch"
 
 
 def _scale_relus(module: nn.Module) -> None:

@@ -271,6 +271,9 @@ class Shortcut(nn.Module):
 
     shortcut_name = "?"
     gate_mean = None  # gated shortcuts override this with the mean of g
+    # parameter groups the design names, each with a learning rate of its own through the config key
+    # lr_groups (Fixup's scalars): group name -> what it holds. :meth:`group_parameters` selects them
+    param_groups: dict = {}
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, match: str = "zero-pad"):
         super().__init__()
@@ -298,6 +301,11 @@ class Shortcut(nn.Module):
     @classmethod
     def init_net(cls, net) -> None:
         """Run once per network, after every unit's :meth:`init_unit`."""
+
+    @classmethod
+    def group_parameters(cls, net, group: str) -> list:
+        """The parameters of ``net`` in the design's group ``group``, one of :attr:`param_groups`."""
+        return []
 
     def extra_repr(self):
         return self.shortcut_name

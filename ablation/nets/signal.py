@@ -15,7 +15,12 @@ For unit l with input ``x_l``, residual branch ``F(x_l)`` and output ``x_{l+1} =
   any depth. Unrolled
   through identity shortcuts, ``dL/dx_l = dL/dx_L (1 + d/dx_l sum_i F(x_i))``, so it does not
   vanish; with constant scaling ``h(x) = lam x`` the shortcut path carries ``prod_i lam_i``
-  (eq. 7), i.e. ``lam^(L-l)``.
+  (eq. 7), i.e. ``lam^(L-l)``;
+* backward without the head (``probe_grad_norm``): the same norm for ``P = <g, x_{L+1}>``, a fixed
+  random direction ``g`` (N(0, 1) of the seed given, scaled to norm 1) on the last unit's output in
+  place of the loss, i.e. ``||J_l^T g||`` with ``J_l = dx_{L+1}/dx_l``. ``dL/dx_l`` is this with
+  ``g = dL/dx_{L+1}``, which the head decides: a classifier that starts at zero (SkipInit, Fixup) makes
+  it 0 at every unit, and this one still shows what the units do to a gradient.
 
 Brock et al. measure at initialisation with the network in training mode (batch statistics in BN),
 which is what a first step of training sees; so does :func:`measure` by default. The input is a
@@ -43,7 +48,9 @@ from ..core.errors import ConfigError
 # one of its input. transition: the unit's shortcut is not x itself, as it changes the shape or applies a
 # pre-activation before its split (ablation.nets.models: the first unit and shape changes of pre-activation nets)
 FIELDS = ("unit", "stage", "shape_change", "transition", "out_sq_mean", "out_var", "branch_sq_mean", "branch_var",
-          "grad_norm")
+          "grad_norm", "probe_grad_norm")
+# a table written before the head-independent backward lacks only this column (it reads as not measured)
+ADDED_FIELDS = ("probe_grad_norm",)
 
 
 def channel_stats(t: torch.Tensor) -> tuple[float, float]:
@@ -76,8 +83,9 @@ def gaussian_batch(batch: int, image: tuple, classes: int, seed: int = 0) -> tup
     return torch.randn(batch, *image, generator=g), torch.randint(0, classes, (batch,), generator=g)
 
 
-def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True) -> list[dict]:
-    """One forward and backward of ``(x, y)`` through ``model``; one record of :data:`FIELDS` per unit.
+def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True, probe_seed: int = 0) -> list[dict]:
+    """One forward of ``(x, y)`` through ``model`` and two backward passes (through the loss, and from a fixed random
+    direction on the last unit's output, drawn with ``probe_seed``); one record of :data:`FIELDS` per unit.
 
     ``train``: BN on the batch's statistics (and dropout on), as in a training step; BN's running
     averages move by one step, the weights do not change and no parameter gets a ``.grad``.
@@ -90,12 +98,15 @@ def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True) -> list
         recs.append({"unit": i, "stage": u.stage, "shape_change": shape_change,
                      "transition": shape_change or u.preact == "shared"})
 
-    scaled = [math.nan] * len(units)  # ||dL/dx_l|| as it arrived, after the rescaling of the units above
+    # ||d./dx_l|| as it arrived, after the rescaling of the units above; per backward pass
+    scaled = {"grad_norm": [math.nan] * len(units), "probe_grad_norm": [math.nan] * len(units)}
+    passing = ["grad_norm"]
+    last = {}
 
     def rescale(i):
         def hook(g):
             n = float(g.detach().double().norm())
-            scaled[i] = n
+            scaled[passing[0]][i] = n
             # x_l reaches the loss only through unit l, so dividing here divides every gradient below by n:
             # the product of the n's is the true norm, and float32 neither overflows (1.3^600 at
             # resnet1202's standard init) nor underflows (0.5^600 with zero branches) on the way down
@@ -111,6 +122,8 @@ def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True) -> list
     def on_output(i):
         def hook(module, args, out):
             recs[i]["out_sq_mean"], recs[i]["out_var"] = channel_stats(out)
+            if i == len(units) - 1:
+                last["out"] = out.clone()  # the head may work on the last output in place
         return hook
 
     def on_tap(i):
@@ -126,58 +139,84 @@ def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True) -> list
     was = model.training
     model.train(train)
     try:
-        # the gradient w.r.t. the input only: every dL/dx_l on the way, no weight gradients computed
+        # the gradient w.r.t. the input only: every d./dx_l on the way, no weight gradients computed
         x = x.detach().clone().requires_grad_(True)
         loss = F_.cross_entropy(model(x).float(), y)
-        torch.autograd.grad(loss, x)
+        torch.autograd.grad(loss, x, retain_graph=True)
+        passing[0] = "probe_grad_norm"
+        out = last["out"]
+        g = torch.randn(out.shape, generator=torch.Generator().manual_seed(probe_seed), dtype=torch.float64)
+        torch.autograd.grad(out, x, grad_outputs=(g / g.norm()).to(out.dtype).to(out.device))
     finally:
         model.train(was)
         for h in handles:
             h.remove()
+    for column, norms in scaled.items():
+        for rec, value in zip(recs, _unscaled(norms)):
+            rec[column] = value
+    return [{k: r.get(k, math.nan) for k in FIELDS} for r in recs]
+
+
+def _unscaled(scaled: list[float]) -> list[float]:
+    """The true norms from the rescaled ones of :func:`measure`: each times the rescalings above it."""
+    out = [math.nan] * len(scaled)
     log_above = 0.0  # log of the product of the rescalings applied above unit l
-    for i in reversed(range(len(units))):
+    for i in reversed(range(len(scaled))):
         n = scaled[i]
         if not 0 < n < math.inf:  # 0: no gradient got here (a dead path); nan: none at all
-            recs[i]["grad_norm"] = n if n == 0 or math.isnan(n) or math.isnan(log_above) else math.inf
+            out[i] = n if n == 0 or math.isnan(n) or math.isnan(log_above) else math.inf
             if n != 0:
                 log_above = math.nan
             continue
         log_true = math.log(n) + log_above
-        recs[i]["grad_norm"] = math.exp(log_true) if log_true < 709 else math.inf  # float64's range
+        out[i] = math.exp(log_true) if log_true < 709 else math.inf  # float64's range
         log_above = log_true
-    return [{k: r.get(k, math.nan) for k in FIELDS} for r in recs]
-
-
-def backward_factors(recs: list[dict]) -> list[float]:
-    """``||dL/dx_l|| / ||dL/dx_{l+1}||`` for every unit l that is not a transition (He 2016 eq. 5 with
-    constant scaling: exactly lam where the branch is zero)."""
-    out = []
-    for a, b in zip(recs, recs[1:]):
-        if not a["transition"] and b["grad_norm"] > 0:
-            out.append(a["grad_norm"] / b["grad_norm"])
     return out
 
 
-def summary_lines(recs: list[dict]) -> list[str]:
-    """What the command prints under the table: the backward signal across the net and per unit."""
-    first, last = recs[0]["grad_norm"], recs[-1]["grad_norm"]
-    factors = [f for f in backward_factors(recs) if f > 0]
+def backward_factors(recs: list[dict], column: str = "grad_norm") -> list[float]:
+    """``||dL/dx_l|| / ||dL/dx_{l+1}||`` (of ``column``: ``probe_grad_norm`` for the head-independent one) for every
+    unit l that is not a transition (He 2016 eq. 5 with constant scaling: exactly lam where the branch is zero)."""
+    out = []
+    for a, b in zip(recs, recs[1:]):
+        if not a["transition"] and b[column] > 0:
+            out.append(a[column] / b[column])
+    return out
+
+
+def backward_summary(recs: list[dict], column: str = "grad_norm") -> tuple[float, float]:
+    """(first unit's over last unit's norm, geometric mean of :func:`backward_factors` above 0) of ``column``;
+    nan where the last unit's norm is 0 or there is no factor."""
+    last = recs[-1][column]
+    factors = [f for f in backward_factors(recs, column) if f > 0]
     geo = math.exp(sum(map(math.log, factors)) / len(factors)) if factors else math.nan
+    return (recs[0][column] / last if last > 0 else math.nan), geo
+
+
+def summary_lines(recs: list[dict]) -> list[str]:
+    """What the command prints under the table: the backward signal across the net and per unit, both ways."""
+    lines = []
+    for column, what in (("grad_norm", "backward through the loss: ||dL/dx_1|| / ||dL/dx_L||"),
+                         ("probe_grad_norm", "backward from a random direction at the last unit, no head: "
+                                             "||dP/dx_1|| / ||dP/dx_L||")):
+        ratio, geo = backward_summary(recs, column)
+        factors = [f for f in backward_factors(recs, column) if f > 0]
+        lines.append(f"{what} = {ratio:.4g} over {len(recs)} units; per unit within a stage, transitions left out "
+                     f"(geometric mean of {len(factors)}): {geo:.4g} (min {min(factors, default=math.nan):.4g}, "
+                     f"max {max(factors, default=math.nan):.4g})")
     var = [r["out_var"] for r in recs]
-    return [f"backward: ||dL/dx_1|| / ||dL/dx_L|| = {first / last:.4g} over {len(recs)} units; per unit within a "
-            f"stage, transitions left out (geometric mean of {len(factors)}): {geo:.4g} (min {min(factors, default=math.nan):.4g}, "
-            f"max {max(factors, default=math.nan):.4g})",
-            f"forward: output variance {var[0]:.4g} at unit 1, {var[-1]:.4g} at unit {len(recs)} "
-            f"(max {max(var):.4g})"]
+    return [*lines, f"forward: output variance {var[0]:.4g} at unit 1, {var[-1]:.4g} at unit {len(recs)} "
+                    f"(max {max(var):.4g})"]
 
 
 def table_lines(recs: list[dict], every: int = 1) -> list[str]:
-    head = f"{'unit':>5} {'stage':>5} {'out sq mean':>12} {'out var':>11} {'branch var':>11} {'||dL/dx_l||':>12}"
+    head = (f"{'unit':>5} {'stage':>5} {'out sq mean':>12} {'out var':>11} {'branch var':>11} {'||dL/dx_l||':>12} "
+            f"{'||dP/dx_l||':>12}")
     lines = [head]
     for r in recs:
         if every > 1 and r["unit"] % every and r["unit"] != len(recs) - 1 and not r["transition"]:
             continue
         mark = " *" if r["transition"] else ""
         lines.append(f"{r['unit'] + 1:>5} {r['stage'] + 1:>5} {r['out_sq_mean']:>12.4g} {r['out_var']:>11.4g} "
-                     f"{r['branch_var']:>11.4g} {r['grad_norm']:>12.4g}{mark}")
+                     f"{r['branch_var']:>11.4g} {r['grad_norm']:>12.4g} {r['probe_grad_norm']:>12.4g}{mark}")
     return lines

@@ -1,8 +1,8 @@
 """Whether a net computes the identity through every unit at initialisation; trains nothing.
 
-ReZero, SkipInit and Fixup start each unit at ``y_l = h(x_l)``: the branch's multiplier (ReZero,
-SkipInit) or its last convolution (Fixup) is 0, so ``y_l - h(x_l) = 0`` exactly, and where the unit
-keeps the shape, ``x_{l+1} = x_l``. For one net we build it as a run's config says (its seed drawing
+ReZero, SkipInit, Fixup and NF-ResNets start each unit at ``y_l = h(x_l)``: the branch's multiplier
+(ReZero, SkipInit; NF's ``skip_gain``) or its last convolution (Fixup) is 0, so ``y_l - h(x_l) = 0``
+exactly, and where the unit keeps the shape and has nothing after the sum, ``x_{l+1} = x_l``. For one net we build it as a run's config says (its seed drawing
 the init), pass a fixed batch of unit-Gaussian images through it in training mode, as at the first
 step, and record per unit
 

@@ -5,7 +5,8 @@ of an experiment file (He 2016 Table 1, ``identity_mappings.toml``, by default; 
 the designs after 2016) and each network of :data:`LADDER` (He 2015's post-activation CIFAR nets up
 to ResNet-1202, He 2016's pre-activation bottleneck nets ResNet-164 and ResNet-1001), built at its
 standard initialisation and, where its branches hold BN, with zero-initialised residual branches, one
-batch of Gaussian images forward and backward (:func:`ablation.nets.signal.measure`). A row's own
+batch of Gaussian images forward and backward, through the loss and from a fixed random direction at the
+last unit (:func:`ablation.nets.signal.measure`). A row's own
 ``order``, ``match`` and ``norm`` replace the net's (a design that needs pre-activation units keeps
 them on every net). Writes ``OUT/signal_ladder.csv`` (one line per unit; each
 net is written as it finishes, and a net already in it with the same batch, image and seed is not
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..nets.signal import FIELDS
+from ..nets.signal import ADDED_FIELDS, FIELDS
 
 # (arch, order, match): He 2015 Sec. 4.2's CIFAR nets, post-activation with option A; He 2016's
 # pre-activation nets with projections where shapes change (resnet-pre-act.lua, as the README's table)
@@ -38,9 +39,20 @@ LADDER_CSV = "signal_ladder.csv"
 
 def read_ladder(path):
     """The ladder table at ``path``, or None where it is absent or not one."""
+    return read_signal_table(path, LADDER_FIELDS, {"shortcut_args": str, "image": str})
+
+
+def read_signal_table(path, fields, dtype=None):
+    """A table of :func:`ablation.nets.signal.measure`'s records at ``path`` (None where absent or not one); a table
+    written before a column of :data:`ablation.nets.signal.ADDED_FIELDS` has it as nan, not measured."""
     from .tables import read_table
 
-    return read_table(path, LADDER_FIELDS, {"shortcut_args": str, "image": str})
+    table = read_table(path, [f for f in fields if f not in ADDED_FIELDS], dtype)
+    if table is not None:
+        for f in ADDED_FIELDS:
+            if f not in table.columns:
+                table[f] = float("nan")
+    return table
 
 
 def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: int = 0, quiet: bool = False,
@@ -69,7 +81,7 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
             return False
         hit = old[(old["arch"] == arch) & (old["variant"] == variant) & (old["init"] == init)]
         return bool(len(hit)) and (hit["batch"] == batch).all() and (hit["image"] == image_s).all() \
-            and (hit["seed"] == seed).all()
+            and (hit["seed"] == seed).all() and not hit[list(ADDED_FIELDS)].isna().all().any()
 
     x, y = gaussian_batch(batch, tuple(image), 10, seed)
     for arch, family, family_match in ladder:
@@ -89,7 +101,7 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
                 if init == "zero-branches":
                     zero_branches(model)
                 t0 = time.perf_counter()
-                recs = measure(model, x, y)
+                recs = measure(model, x, y, probe_seed=seed)
                 seconds = round(time.perf_counter() - t0, 3)
                 meta = {"arch": arch, "family": family, "order": order, "match": match, "norm": norm,
                         "variant": variant, "shortcut": shortcut,
@@ -105,22 +117,20 @@ def run_ladder(out, rows, archs=None, batch: int = 16, image=(3, 32, 32), seed: 
 
 
 def ladder_summary(table):
-    """Per arch, row and init: units, backward ratio first/last unit, per-unit factor within stages, seconds."""
-    import math
-
+    """Per arch, row and init: units, backward ratio first/last unit and per-unit factor within stages (through
+    the loss, and ``probe_*`` from a random direction at the last unit, no head), last output variance, seconds."""
     import pandas as pd
 
-    from ..nets.signal import backward_factors
+    from ..nets.signal import backward_summary
 
     out = []
     for (arch, family, order, variant, init), g in table.groupby(["arch", "family", "order", "variant", "init"],
                                                                  sort=False):
         recs = g.sort_values("unit").to_dict("records")
-        factors = [f for f in backward_factors(recs) if f > 0]
-        geo = math.exp(sum(map(math.log, factors)) / len(factors)) if factors else math.nan
-        last = recs[-1]["grad_norm"]
+        ratio, geo = backward_summary(recs, "grad_norm")
+        probe_ratio, probe_geo = backward_summary(recs, "probe_grad_norm")
         out.append({"arch": arch, "family": family, "order": order, "variant": variant, "init": init, "units": len(recs),
-                    "backward_first_over_last": recs[0]["grad_norm"] / last if last > 0 else math.nan,
-                    "backward_factor_per_unit": geo, "out_var_last": recs[-1]["out_var"],
-                    "seconds": float(g["seconds"].iloc[0])})
+                    "backward_first_over_last": ratio, "backward_factor_per_unit": geo,
+                    "probe_first_over_last": probe_ratio, "probe_factor_per_unit": probe_geo,
+                    "out_var_last": recs[-1]["out_var"], "seconds": float(g["seconds"].iloc[0])})
     return pd.DataFrame(out)

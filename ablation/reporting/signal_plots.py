@@ -7,8 +7,10 @@
 * :func:`plot_runs`: per experiment of a results folder, its rows at initialisation and at the
   end of training (ablation.reporting.signal_runs), for ``python -m ablation.report``.
 
-A value of 0 (a plain net's zero branch, a signal that underflowed) has no place on a log axis
-and is left out of its curve.
+Each backward panel is labelled with what it is: *through the loss* (``||dL/dx_l||``, which the
+classifier decides: 0 everywhere where it starts at zero) or *no head* (``||dP/dx_l||`` from a fixed
+random direction at the last unit's output). A value of 0 (a plain net's zero branch, a signal that
+underflowed, a zero classifier) has no place on a log axis and is left out of its curve.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .plots import save_figure, setup_figures
 OUT_VAR = ("out_var", "unit output x_{l+1}:\naverage channel variance")
 OUT_SQ_MEAN = ("out_sq_mean", "unit output x_{l+1}:\naverage squared channel mean")
 BRANCH_VAR = ("branch_var", "residual branch F:\naverage channel variance")
-BACKWARD = ("grad_norm", "backward: ||dL/dx_l||\n(unit input)")
+BACKWARD = ("grad_norm", "backward through the loss:\n||dL/dx_l|| (unit input)")
+PROBE = ("probe_grad_norm", "backward, no head: ||dP/dx_l||,\nP = <g, x_{L+1}>, g random, fixed")
 INIT_TITLES = {"standard": "standard initialisation", "zero-branches": "zero-initialised branches (last BN gamma = 0)",
                "init": "at initialisation", "end": "end of training"}
 
@@ -63,8 +66,9 @@ def plot_one(recs: list[dict], path, title: str) -> None:
 
     plt, sns = setup_figures()
     t = pd.DataFrame(recs)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, (col, label) in zip(axes, (OUT_VAR, BRANCH_VAR, BACKWARD)):
+    panels = _measured(t, (OUT_VAR, BRANCH_VAR, BACKWARD, PROBE))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.8))
+    for ax, (col, label) in zip(axes, panels):
         _curve(ax, t, col, color="C0", lw=1.4, label=label.split(":")[0])
         if col == "out_var":
             _curve(ax, t, OUT_SQ_MEAN[0], color="C1", lw=1.2, ls="--", label="average squared channel mean")
@@ -78,6 +82,12 @@ def plot_one(recs: list[dict], path, title: str) -> None:
     path = Path(path)
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:]))
     plt.close(fig)
+
+
+def _measured(table, panels) -> list:
+    """The panels whose column the table holds a number of: a table written before the head-independent
+    backward existed has no such panel."""
+    return [p for p in panels if p[0] in table.columns and table[p[0]].notna().any()]
 
 
 def _palette(names, sns) -> dict:
@@ -139,8 +149,8 @@ def plot_ladder(table, out, rows_of: str = "He 2016 Table 1 rows") -> list[str]:
                                                          "; rows of other units as they say")
         title = (f"Signal propagation at initialisation, {arch} ({net}, {units} units), {rows_of}; "
                  f"one batch of {first['batch']} Gaussian images {first['image']}, BN on batch statistics")
-        paths += _grid(t, "init", [i for i in INITS if i in set(t["init"])], (OUT_VAR, BRANCH_VAR, BACKWARD), title,
-                       out, f"signal_{arch}")
+        paths += _grid(t, "init", [i for i in INITS if i in set(t["init"])],
+                       _measured(t, (OUT_VAR, BRANCH_VAR, BACKWARD, PROBE)), title, out, f"signal_{arch}")
     paths += _plot_depth(ladder_summary(table), out, rows_of)
     return paths
 
@@ -161,9 +171,15 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
     variants = list(dict.fromkeys(summary["variant"]))
     colors = _palette(variants, sns)
     inits = list(dict.fromkeys(summary["init"]))
-    fig, axes = plt.subplots(2, len(inits), figsize=(6.4 * len(inits) + 2.5, 8.4), squeeze=False, sharex=True)
-    panels = (("backward_first_over_last", "||dL/dx_1|| / ||dL/dx_L||\n(below 1: shrinks towards the input)"),
-              ("backward_factor_per_unit", "||dL/dx_l|| / ||dL/dx_{l+1}||\n(geometric mean, transitions left out)"))
+    panels = [p for p in (
+        ("backward_first_over_last", "through the loss: ||dL/dx_1|| / ||dL/dx_L||\n(below 1: shrinks towards the input)"),
+        ("backward_factor_per_unit", "through the loss: ||dL/dx_l|| / ||dL/dx_{l+1}||\n(geometric mean, transitions "
+                                     "left out)"),
+        ("probe_first_over_last", "no head: ||dP/dx_1|| / ||dP/dx_L||\n(P = <g, x_{L+1}>, g random, fixed)"),
+        ("probe_factor_per_unit", "no head: ||dP/dx_l|| / ||dP/dx_{l+1}||\n(geometric mean, transitions left out)"))
+        if p[0] in summary.columns and summary[p[0]].notna().any()]
+    fig, axes = plt.subplots(len(panels), len(inits), figsize=(6.4 * len(inits) + 2.5, 4.2 * len(panels)),
+                             squeeze=False, sharex=True)
     for j, init in enumerate(inits):
         s = summary[summary["init"] == init]
         for i, (col, label) in enumerate(panels):
@@ -175,7 +191,7 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
                             color=colors[variant]["color"], label=variant if family == "original" else None)
             values = s[col][np.isfinite(s[col]) & (s[col] > 0)]
             L = np.array(sorted(set(s["units"])), dtype=float)
-            if i == 0:
+            if col.endswith("first_over_last"):
                 ax.plot(L, 0.5 ** (L - 1), color="black", lw=0.8, ls=":", label="0.5^(L-1)")
             else:
                 ax.axhline(0.5, color="black", lw=0.8, ls=":", label="0.5")
@@ -185,15 +201,20 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
                 ax.set_ylim(float(values.min()) / 10, float(values.max()) * 10)
             if i == 0:
                 ax.set_title(INIT_TITLES.get(init, init), fontsize=10)
-            else:
+            if i == len(panels) - 1:
                 ax.set_xlabel("units L (log scale)")
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    handles += [Line2D([], [], color="gray", marker="o", ls="-"), Line2D([], [], color="gray", marker="s", ls="--")]
-    labels += ["He 2015's nets (original)", "He 2016's nets (full-preact)"]
+    seen = {}
+    for ax in (row[-1] for row in axes):  # every row once, and each panel's reference line
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    handles = [*seen.values(), Line2D([], [], color="gray", marker="o", ls="-"),
+               Line2D([], [], color="gray", marker="s", ls="--")]
+    labels = [*seen, "He 2015's nets (original)", "He 2016's nets (full-preact)"]
     axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"Backward signal at initialisation against depth, {rows_of} (He 2016 eq. 5)")
+    fig.suptitle(f"Backward signal at initialisation against depth, {rows_of} (He 2016 eq. 5): through the loss, "
+                 f"and from a fixed random direction at the last unit (no head)")
     fig.tight_layout()
     paths = save_figure(fig, out, "signal_ladder_depth")
     return paths
@@ -208,5 +229,5 @@ def plot_runs(runs, signal, experiment: str, out) -> list[str]:
     archs = ", ".join(dict.fromkeys(t["arch"]))
     title = (f"Signal propagation, {experiment} ({archs}): one batch of test images, BN on batch statistics, "
              "the lowest finished seed of each row")
-    return _grid(t, "when", [w for w in ("init", "end") if w in set(t["when"])], (OUT_VAR, BACKWARD), title,
-                 Path(out), f"signal_{experiment}")
+    return _grid(t, "when", [w for w in ("init", "end") if w in set(t["when"])], _measured(t, (OUT_VAR, BACKWARD, PROBE)),
+                 title, Path(out), f"signal_{experiment}")

@@ -4,7 +4,8 @@ For each row of each experiment in a results folder, its lowest finished seed (a
 study, ablation.reporting.analysis): the net rebuilt from the run's ``config.json`` with the run's seed
 (its initialisation) and the same net with the run's final weights (``checkpoint.pt``), each
 through :func:`ablation.nets.signal.measure` on one fixed batch of the run's test images (class-
-stratified) with their labels. Kept in ``<dir>/signal.csv`` per run and checkpoint, so that a
+stratified) with their labels: the backward through the loss and the one from a random direction at
+the last unit, without the head. Kept in ``<dir>/signal.csv`` per run and checkpoint, so that a
 report rebuilt over the same runs measures nothing again and results committed without their
 run folders still draw it. Trains nothing.
 """
@@ -17,10 +18,10 @@ from ..core.outcomes import FINISHED
 from ..core.errors import OneLineError
 from ..core.files import write_atomic
 from ..core.layout import ResultsDir
-from ..nets.signal import FIELDS, measure
+from ..nets.signal import ADDED_FIELDS, FIELDS, measure
 from ..training.data import DataNotFound
 from .analysis import checkpoint_stamp, load_trained
-from .tables import read_table
+from .signal_ladder import read_signal_table
 
 SIGNAL_IMAGES = 64  # the batch: enough for BN's batch statistics at the last stage of a 16x16 net
 SIGNAL_FIELDS = ("hash", "stamp", "when", *FIELDS)
@@ -28,7 +29,7 @@ WHEN = ("init", "end")
 
 
 def read_signal(results: ResultsDir):
-    return read_table(results.signal_csv, SIGNAL_FIELDS, {"stamp": str})
+    return read_signal_table(results.signal_csv, SIGNAL_FIELDS, {"stamp": str})
 
 
 def _batch(d, device):
@@ -88,7 +89,9 @@ def signal_study(results: ResultsDir, runs, device=None):
                     notes.setdefault("no weights (no run folder, or no checkpoint.pt in it)", []).append(h)
                 continue
             stamp = checkpoint_stamp(run)
-            if has and (cached["stamp"].astype(str) == stamp).all():
+            # measured before the head-independent backward existed: measured again, the weights being there
+            complete = has and not cached[list(ADDED_FIELDS)].isna().all().any()
+            if complete and (cached["stamp"].astype(str) == stamp).all():
                 kept[h] = cached
                 continue
             try:

@@ -24,6 +24,7 @@ from ..core.errors import ConfigError, did_you_mean
 from ..core.layout import check_names
 from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_builder_keys, check_model_args
 from ..nets.norms import DEFAULT_NORM, NORMS
+from ..nets.shortcuts import get_shortcut
 
 
 # torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
@@ -95,6 +96,10 @@ SCHEMA: dict[str, Key] = {
     "milestones": Key([32000, 48000], list, "divide the rate by 1/gamma at these points (schedule_unit); given "
                       "explicitly, none may lie beyond steps"),
     "gamma": Key(0.1, float, "factor of the rate at each milestone", 1e-12),
+    "lr_groups": Key({}, dict, "rate multipliers of parameter groups that the net's design names, {group = multiplier}: "
+                     "{scalars = 0.1} trains Fixup's scalar biases and multipliers (and the classifier's bias) at a "
+                     "tenth of the rate, as its reference code; every other parameter at lr; warm-up and drops apply "
+                     "to every group alike", hash_if_set=True),
     "warmup_lr": Key(None, float, "a smaller rate held first (He 2015's 110-layer recipe); null: none", 1e-12,
                      nullable=True),
     "warmup_until_error": Key(0.8, float, "warm-up ends when the training error over the last 20 iterations "
@@ -204,8 +209,21 @@ def validate_config(cfg: dict, notes: list | None = None, own_images: bool = Fal
     check_builder_keys(cfg["shortcut_args"], "shortcut_args", lambda k: f"set {k}=... as a config key of its own")
     check_model_args(cfg["arch"], cfg["shortcut"], cfg["order"], info.classes, info.channels, cfg["width"],
                      cfg["match"], **model_options(cfg), **cfg["shortcut_args"])
+    check_lr_groups(cfg["shortcut"], cfg["lr_groups"])
     check_batch_norm(cfg)
     return cfg
+
+
+def check_lr_groups(shortcut: str, groups: dict) -> None:
+    """ConfigError unless every group of ``lr_groups`` is one the shortcut's design names, with a multiplier > 0."""
+    named = get_shortcut(shortcut).cls.param_groups
+    for group, scale in groups.items():
+        if group not in named:
+            names = ", ".join(named) if named else "none"
+            raise ConfigError(f"lr_groups: shortcut {shortcut!r} names no parameter group {group!r} (its groups: "
+                              f"{names})")
+        if not has_type(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+            raise ConfigError(f"lr_groups: the multiplier of {group!r} must be a number > 0, got {scale!r}")
 
 
 def model_options(cfg: dict) -> dict:

@@ -76,8 +76,8 @@ def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
         while s.it < plan.total and s.status is None:
             x, y = next_batch(d, s, cfg, device)
             lr = learning_rate(cfg, plan, s)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            for group in opt.param_groups:  # a group of lr_groups keeps its multiplier through warm-up and drops
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             out, loss = step(fwd, opt, x, y, device, amp)
             # opt.step leaves .grad in place, so the norms read here are the ones it applied
             norms = unit_grad_norms(model) if s.it + 1 in plan.grad_points else None

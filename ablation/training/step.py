@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nets.models import seeded_model
+from ..nets.shortcuts import get_shortcut
 from . import data as datasets
 from .config import model_options
 from .runtime import autocast
@@ -48,12 +49,32 @@ def build(cfg, d, device):
     # channels_last measured faster on CPU too (resnet20, fashion-mnist, 1 thread: ~300 vs ~250 img/s)
     model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if cfg["compile"] else model
+    groups = param_groups(model, cfg)
     if cfg["optimizer"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+        opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
                               weight_decay=cfg["weight_decay"], nesterov=cfg["nesterov"])
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        opt = torch.optim.Adam(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     return model, fwd, opt
+
+
+def param_groups(model, cfg) -> list[dict]:
+    """The optimiser's parameter groups: every parameter at ``lr_scale`` 1, except those of each group of
+    ``lr_groups`` (which the net's design names and selects), at that group's multiplier.
+
+    The first group holds the others in the model's order, so that without ``lr_groups`` the optimiser
+    is the one-group optimiser it always was (and reads the checkpoints it wrote). The trainer sets
+    each group's rate to ``lr_scale`` times the schedule's at every step (:mod:`ablation.training.loop`).
+    """
+    design = get_shortcut(model.shortcut_name).cls
+    taken, named = set(), []
+    for group, scale in cfg["lr_groups"].items():
+        params = [p for p in design.group_parameters(model, group) if id(p) not in taken]
+        taken |= {id(p) for p in params}
+        if params:
+            named.append({"params": params, "lr": cfg["lr"] * scale, "lr_scale": float(scale)})
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    return [{"params": rest, "lr": cfg["lr"], "lr_scale": 1.0}, *named]
 
 
 def _zero(dtype, device):
