@@ -19,6 +19,8 @@ page that is not the data's fails. Kinds:
 * ``ranking FOLDER``: our ranking of the ranked tables' rows against the paper's;
 * ``ladder FOLDER LADDER``: a ladder's claims at every rung, where each holds, its fail rows and its
   rank agreement per rung (:mod:`ablation.reporting.ladder_claims`);
+* ``rungs FOLDER LADDER [ROW...]``: the ladder's rows (its source rows' names) against its rungs, test and
+  training error;
 * ``gates FOLDER EXPERIMENT``: the mean gate per stage at the first and the last recorded iteration;
 * ``made FOLDER``: how many runs, on what machine and precision, and the wall time of their training.
 
@@ -95,15 +97,18 @@ def claims(s: FolderTables, *experiments: str) -> list[str]:
 def rows(s: FolderTables, name: str) -> list[str]:
     s.experiment(name)
     sub = s.stats[(s.stats["experiment"] == name) & (s.stats["seeds"] > 0)]
-    table = [["row", "ours", "mean ± std", "seeds", "failed (trainer)", "paper"]]
+    table = [["row", *(["column"] if sub["column"].notna().any() else []), "ours", "mean ± std", "train",
+              "seeds", "failed (trainer)", "paper"]]
     for d in sub.to_dict("records"):
         sd = "" if d["seeds"] < 2 else f" ± {num(d['test_std'])}"
-        table.append([d["label"], f"{num(d['ours'])} ({d['stat']})", f"{num(d['test_mean'])}{sd}", str(d["seeds"]),
-                      lc.failure_kinds(d) or "—",
+        column = [str(d["column"])] if len(table[0]) == 8 else []
+        table.append([d["label"], *column, f"{num(d['ours'])} ({d['stat']})", f"{num(d['test_mean'])}{sd}",
+                      num(d[f"train_{d['stat']}"]), str(d["seeds"]), lc.failure_kinds(d) or "—",
                       paper_cell(d["paper"], d)])
     return [*markdown_table(table).splitlines(), "",
-            "Final test error in %; *ours*: the statistic named, over seeds; *failed*: runs the trainer ended "
-            "before or at the end of training (ablation/core/outcomes.py)."]
+            "Final test error in %; *ours*: the statistic named, over seeds; *train*: the same statistic of the "
+            "final training error (over the images of the last evaluation interval); *failed*: runs the trainer "
+            "ended before or at the end of training (ablation/core/outcomes.py)."]
 
 
 def ranking_lines(s: FolderTables) -> list[str]:
@@ -122,6 +127,33 @@ def ladder(s: FolderTables, name: str) -> list[str]:
     one = {"experiments": {name: s.manifest["experiments"][name]}}
     lines = lc.readme_lines(one, s.runs, s.stats, [], lambda p: p)
     return lines[2:] if lines and lines[0].startswith("## ") else lines  # the page gives its own heading
+
+
+def rungs(s: FolderTables, name: str, *rows: str) -> list[str]:
+    """A ladder's rows (its source rows; all where none are named) against its rungs: test and training error."""
+    meta = s.experiment(name)
+    axis = lc.axis_of(meta)
+    if axis is None:
+        raise ConfigError(f"findings block: {name} is not a ladder")
+    rung = lc.rungs_of(meta)
+    sub = s.stats[(s.stats["experiment"] == name) & (s.stats["seeds"] > 0)]
+    cells, labels = {}, {}
+    for d in sub.to_dict("records"):
+        row = axis["rows"][d["variant"]]
+        labels[row] = d["label"]
+        failed = lc.failure_kinds(d)
+        cell = f"{num(d['ours'])} / {num(d['train_' + d['stat']])}"
+        cells.setdefault(row, {})[rung[d["variant"]]] = f"{cell} ({failed})" if failed else cell
+    chosen = list(rows) or list(cells)
+    unknown = [r for r in chosen if r not in cells]
+    if unknown:
+        raise ConfigError(f"findings block: {name} has no finished rows {', '.join(unknown)}")
+    table = [["row", *(lc.at(axis, v) for v in axis["values"])]]
+    table += [[labels[r], *(cells[r].get(v, "—") for v in axis["values"])] for r in chosen]
+    stat = lc.stat_name(s.stats, name)
+    return [*markdown_table(table).splitlines(), "",
+            f"Final test error / final training error in %, {stat} of seeds at each {axis['key']}; in brackets the "
+            "runs the trainer ended as failed."]
 
 
 def gates(s: FolderTables, name: str) -> list[str]:
@@ -151,7 +183,8 @@ def made(s: FolderTables) -> list[str]:
             f"{seconds / 3600:.1f} hours of training summed over runs (their own clocks)."]
 
 
-KINDS = {"claims": claims, "rows": rows, "ranking": ranking_lines, "ladder": ladder, "gates": gates, "made": made}
+KINDS = {"claims": claims, "rows": rows, "ranking": ranking_lines, "ladder": ladder, "rungs": rungs, "gates": gates,
+         "made": made}
 
 
 def render(args: str, cache: dict) -> str:
