@@ -76,6 +76,7 @@ def save_figure(fig, out: Path, name: str) -> list[str]:
     """
     import matplotlib.pyplot as plt
 
+    _fit_titles(fig)
     if _kept is not None:
         _kept[name] = fig
         plt.close(fig)
@@ -281,6 +282,23 @@ def seed_legend(drawn: set, line: float | None = None, color="dimgray", note: st
 
 def wrap(text: str, width: int = 40) -> str:
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def _fit_titles(fig) -> None:
+    """Wrap a figure's title (any text of the figure itself) that is wider than the figure, which the saved image
+    would otherwise widen to; where no layout engine places it, it then grows upwards, above the panels."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    renderer = fig.canvas.get_renderer()
+    for text in fig.texts:
+        wide = text.get_window_extent(renderer).width
+        if wide <= fig.bbox.width:
+            continue
+        lines = text.get_text().split("\n")
+        chars = max(20, int(max(map(len, lines)) * 0.95 * fig.bbox.width / wide))
+        text.set_text("\n".join(textwrap.fill(line, chars) for line in lines))
+        if text.get_va() == "top" and not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+            text.set_va("bottom")
 
 
 def _depth_of(arch) -> int | None:
