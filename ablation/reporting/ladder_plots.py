@@ -4,8 +4,9 @@
   coloured by verdict, and the paper's effect marked at the ladder's ``paper_at``;
 * ``rank_vs_<key>_<ladder>``: Spearman's rho and Kendall's tau-b of our ranking against the
   paper's at each rung;
-* ``errors_vs_<key>_<ladder>``: every row's test error (the tables' statistic) against the key,
-  with the paper's "fail" line where the runs are on the paper's dataset.
+* ``errors_vs_<key>_<ladder>``: every row's test error against the key, a panel per family of shortcut
+  with identity in each: every seed a point (marked by how its run ended), the tables' statistic a line,
+  and the paper's "fail" line where the runs are on the paper's dataset.
 
 A numeric key is drawn on a log axis (depths and lengths grow by factors); another on evenly spaced ticks.
 """
@@ -19,7 +20,8 @@ from pathlib import Path
 from . import ladder_claims as dc
 from . import stats as st
 from ..core.rungs import axis_of, value_text
-from .plots import save_figure, setup_figures
+from .plots import (draw_seeds, families, not_shown, row_colors, save_figure, seed_legend, setup_figures, spread,
+                    wrap)
 
 VERDICT_COLORS = {st.HOLDS: "tab:green", st.NOT_SIGNIFICANT: "tab:gray", st.CONTRADICTED: "tab:red"}
 
@@ -70,7 +72,7 @@ def plot_claims(manifest, runs, name: str, out: Path) -> list[str]:
     numeric = _numeric(axis["values"])
     cols = 3
     nrows = math.ceil(len(claims) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.7 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.9 * cols, 3.7 * nrows), squeeze=False)
     for i, claim in enumerate(claims):
         ax = axes[i // cols][i % cols]
         got = [r for r in res if r["claim"] == i and "effect" in r]
@@ -139,29 +141,71 @@ def plot_ranks(manifest, runs, stats, name: str, out: Path) -> list[str]:
 
 
 def plot_rows(manifest, runs, stats, name: str, out: Path) -> list[str]:
+    """Every row's final test error against the key: a panel per family of shortcut (identity in each, for
+    reference), every seed a point marked by how its run ended, the tables' statistic a line through the rungs.
+
+    Within a panel each row stands a little apart from the next (a few percent of the key, on its log axis),
+    so that seeds at the same rung do not hide each other.
+    """
     values = dc.row_values(stats, manifest, name)
     if not values:
         return []
-    plt, sns = setup_figures()
+    plt, _ = setup_figures()
     meta = manifest["experiments"][name]
     axis = axis_of(meta)
     paper = dc.paper_numbers(meta)
     labels = {axis["rows"][r["variant"]]: r["label"] for r in meta["rows"]}
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    palette = sns.color_palette("tab10" if len(values) <= 10 else "husl", len(values))
-    for (row, v), color in zip(values.items(), palette):
-        rungs = sorted(v)
-        fail = paper.get(row) == "fail"
-        ax.plot([_x(axis, r) for r in rungs], [v[r] for r in rungs], marker="o", ls="--" if fail else "-",
-                color=color, label=f"{labels.get(row, row)}{' (paper: fail)' if fail else ''}")
+    rung = dc.rungs_of(meta)
+    done = runs[(runs["experiment"] == name) & runs["status"].isin(st.DONE)].copy()
+    done["row"] = [axis["rows"].get(v) for v in done["variant"]]
+    done["rung"] = [rung.get(v) for v in done["variant"]]
+    shortcuts = {}
+    for row, shortcut in zip(done["row"], done["shortcut"]):
+        shortcuts.setdefault(row, shortcut)
+    shortcuts = {row: shortcuts.get(row) for row in values}
+    colors = row_colors(shortcuts)
+    groups = families(shortcuts)
+    reference = groups.pop("identity", []) if len(groups) > 1 else []
+    panels = list(groups.items())
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.6 * ncols, 4.4 * nrows), sharey=True, squeeze=False,
+                             layout="constrained")
     line = st.fail_above(meta, dc.dataset_of(runs, name))
-    if line is not None:
-        ax.axhline(line, color="darkred", lw=1, ls=":", label=f"the paper's \"fail\" line ({line:g}%)")
-    _rung_axis(ax, axis)
     stat = dc.stat_name(stats, name)
-    ax.set_ylabel(f"final test error (%), {stat} of seeds")
-    ax.set_title(f"{meta['title']}\nours: {_scale(runs, name)}; dashed: rows the paper marks fail", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    numeric = _numeric(axis["values"])
+    drawn = set()
+    for k, (family, rows) in enumerate(panels):
+        ax = axes[k // ncols][k % ncols]
+        shown = [*reference, *rows]
+        half = 0.09 if numeric else 0.25  # the rows of a panel side by side: on a log axis, +-9% of the key
+        for i, row in enumerate(shown):
+            off = spread(len(shown), half)[i]
+            where = (lambda r, o=0.0: _x(axis, r) * math.exp(off + o)) if numeric else (lambda r, o=0.0: _x(axis, r) + off + o)
+            v = values[row]
+            fail = paper.get(row) == "fail"
+            ax.plot([where(r) for r in sorted(v)], [v[r] for r in sorted(v)], ls="--" if fail else "-", lw=1.6,
+                    color=colors[row], alpha=0.9,
+                    label=wrap(f"{labels.get(row, row)}{' (paper: fail)' if fail else ''}", 46))
+            seeds = done[done["row"] == row].sort_values(["rung", "seed"])
+            at = seeds.groupby("rung", sort=False)["seed"]  # a row's seeds of one rung side by side
+            own = [spread(n, half / (2 * len(shown)))[i] for i, n in zip(at.cumcount(), at.transform("size"))]
+            drawn |= draw_seeds(ax, [where(r, o) for r, o in zip(seeds["rung"], own)], seeds["final_test_error"],
+                                seeds["status"], colors[row], line, size=12)
+        if line is not None:
+            ax.axhline(line, color="darkred", lw=1, ls=":", label=f"the paper's \"fail\" line ({line:g}%)")
+        _rung_axis(ax, axis)
+        ax.set_title(family + (" (identity for reference)" if reference else ""), fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+        if k % ncols == 0:
+            ax.set_ylabel(f"final test error (%)\nline: {stat} of seeds; points: each seed", fontsize=9)
+        ax.tick_params(labelsize=8)
+    for j in range(len(panels), nrows * ncols):
+        axes[j // ncols][j % ncols].axis("off")
+    fig.suptitle(f"{meta['title']}\nours: {_scale(runs, name)}; line: the {stat} of seeds, dashed where the paper "
+                 f"marks the row fail; points: every seed", fontsize=9)
+    handles = seed_legend(drawn, line, note=not_shown(runs, name))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8)
     return save_figure(fig, out, dc.figure_name("errors_vs", name, axis["key"]))
 
 

@@ -15,6 +15,8 @@ underflowed, a zero classifier) has no place on a log axis and is left out of it
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
@@ -60,6 +62,88 @@ def _log_or_zero(ax, values) -> None:
         ax.text(0.5, 0.5, "0 at every unit", transform=ax.transAxes, ha="center", va="center", color="gray")
 
 
+FLOAT32_LARGEST = 3.4e38  # float32's largest number; every net runs in float32
+# float32's smallest positive number is 1.4e-45 (subnormal): a curve that comes below this before its 0 ran out of
+# float32's range; a curve that drops to 0 from far above it is 0 for what the net computes
+UNDERFLOW_NEAR = 1e-30
+
+
+def _at(where: str, x) -> str:
+    return f"L = {x:g}" if where == "L" else f"{where} {x:g}"
+
+
+def _where(xs, mask, where: str) -> str:
+    idx = [i for i, m in enumerate(mask) if m]
+    if all(mask[idx[0]:]) and len(idx) > 1:
+        return f"at every {where}" if idx[0] == 0 else f"from {_at(where, xs[idx[0]])} on"
+    if len(idx) <= 3:
+        return "at " + ", ".join(_at(where, xs[i]) for i in idx)
+    return f"at {len(idx)} {where}s from {_at(where, xs[idx[0]])}"
+
+
+def gone(xs, values, where: str = "unit") -> str | None:
+    """Why a curve has fewer points on a log axis than values, in words; None where every value shows.
+
+    A 0 that follows values near float32's smallest number is an underflow; a 0 after larger values, or at every
+    point, is exactly 0 (nothing passes: a zero branch beside a zero shortcut, every element dropped); inf is a
+    float32 overflow; NaN is neither (0/0, inf - inf).
+    """
+    xs, v = [float(x) for x in xs], [float(x) for x in values]
+    zero = [x == 0 for x in v]
+    inf = [math.isinf(x) for x in v]
+    nan = [math.isnan(x) for x in v]
+    why = []
+    if any(zero):
+        first = zero.index(True)
+        before = v[first - 1] if first else math.nan
+        how = (f"float32 underflow, after {before:.2g}" if 0 < before < UNDERFLOW_NEAR else "exactly 0")
+        why.append(f"0 {_where(xs, zero, where)} ({how})")
+    if any(inf):
+        why.append(f"inf {_where(xs, inf, where)} (float32 overflow: above {FLOAT32_LARGEST:g})")
+    if any(nan):
+        why.append(f"NaN {_where(xs, nan, where)} (0/0 or inf/inf)")
+    return "; ".join(why) or None
+
+
+def _note_gone(ax, notes: dict) -> None:
+    """On the panel, what :func:`gone` says of each curve (``{name: note}``), the names of one note together."""
+    by = {}
+    for name, note in notes.items():
+        if note:
+            by.setdefault(note, []).append(str(name))
+    if not by:
+        return
+    from matplotlib.legend import Legend
+
+    lines = [textwrap.fill(f"{', '.join(names)}: {note}", 70, subsequent_indent="  ") for note, names in by.items()]
+    # a legend without entries, for its "best" place: where it hides the fewest points of the curves
+    note = Legend(ax, [], [], title="not on the log axis:\n" + "\n".join(lines), loc="best", alignment="left",
+                  title_fontsize=6, framealpha=0.75, borderpad=0.3)
+    note.get_title().set_color("dimgray")
+    note.set_zorder(5)
+    ax.add_artist(note)
+
+
+def _depth_gone(s, col: str) -> dict:
+    """:func:`gone` of each curve of a panel of :func:`_plot_depth` (a row on the nets of one order)."""
+    out = {}
+    for (family, variant), g in s.groupby(["family", "variant"], sort=False):
+        g = g.sort_values("units")
+        out[variant if family == "original" else f"{variant} ({family})"] = gone(g["units"], g[col], "L")
+    return out
+
+
+def _unit_ticks(ax, summary) -> None:
+    """A tick at every net's number of units L, under it the nets of that L (ResNet-110 and -164 both have 54)."""
+    nets = summary.drop_duplicates(["units", "arch"]).sort_values("units")
+    ticks = {}
+    for units, arch in zip(nets["units"], nets["arch"]):
+        ticks.setdefault(int(units), []).append(str(arch).replace("resnet", "ResNet-"))
+    ax.set_xticks(list(ticks))
+    ax.set_xticklabels([f"{u}\n" + "\n".join(archs) for u, archs in ticks.items()], fontsize=7)
+    ax.minorticks_off()
+
+
 def plot_one(recs: list[dict], path, title: str) -> None:
     """Forward statistics of the output and the branch, and the backward signal, of one net; to ``path``."""
     import pandas as pd
@@ -75,6 +159,7 @@ def plot_one(recs: list[dict], path, title: str) -> None:
             ax.legend(fontsize=7)
         _transitions(ax, t)
         _log_or_zero(ax, t[col])
+        _note_gone(ax, {label.split(":")[0]: gone(t.sort_values("unit")["unit"] + 1, t.sort_values("unit")[col])})
         ax.set_ylabel(label, fontsize=9)
         ax.set_xlabel("unit l (input side left; dotted: shape changes)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -97,22 +182,29 @@ def _palette(names, sns) -> dict:
     return {n: {"color": colors[i % len(colors)], "ls": dashes[i % len(dashes)]} for i, n in enumerate(names)}
 
 
+LEGEND_BESIDE = 16  # rows a legend beside the panels holds; more go under them
+
+
 def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, name: str) -> list[str]:
     """Rows of panels (one per statistic), a column per value of ``group``, a line per variant."""
     plt, sns = setup_figures()
     variants = list(dict.fromkeys(table["variant"]))
     colors = _palette(variants, sns)
-    fig, axes = plt.subplots(len(panels), len(columns), figsize=(6.2 * len(columns) + 2.5, 3.1 * len(panels)),
+    fig, axes = plt.subplots(len(panels), len(columns), figsize=(5.4 * len(columns) + 2.0, 3.1 * len(panels)),
                              sharex=True, squeeze=False)
     for j, key in enumerate(columns):
         sub = table[table[group] == key]
         for i, (col, label) in enumerate(panels):
             ax = axes[i][j]
+            notes = {}
             for variant, g in sub.groupby("variant", sort=False):
                 _curve(ax, g, col, **colors[variant], lw=1.3, label=variant)
+                notes[variant] = gone(g.sort_values("unit")["unit"] + 1, g.sort_values("unit")[col])
             if len(sub):
                 _transitions(ax, sub[sub["variant"] == sub["variant"].iloc[0]])
             _log_or_zero(ax, sub[col])
+            if ((sub[col] > 0) & (sub[col] < float("inf"))).any():  # else the panel says "0 at every unit"
+                _note_gone(ax, notes)
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
             if i == 0:
@@ -125,9 +217,14 @@ def _grid(table, group: str, columns: list[str], panels, title: str, out: Path, 
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(title, y=1.0)
+    if len(handles) <= LEGEND_BESIDE:
+        axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(textwrap.fill(title, 120), y=1.0)
     fig.tight_layout()
+    if len(handles) > LEGEND_BESIDE:  # a ladder's rows at every rung: under the panels, not as tall as the figure
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="upper center", ncol=5,
+                   bbox_to_anchor=(0.5, 0.0))
     paths = save_figure(fig, out, name)
     return paths
 
@@ -189,6 +286,7 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
                     g = g.sort_values("units")
                     ax.plot(g["units"], _positive(g[col]), marker=marker, ls=ls, ms=4, lw=1.2,
                             color=colors[variant]["color"], label=variant if family == "original" else None)
+            _note_gone(ax, _depth_gone(s, col))
             values = s[col][np.isfinite(s[col]) & (s[col] > 0)]
             L = np.array(sorted(set(s["units"])), dtype=float)
             if col.endswith("first_over_last"):
@@ -197,6 +295,7 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
                 ax.axhline(0.5, color="black", lw=0.8, ls=":", label="0.5")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _unit_ticks(ax, summary)
             if len(values):  # the data decide the range, not the reference line
                 ax.set_ylim(float(values.min()) / 10, float(values.max()) * 10)
             if i == 0:
