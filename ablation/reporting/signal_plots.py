@@ -151,8 +151,10 @@ def plot_one(recs: list[dict], path, title: str) -> None:
     plt, sns = setup_figures()
     t = pd.DataFrame(recs)
     panels = _measured(t, (OUT_VAR, BRANCH_VAR, BACKWARD, PROBE))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.8))
-    for ax, (col, label) in zip(axes, panels):
+    cols = 2 if len(panels) > 3 else len(panels)  # four panels in two rows: within 2000 px at dpi 130
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.7 * cols, 3.8 * rows), squeeze=False)
+    for ax, (col, label) in zip(axes.flat, panels):
         _curve(ax, t, col, color="C0", lw=1.4, label=label.split(":")[0])
         if col == "out_var":
             _curve(ax, t, OUT_SQ_MEAN[0], color="C1", lw=1.2, ls="--", label="average squared channel mean")
@@ -163,7 +165,10 @@ def plot_one(recs: list[dict], path, title: str) -> None:
         ax.set_ylabel(label, fontsize=9)
         ax.set_xlabel("unit l (input side left; dotted: shape changes)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
     fig.suptitle(f"Signal propagation, {title}")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = Path(path)
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix[1:]))
     plt.close(fig)
@@ -285,7 +290,7 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
                 for variant, g in s[s["family"] == family].groupby("variant", sort=False):
                     g = g.sort_values("units")
                     ax.plot(g["units"], _positive(g[col]), marker=marker, ls=ls, ms=4, lw=1.2,
-                            color=colors[variant]["color"], label=variant if family == "original" else None)
+                            color=colors[variant]["color"], label=variant)
             _note_gone(ax, _depth_gone(s, col))
             values = s[col][np.isfinite(s[col]) & (s[col] > 0)]
             L = np.array(sorted(set(s["units"])), dtype=float)
@@ -305,7 +310,7 @@ def _plot_depth(summary, out: Path, rows_of: str) -> list[str]:
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
     seen = {}
-    for ax in (row[-1] for row in axes):  # every row once, and each panel's reference line
+    for ax in axes.flat:  # every row drawn in any panel, once, and each panel's reference line
         for h, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, h)
     handles = [*seen.values(), Line2D([], [], color="gray", marker="o", ls="-"),
