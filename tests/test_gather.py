@@ -36,7 +36,7 @@ def test_finished_runs_are_copied_and_listed_nothing_else(tmp_path, capsys, exps
     manifest = ResultsDir(out).read_manifest()
     assert sorted((v["variant"], v["seed"]) for v in manifest["runs"].values()) == [
         ("original@110", 0), ("original@20", 0), ("original@20", 1)]
-    assert manifest["experiments"]["depth_ladder"]["axis"]["rows_of"] == "identity_mappings"
+    assert manifest["experiments"]["depth_ladder"]["axis"]["rows_of"] == ["identity_mappings"]
     for key in (("original@20", 0), ("original@20", 1), ("original@110", 0)):
         h = runs[key].hash
         assert sorted(p.name for p in (out / "runs" / h).iterdir()) == ["checkpoint.pt", "config.json", "summary.json"]
