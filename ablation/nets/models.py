@@ -414,6 +414,7 @@ def build_model(arch: str, shortcut: str = "identity", order: str = "original", 
 
 
 def count_params(model: nn.Module) -> int:
+    """The number of parameters of ``model``, trainable or not."""
     return sum(p.numel() for p in model.parameters())
 
 
