@@ -66,6 +66,7 @@ class Results:
         self._cache: dict = {}
 
     def refresh(self) -> "Results":
+        """Forget what was read, so that the next attribute reads the folder again; returns the results."""
         self._cache.clear()
         return self
 
@@ -82,6 +83,7 @@ class Results:
 
     @property
     def manifest(self) -> dict:
+        """The folder's manifest.json: which run holds which row and seed, and each experiment's rows and claims."""
         return self.tables()[0]
 
     @property

@@ -463,6 +463,7 @@ def seeded_model(seed: int, arch: str, shortcut: str = "identity", order: str = 
 
 
 def count_params(model: nn.Module) -> int:
+    """The number of parameters of ``model``, trainable or not."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -280,6 +280,7 @@ class Shortcut(nn.Module):
         self.match = matcher(in_channels, out_channels, stride, match)
 
     def forward(self, x, fx):  # pragma: no cover - abstract
+        """``y``, the combination of the unit's input ``x`` and its branch term ``fx`` (None where F was left out)."""
         raise NotImplementedError
 
     # Hooks through which a design adds to its unit and its net (ablation.nets.modern); each does nothing here.
