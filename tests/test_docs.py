@@ -299,7 +299,11 @@ def test_the_site_in_a_browser_shows_its_home_findings_and_api(browser_page):
     first = re.sub(r":\w+:`~?([^`]+)`", r"\1", inspect.getdoc(ablation.Study).splitlines()[0]).replace("``", "")
     assert first in text
 
-    page.locator("input[data-md-component=search-query]").fill("prediction interval")
+    # typed once the page's scripts are idle: a value set before the search component listens is not searched
+    page.wait_for_load_state("networkidle")
+    box = page.locator("input[data-md-component=search-query]")
+    box.click()
+    box.press_sequentially("prediction interval", delay=20)
     page.locator(".md-search-result__item").first.wait_for(timeout=60_000)  # the index builds on first use
     assert "statistics" in page.locator(".md-search-result").inner_text().lower()
 
