@@ -17,8 +17,9 @@ page that is not the data's fails. Kinds:
 * ``rows FOLDER EXPERIMENT``: each row's statistic beside the paper's number (the tables' statistic,
   named), mean ± std, seeds, and the runs the trainer ended as failed;
 * ``ranking FOLDER``: our ranking of the ranked tables' rows against the paper's;
-* ``ladder FOLDER LADDER``: a ladder's claims at every rung, where each holds, its fail rows and its
-  rank agreement per rung (:mod:`ablation.reporting.ladder_claims`);
+* ``ladder FOLDER LADDER [PART...]``: a ladder's claims at every rung, where each holds, its fail rows and
+  its rank agreement per rung (:mod:`ablation.reporting.ladder_claims`); the parts ``claims``, ``where``,
+  ``fails`` and ``ranks`` choose some of them (default: claims, fails, ranks);
 * ``rungs FOLDER LADDER [ROW...]``: the ladder's rows (its source rows' names) against its rungs, test and
   training error;
 * ``gates FOLDER EXPERIMENT``: the mean gate per stage at the first and the last recorded iteration;
@@ -122,11 +123,13 @@ def ranking_lines(s: FolderTables) -> list[str]:
     return lines
 
 
-def ladder(s: FolderTables, name: str) -> list[str]:
+def ladder(s: FolderTables, name: str, *parts: str) -> list[str]:
     s.experiment(name)
+    unknown = [p for p in parts if p not in lc.PARTS]
+    if unknown:
+        raise ConfigError(f"findings block: ladder parts are {', '.join(lc.PARTS)}, not {', '.join(unknown)}")
     one = {"experiments": {name: s.manifest["experiments"][name]}}
-    lines = lc.readme_lines(one, s.runs, s.stats, [], lambda p: p)
-    return lines[2:] if lines and lines[0].startswith("## ") else lines  # the page gives its own heading
+    return lc.readme_lines(one, s.runs, s.stats, [], lambda p: p, parts or ("claims", "fails", "ranks"))
 
 
 def rungs(s: FolderTables, name: str, *rows: str) -> list[str]:

@@ -248,40 +248,66 @@ def _cell(r: dict) -> str:
     return f"{r['effect']:+.2f} [{lo:+.2f}, {hi:+.2f}] {r['verdict'].upper()}"
 
 
-def readme_lines(manifest: dict, runs, stats, plots: list[str], rel) -> list[str]:
+PARTS = ("claims", "where", "fails", "ranks")  # the parts of a ladder's section, for pages that take one
+
+
+def readme_lines(manifest: dict, runs, stats, plots: list[str], rel, parts=PARTS) -> list[str]:
     """The README section of every ladder: claims by rung, from which rung each holds, the paper's fail
-    rows, rank agreement per rung. ``rel`` turns a plot path into a link."""
+    rows, rank agreement per rung. ``rel`` turns a plot path into a link; ``parts`` (of :data:`PARTS`)
+    chooses what the section holds: ``claims``, the table of every claim at every rung, with where each holds;
+    ``where``, one line per claim, where it holds; ``fails``, the paper's fail rows; ``ranks``, the rank
+    agreement per rung. With every part, a heading and the figures come too."""
     lines = []
+    whole = tuple(parts) == PARTS
     for name, axis in ladders(manifest).items():
         meta = manifest["experiments"][name]
         res = effects(manifest, runs, name)
         if not any("effect" in r for r in res):
             continue
-        key, values = axis["key"], axis["values"]
-        paper = paper_numbers(meta)
-        where_paper = f"{key} {value_text(axis['paper_at'])}" if axis.get("paper_at") is not None else "its scale"
-        lines += [f"## Claims against {key}: {meta['title']}", "",
-                  f"Each claim of {', '.join(axis['rows_of'])} tested at each {key} on the seeds of that {key} alone "
-                  f"(Holm over the {len(axis['claims'])} claims of one {key}). Cells: the effect in points of "
-                  f"test error, a difference of means (positive: as claimed; for `close`, the gap), its 95% CI, "
-                  f"and the verdict (Holm-adjusted p < {st.ALPHA}). *paper*: the same difference on the paper's "
-                  f"numbers, at {where_paper} (> : a bound, from a \"fail\" row).", ""]
-        head = ["claim", *(at(axis, v) for v in values), f"paper ({where_paper})", "where it holds"]
-        table = [head]
-        for i, claim in enumerate(axis["claims"]):
-            by_rung = {r["rung"]: r for r in res if r["claim"] == i}
-            pe = paper_effect(claim, paper, meta.get("fail_above"))
-            pcell = "—" if pe is None else f"{'> ' if pe[1] else ''}{pe[0]:+.2f}"
-            h = holds_from({v: r["verdict"] for v, r in by_rung.items()})
-            table.append([claim["says"], *(_cell(by_rung[v]) for v in values), pcell, holds_from_text(h, key)])
-        lines.append(markdown_table(table))
-        lines += _fail_lines(meta, axis, stats, manifest, name, dataset_of(runs, name))
-        lines += _rank_lines(stats, manifest, name, key)
-        stems = {figure_name(f, name, key) for f in FIGURES}
-        mine = [p for p in plots if p.endswith(".png") and p.rsplit("/", 1)[-1][:-4] in stems]
-        lines += [f"![{p.rsplit('/', 1)[-1][:-4]}]({rel(p)})" for p in mine]
-        lines.append("")
+        key = axis["key"]
+        if whole:
+            lines += [f"## Claims against {key}: {meta['title']}", ""]
+        if "claims" in parts:
+            lines += _claims_table(meta, axis, res)
+        if "where" in parts:
+            lines += _where_lines(axis, res)
+        if "fails" in parts:
+            lines += _fail_lines(meta, axis, stats, manifest, name, dataset_of(runs, name))
+        if "ranks" in parts:
+            lines += _rank_lines(stats, manifest, name, key)
+        if whole:
+            stems = {figure_name(f, name, key) for f in FIGURES}
+            mine = [p for p in plots if p.endswith(".png") and p.rsplit("/", 1)[-1][:-4] in stems]
+            lines += [f"![{p.rsplit('/', 1)[-1][:-4]}]({rel(p)})" for p in mine]
+            lines.append("")
     return lines
+
+
+def _claims_table(meta, axis, res) -> list[str]:
+    key, values = axis["key"], axis["values"]
+    paper = paper_numbers(meta)
+    where_paper = f"{key} {value_text(axis['paper_at'])}" if axis.get("paper_at") is not None else "its scale"
+    lines = [f"Each claim of {', '.join(axis['rows_of'])} tested at each {key} on the seeds of that {key} alone "
+             f"(Holm over the {len(axis['claims'])} claims of one {key}). Cells: the effect in points of "
+             f"test error, a difference of means (positive: as claimed; for `close`, the gap), its 95% CI, "
+             f"and the verdict (Holm-adjusted p < {st.ALPHA}). *paper*: the same difference on the paper's "
+             f"numbers, at {where_paper} (> : a bound, from a \"fail\" row).", ""]
+    table = [["claim", *(at(axis, v) for v in values), f"paper ({where_paper})", "where it holds"]]
+    for i, claim in enumerate(axis["claims"]):
+        by_rung = {r["rung"]: r for r in res if r["claim"] == i}
+        pe = paper_effect(claim, paper, meta.get("fail_above"))
+        pcell = "—" if pe is None else f"{'> ' if pe[1] else ''}{pe[0]:+.2f}"
+        h = holds_from({v: r["verdict"] for v, r in by_rung.items()})
+        table.append([claim["says"], *(_cell(by_rung[v]) for v in values), pcell, holds_from_text(h, axis["key"])])
+    return [*lines, markdown_table(table)]
+
+
+def _where_lines(axis, res) -> list[str]:
+    lines = [f"Where each claim holds (HOLDS: Holm-adjusted p < {st.ALPHA} over the claims of one {axis['key']}):", ""]
+    for i, claim in enumerate(axis["claims"]):
+        h = holds_from({r["rung"]: r["verdict"] for r in res if r["claim"] == i})
+        lines.append(f"- {claim['says']}: {holds_from_text(h, axis['key'])}")
+    return [*lines, ""]
 
 
 def _fail_lines(meta, axis, stats, manifest, name, dataset) -> list[str]:
