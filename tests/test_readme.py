@@ -57,3 +57,28 @@ def test_readme_plugin_example_registers(tmp_path):
     done = subprocess.run([sys.executable, *line.split()[1:]], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "shortcut learned-scale" in done.stdout
+
+
+def test_the_settings_the_readme_names_are_the_files():
+    """Outside its findings blocks the README names settings, not results: each is what the files say."""
+    from ablation.reporting.stats import ALPHA
+    from ablation.reporting.signal_ladder import LADDER
+    from ablation.study import experiments as ex
+
+    text = " ".join(README.split())
+    exps = ex.load_experiments()
+
+    def listed(values):
+        return f"{', '.join(map(str, values[:-1]))} and {values[-1]}"
+
+    assert f"depths {listed(exps['depth_ladder'].axis['values'])}" in text
+    assert f"at {listed(exps['length_ladder'].axis['values'])} iterations" in text
+    assert f"significant at {ALPHA} after Holm" in text
+    assert f"train for {exps['identity_mappings'].base['steps'] // 1000}k iterations" in text
+    assert f"at depths up to {max(int(a.removeprefix('resnet')) for a, _, _ in LADDER)}" in text
+
+
+def test_every_link_of_the_readme_resolves():
+    links = re.findall(r"\]\(([^)\s]+)\)", README)
+    local = [l.split("#")[0] for l in links if not re.match(r"[a-z]+://", l) and not l.startswith("#")]
+    assert local and not [l for l in local if not (ROOT / l).exists()]
