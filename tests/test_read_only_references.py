@@ -15,7 +15,7 @@ import ablation
 from ablation import gather, report, run
 from ablation import train as trainer
 from ablation.core.errors import ConfigError
-from ablation.core.layout import ResultsDir, reference_writes
+from ablation.core.layout import ResultsDir
 
 from conftest import FakeTrainer
 from test_bad_input import NeverTrain, snapshot
@@ -127,6 +127,7 @@ def test_gather_into_a_reference_only_with_its_flag(reference, tmp_path, capsys,
 
 def test_reading_a_reference_from_python_writes_no_cache_there(reference):
     """The report's caches (lesion.csv, ...) are computed for a reference opened by ablation.load, never written."""
+    from ablation.core.layout import reference_writes
     from ablation.reporting.tables import keep_table
 
     results = ResultsDir(reference)
