@@ -553,7 +553,6 @@ def test_train_refuses_more_evaluations_than_iterations(place, capsys):
     (lambda: ablation.Study(depth="abc"), "--depth must be a whole number, got 'abc'"),
     (lambda: ablation.Study(plugins=123), "--plugin must name a module or a .py file (or a list of them), got 123"),
     (lambda: ablation.Study(plugins=[None]), "--plugin must name a module or a .py file, got None"),
-    (lambda: ablation.Study(preset=None), "--preset must be text, got None"),
     (lambda: ablation.load(None), "ablation.load takes a results folder or a reference's name, got None"),
     (lambda: ablation.train("x", "/tmp/o"), "a config must be a table of key = value, got 'x'"),
     (lambda: ablation.Study(experiments_dir="exps", out="res").run(jobs=2.5), "--jobs must be a whole number"),
@@ -625,7 +624,7 @@ def test_a_shortcut_of_main_is_refused_before_workers_would_fail_on_it(place, ca
 
     InMain.__module__ = "__main__"  # as a notebook cell, or a script's own code, defines it
     shortcuts.register_shortcut("main-only-test")(InMain)
-    monkeypatch.setattr(pool, "cores", lambda: 4)
+    monkeypatch.setattr(pool, "cores", lambda: 4, raising=False)  # two jobs are allowed on any machine
     try:
         refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", "--variants", "main-only-test",
                                   "--experiment", "tiny", "--seeds", "2", "--jobs", "2"], train_fn=NeverTrain()),
