@@ -78,9 +78,11 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
         # the name becomes a variant, and so part of file names: safe, and said with the plugin's file
         check_name(name, "shortcut name", f"plugin {origin}" if origin else __name__)
         held = _REGISTRY.get(name)
-        # the same class registering again (a module imported twice, a notebook cell run again) takes its place;
-        # another class, even of the same name, never takes a name: a run would train it under the other's hash
-        if held is not None and (held.cls.__module__, held.cls.__qualname__) != (cls.__module__, cls.__qualname__):
+        # the same class registering again (a module imported twice, a notebook cell run again) takes its place, as
+        # does a plugin's class of the same name (a plugin file edited and loaded again); no other class takes a
+        # built-in's name, whatever it is called: a run would train it under the built-in's hash
+        same = held is not None and (held.cls.__module__, held.cls.__qualname__) == (cls.__module__, cls.__qualname__)
+        if held is not None and not same and (not held.origin or held.cls.__qualname__ != cls.__qualname__):
             owner = f"{held.cls.__qualname__}{held.where or ' (built in)'}"
             raise ConfigError(f"shortcut {name!r} is already registered by {owner}; "
                               f"register {cls.__qualname__}{f' (plugin {origin})' if origin else ''} under another name")
