@@ -36,6 +36,11 @@ def main(argv=None) -> int:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers shortcuts (repeatable); those the sources' "
                    "manifests record are loaded without it")
+    p.add_argument("--prefer", action="append", default=[], metavar="FOLDER", help="where two copies of a run differ, "
+                   "keep the one in FOLDER (a source, or --out; repeatable, first named first); the choice is "
+                   "recorded in the manifest")
+    p.add_argument("--write-reference", action="store_true", help="gather into a reference study (a folder holding "
+                   "reference.toml, or under results/reference/), which is otherwise never written")
     p.add_argument("--experiments-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -44,11 +49,13 @@ def main(argv=None) -> int:
         if any(Path(s).resolve() == out.resolve() for s in args.sources):
             raise ConfigError("--out is one of the sources; gather into another folder")
         c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments_dir,
-                   (stored_tables, carry_tables), args.plugin)
+                   (stored_tables, carry_tables), args.plugin, args.prefer, args.write_reference)
         for line in c["plugin_problems"]:
             print(f"note: {line}", file=sys.stderr)
+        chosen = f"; {c['chosen']} whose copies differed kept from --prefer (recorded in its manifest)" \
+            if c["chosen"] else ""
         print(f"{c['runs']} runs: {c['copied']} copied, {c['from_tables']} from a source's runs.csv, "
-              f"{c['present']} already in {out}, {c['missing']} not finished in any source; "
+              f"{c['present']} already in {out}, {c['missing']} not finished in any source{chosen}; "
               f"report: python -m ablation.report {out}")
         return 0
 

@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers shortcuts (repeatable); the plugins the study "
                    "was run with are loaded from its manifest without it")
+    p.add_argument("--write-reference", action="store_true", help="rebuild the report of a reference study (a folder "
+                   "holding reference.toml, or under results/reference/), which is otherwise never written")
     args = p.parse_args(argv)
 
     def body():
@@ -36,7 +38,11 @@ def main(argv=None) -> int:
             raise ConfigError(f"--reference {args.reference} is not a folder")
         from .reporting.report import build  # pandas and scipy load here, after the command line is checked
 
-        written = build(args.dir, quiet=args.quiet, reference=args.reference, plugins=args.plugin)
+        written = build(args.dir, quiet=args.quiet, reference=args.reference, plugins=args.plugin,
+                        write_reference=args.write_reference)
+        if args.reference is not None and not written["compared"]:
+            print(f"note: no row of this study is in --reference {args.reference}; nothing is set beside it",
+                  file=sys.stderr)
         if written["plugin_problems"]:  # everything else is written: the last line says what is not
             raise ConfigError("; ".join(written["plugin_problems"]))
         return 0

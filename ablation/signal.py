@@ -64,6 +64,7 @@ def _signal(args) -> int:
     # one thread: on the 2-core machine this was measured on, shared with other work, resnet110 took
     # 3.5 s on one thread and 37 s on two (these small convolutions gain little from a second thread)
     torch.set_num_threads(args.threads)
+    check_fits(args)
     model = build_from_options(args, args.seed)
     if args.zero_branches:
         zero_branches(model)
@@ -96,6 +97,24 @@ def _signal(args) -> int:
         plot_one(recs, args.plot, f"{args.arch}, {what}{', zero branches' if args.zero_branches else ''}")
         print(f"wrote {args.plot}")
     return 0
+
+
+def check_fits(args) -> None:
+    """ConfigError, before the net is built, where one pass of its batch exceeds this machine's memory: the estimate
+    comes from the net's numbers (:mod:`ablation.nets.footprint`), as ``python -m ablation ARCH`` counts them."""
+    from .model_cli import model_options
+    from .nets.footprint import footprint
+    from .nets.models import check_model_args
+    from .training.feasibility import check_pass_fits
+
+    options = model_options(args)
+    check_model_args(**options)
+    try:
+        fp = footprint(**options, image=tuple(args.image[1:]))
+    except ConfigError as e:  # an image too small for the net's strides and pooling
+        raise ConfigError(f"--image {' '.join(map(str, args.image))} does not fit {args.arch}: "
+                          f"{str(e).partition(': ')[2]}") from None
+    check_pass_fits(fp, args.batch, args.arch)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ point, in a subprocess.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import ablation
 from ablation import __main__ as describe
 from ablation import bench, report, run
 from ablation import train as trainer
@@ -506,3 +508,175 @@ def test_every_option_of_the_commands_has_help():
     for parser in (describe.build_parser(), run.build_parser()):
         missing = [a.dest for a in parser._actions if not a.help]
         assert not missing, f"{parser.prog}: no help for {missing}"
+
+
+# --- values the trainer would clamp or round, and what runs at once ------------------------------
+
+CLAMPED = [
+    (["--set", "evals=100000"], "evals=100000 is more than the 6 iterations of the run: it would evaluate 6 times"),
+    (["--set", "milestones=[2.5]"], "milestones entry 2.5 lies between two iterations"),
+    (["--set", "milestones=[3, 3]"], "milestones 3 and 3 (iterations) both fall on iteration 3"),
+    (["--set", "schedule_unit=epochs", "--set", "steps=1", "--set", "milestones=[0.5, 0.55]"],
+     "milestones 0.5 and 0.55 (epochs) both fall on iteration 4"),
+    (["--set", "schedule_unit=epochs", "--set", "steps=1", "--set", "milestones=[0.01]"],
+     "milestones entry 0.01 (epochs) rounds to iteration 0 (8 iterations per epoch)"),
+    (["--jobs", "10000", "--dry-run"], "--jobs 10000 is more than the"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLAMPED, ids=[m for _, m in CLAMPED])
+def test_run_refuses_a_value_the_trainer_would_clamp_or_round(place, capsys, argv, message):
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", *argv], train_fn=NeverTrain()), capsys,
+            place, message)
+
+
+def test_milestones_at_that_round_together_are_refused(place, capsys):
+    """The quick preset's drops at [0.5, 0.75] of steps=3 would both fall on iteration 2."""
+    refused(lambda: run.main(["--variants", "original", "--dataset", "synthetic", "--set", "steps=3", "--out", "res",
+                              "--dry-run"], train_fn=NeverTrain()), capsys, place,
+            "milestones_at [0.5, 0.75] of steps=3 round to iterations [2, 2]")
+
+
+def test_train_refuses_more_evaluations_than_iterations(place, capsys):
+    refused(lambda: trainer.main([*TRAIN_BASE, f"data_dir={place / 'data'}", "evals=100", "out=run"]), capsys, place,
+            "evals=100 is more than the 6 iterations")
+
+
+# --- the public API speaks the command line's words ---------------------------------------------
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ablation.Study(seeds="2"), "--seeds must be a whole number, got '2'"),
+    (lambda: ablation.Study(seeds=True), "--seeds must be a whole number, got True"),
+    (lambda: ablation.Study(variants=123), "--variants must be text, got 123"),
+    (lambda: ablation.Study(out=123), "--out must name a folder, got 123"),
+    (lambda: ablation.Study(depth="abc"), "--depth must be a whole number, got 'abc'"),
+    (lambda: ablation.Study(plugins=123), "--plugin must name a module or a .py file (or a list of them), got 123"),
+    (lambda: ablation.Study(plugins=[None]), "--plugin must name a module or a .py file, got None"),
+    (lambda: ablation.load(None), "ablation.load takes a results folder or a reference's name, got None"),
+    (lambda: ablation.train("x", "/tmp/o"), "a config must be a table of key = value, got 'x'"),
+    (lambda: ablation.Study(experiments_dir="exps", out="res").run(jobs=2.5), "--jobs must be a whole number"),
+])
+def test_the_api_raises_config_error_with_the_command_lines_words(place, capsys, call, message):
+    before = snapshot(place)
+    with pytest.raises(ablation.ConfigError) as e:
+        call()
+    assert message in str(e.value), str(e.value)
+    assert snapshot(place) == before and capsys.readouterr().err == ""
+
+
+# --- environment variables, plugins, memory, links -------------------------------------------------
+
+
+@pytest.mark.parametrize("value, message", [
+    ("inf", "ABLATION_MEMORY_LIMIT='inf' must be a size above 0"),
+    ("1e400G", "ABLATION_MEMORY_LIMIT='1e400G' must be a size above 0"),
+])
+def test_a_bad_memory_limit_is_one_line(place, capsys, monkeypatch, value, message):
+    monkeypatch.setenv("ABLATION_MEMORY_LIMIT", value)
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+            message)
+
+
+@pytest.mark.parametrize("env, message", [
+    ("0,abc", "'abc' is neither a GPU's index nor its UUID"),
+    ("1,1", "it names one GPU twice"),
+])
+def test_a_bad_cuda_visible_devices_is_one_line(env, message):
+    from ablation.study.pool import visible_gpus
+
+    with pytest.raises(ablation.ConfigError, match=message):
+        visible_gpus(2, env)
+    assert visible_gpus(2, "3,GPU-1a2b") == ["3", "GPU-1a2b"] and visible_gpus(0, "junk") == []
+
+
+EXITS = "import sys\nsys.exit(0)\n"
+TAKES_IDENTITY = textwrap.dedent("""
+    from ablation.nets.shortcuts import Shortcut, register_shortcut
+
+    @register_shortcut("identity")
+    class Identity(Shortcut):  # the same class name as the built-in: y = F(x), no shortcut at all
+        def forward(self, x, fx):
+            return fx
+""")
+
+
+@pytest.mark.parametrize("text, message", [
+    (EXITS, "plugin 'exits.py' called sys.exit(0) at import; a plugin only registers shortcuts"),
+    (TAKES_IDENTITY, "shortcut 'identity' is already registered by Identity (built in); register Identity (plugin"),
+])
+def test_a_plugin_that_exits_or_takes_a_builtin_name_is_one_line(place, capsys, text, message):
+    (place / "exits.py").write_text(text)
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", "--plugin", "exits.py"],
+                             train_fn=NeverTrain()), capsys, place, message)
+    from ablation.nets.shortcuts import get_shortcut
+
+    assert get_shortcut("identity").cls.__module__ == "ablation.nets.shortcuts"
+
+
+def test_a_shortcut_of_main_is_refused_before_workers_would_fail_on_it(place, capsys, monkeypatch):
+    from ablation.nets import shortcuts
+    from ablation.study import pool
+
+    class InMain(shortcuts.Shortcut):
+        def forward(self, x, fx):
+            return fx + self.match(x)
+
+    InMain.__module__ = "__main__"  # as a notebook cell, or a script's own code, defines it
+    shortcuts.register_shortcut("main-only-test")(InMain)
+    monkeypatch.setattr(pool, "cores", lambda: 4, raising=False)  # two jobs are allowed on any machine
+    try:
+        refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", "--variants", "main-only-test",
+                                  "--experiment", "tiny", "--seeds", "2", "--jobs", "2"], train_fn=NeverTrain()),
+                capsys, place, "shortcut 'main-only-test' is registered in __main__, which this process alone knows")
+    finally:
+        del shortcuts._REGISTRY["main-only-test"]
+
+
+def test_signal_of_a_net_too_big_refuses_at_once_with_its_estimate(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ablation.signal", "resnet600002"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "ABLATION_MEMORY_LIMIT": "8G"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "resnet600002 at batch 32 needs about" in done.stderr and "8.0 GiB ABLATION_MEMORY_LIMIT=8G" in done.stderr
+
+
+@pytest.fixture
+def lying_access(monkeypatch):
+    """os.access says yes where a write fails (NFS squashing root, a read-only export): the write itself must answer."""
+    monkeypatch.setattr(os, "access", lambda *a, **k: True)
+
+
+def test_an_unwritable_out_is_one_line_in_run_train_and_gather(readonly, place, capsys, lying_access):
+    refused(lambda: run.main(["--experiments-dir", str(place / "exps"), "--out", str(readonly)], train_fn=NeverTrain()),
+            capsys, readonly, f"cannot write {readonly / '.lock'}")
+    refused(lambda: trainer.main([*TRAIN_BASE, f"data_dir={place / 'data'}", f"out={readonly / 'run'}"]), capsys,
+            readonly, f"cannot write {readonly / 'run'}")
+    src = place / "src"
+    (src / "runs").mkdir(parents=True)
+    from ablation import gather
+
+    refused(lambda: gather.main([str(src), "--out", str(readonly), "--experiment", "tiny", "--experiments-dir",
+                                 str(place / "exps")]), capsys, readonly, f"cannot write {readonly / '.lock'}")
+
+
+@pytest.mark.parametrize("link", ["runs", "plots", "tables", "runs/abc123", "invocations.jsonl", ".lock"])
+def test_no_write_follows_a_link_out_of_out(place, capsys, link):
+    target = place / "elsewhere" / "x"
+    target.parent.mkdir()
+    target.write_text("") if link.endswith((".jsonl", ".lock")) else target.mkdir()
+    shutil.rmtree(place / "res" / link, ignore_errors=True)  # res/runs is there already
+    (place / "res" / link).symlink_to(target)
+    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+            f"res/{link} is a symbolic link to {target}, outside the results folder")
+
+
+def test_the_report_follows_no_link_out_of_its_folder(place, capsys):
+    from conftest import FakeTrainer
+
+    assert run.main(["--experiments-dir", "exps", "--out", "res", "--jobs", "1", "--quiet"], train_fn=FakeTrainer()) == 0
+    capsys.readouterr()
+    target = place / "elsewhere"
+    target.mkdir()
+    shutil.rmtree(place / "res" / "tables")
+    (place / "res" / "tables").symlink_to(target)
+    refused(lambda: report.main(["res"]), capsys, place, f"res/tables is a symbolic link to {target}, outside")

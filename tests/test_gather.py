@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from ablation import gather
 from ablation.core.layout import ResultsDir
@@ -43,7 +44,8 @@ def test_finished_runs_are_copied_and_listed_nothing_else(tmp_path, capsys, exps
         assert (a / "runs" / h).exists() or (b / "runs" / h).exists()  # copied, not moved
     assert not (out / "runs" / runs[("original@110", 1)].hash).exists()
     # once the last run finishes there, the same command adds it and keeps the others
-    (b / "runs" / runs[("original@110", 1)].hash / "summary.json").write_text(json.dumps({"status": "ok"}))
+    (b / "runs" / runs[("original@110", 1)].hash / "summary.json").write_text(
+        json.dumps({"status": "ok", "final_test_error": 11.0}))
     assert gather.main(argv) == 0
     assert "4 runs: 1 copied, 0 from a source's runs.csv, 3 already in" in capsys.readouterr().out
     assert len(ResultsDir(out).read_manifest()["runs"]) == 4
@@ -100,3 +102,98 @@ def test_a_copied_runs_lesion_study_comes_with_it(tmp_path, capsys, exps, preset
     assert list(carried["hash"]) == [run.hash] and list(carried["test_error"]) == [15.0]
     assert (out / "runs" / run.hash / "checkpoint.pt").stat().st_mtime_ns == \
         (src / "runs" / run.hash / "checkpoint.pt").stat().st_mtime_ns
+
+
+# --- every merge says which number it kept ---------------------------------------------------------
+
+
+def _two_copies(tmp_path, exps, presets):
+    """One run (hash) finished in two sources with different numbers: trained twice, on two machines."""
+    [run] = expand(exps, [exps["depth_ladder"].variant("original@20")], presets["quick"], seeds=1)
+    a, b = tmp_path / "a", tmp_path / "b"
+    _fake(a, run)
+    _fake(b, run)
+    (b / "runs" / run.hash / "summary.json").write_text(json.dumps({"status": "ok", "final_test_error": 69.53}))
+    (a / "runs" / run.hash / "summary.json").write_text(json.dumps({"status": "ok", "final_test_error": 75.0}))
+    return run, a, b
+
+
+def test_conflicting_copies_of_one_run_are_refused_whatever_the_order(tmp_path, capsys, exps, presets):
+    run, a, b = _two_copies(tmp_path, exps, presets)
+    out = tmp_path / "all"
+    for sources in ([a, b], [b, a]):
+        argv = [*map(str, sources), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@20",
+                "--seeds", "1"]
+        assert gather.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"run {run.hash} (depth_ladder:original@20 seed 0) differs between" in err
+        assert "final test error 75.0" in err and "final test error 69.53" in err and "--prefer" in err, err
+        assert not out.exists()
+
+
+def test_prefer_names_the_copy_that_wins_and_the_manifest_records_it(tmp_path, capsys, exps, presets):
+    run, a, b = _two_copies(tmp_path, exps, presets)
+    out = tmp_path / "all"
+    argv = [str(a), str(b), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@20",
+            "--seeds", "1", "--prefer", str(b)]
+    assert gather.main(argv) == 0
+    assert "1 whose copies differed kept from --prefer" in capsys.readouterr().out
+    assert json.loads((out / "runs" / run.hash / "summary.json").read_text())["final_test_error"] == 69.53
+    merges = ResultsDir(out).read_manifest()["merges"]
+    assert merges[run.hash] == {"run": "depth_ladder:original@20:0", "kept": str(b), "over": [str(a)],
+                                "by": "--prefer"}
+    # a later gather that meets the other copy again keeps what is there only when told so
+    argv = [str(a), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@20", "--seeds", "1"]
+    assert gather.main(argv) == 2
+    assert f"differs between {out} (ok, final test error 69.53) and {a}" in capsys.readouterr().err
+    assert gather.main([*argv, "--prefer", str(out)]) == 0
+    assert json.loads((out / "runs" / run.hash / "summary.json").read_text())["final_test_error"] == 69.53
+
+
+def test_prefer_must_name_a_folder_of_the_gather(tmp_path, capsys, exps, presets):
+    _, a, b = _two_copies(tmp_path, exps, presets)
+    argv = [str(a), "--out", str(tmp_path / "all"), "--experiment", "depth_ladder", "--prefer", str(b)]
+    assert gather.main(argv) == 2
+    assert f"--prefer {b} is none of the sources nor --out" in capsys.readouterr().err
+
+
+def test_a_destination_of_other_settings_is_refused(tmp_path, capsys, exps, presets):
+    [run] = expand(exps, [exps["depth_ladder"].variant("original@20")], presets["quick"], seeds=1)
+    src, out = tmp_path / "src", tmp_path / "all"
+    _fake(src, run)
+    (out / "runs" / "abc").mkdir(parents=True)
+    theirs = {"experiments": {"depth_ladder": {"name": "depth_ladder", "title": "t", "rows": []}},
+              "runs": {"depth_ladder:original@20:0": {"experiment": "depth_ladder", "variant": "original@20",
+                                                       "seed": 0, "hash": "abc"}},
+              "preset": "quick", "overrides": {"steps": 20}}
+    (out / "manifest.json").write_text(json.dumps(theirs))
+    argv = [str(src), "--out", str(out), "--experiment", "depth_ladder", "--variants", "original@20", "--seeds", "1"]
+    assert gather.main(argv) == 2
+    assert 'holds runs made with steps=20 (preset quick); this command sets no settings over the preset' in \
+        capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text()) == theirs and not (out / "runs" / run.hash).exists()
+
+
+def test_the_setting_check_and_the_manifest_are_one_step_under_the_lock(tmp_path, capsys, exps, presets):
+    """Another invocation makes the folder one of other settings after gather first looked: refused under the lock."""
+    from ablation.reporting.tables import carry_tables, stored_tables
+    from ablation.study.gather import gather as gather_runs
+
+    [run] = expand(exps, [exps["depth_ladder"].variant("original@20")], presets["quick"], seeds=1)
+    src, out = tmp_path / "src", tmp_path / "all"
+    _fake(src, run)
+    theirs = {"experiments": {}, "runs": {"x:y:0": {"experiment": "x", "variant": "y", "seed": 0, "hash": "abc"}},
+              "preset": "quick", "overrides": {"steps": 20}}
+    theirs["experiments"]["x"] = {"name": "x", "title": "t", "rows": []}
+
+    def read_then_race(home):  # the other invocation writes its manifest while this one reads its sources
+        if not (out / "manifest.json").exists():
+            out.mkdir(exist_ok=True)
+            (out / "manifest.json").write_text(json.dumps(theirs))
+        return stored_tables(home)
+
+    from ablation.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holds runs made with steps=20"):
+        gather_runs([src], out, "depth_ladder", "original@20", seeds=1, tables=(read_then_race, carry_tables))
+    assert json.loads((out / "manifest.json").read_text()) == theirs and not (out / "runs").exists()

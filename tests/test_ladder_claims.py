@@ -86,8 +86,9 @@ def ladder_folder(tmp_path, exps, presets):
         d = out / "runs" / r.hash
         d.mkdir(parents=True)
         (d / "config.json").write_text(json.dumps(r.config))
-        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": test + 30 - 10 * i,
-                 "test_loss": 1.0, "test_error": test + 40 - 10 * i, "wall_time": float(i)} for i in range(5)]
+        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0,
+                 "train_error": min(100.0, test + 30 - 10 * i), "test_loss": 1.0,
+                 "test_error": min(100.0, test + 40 - 10 * i), "wall_time": float(i)} for i in range(5)]
         (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
         diverged = test == 90.0
         (d / "summary.json").write_text(json.dumps({

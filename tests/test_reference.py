@@ -81,13 +81,15 @@ def test_other_settings_are_not_compared(results, tmp_path):  # noqa: F811
     assert "| consistent" not in text
 
 
-def test_a_reference_of_another_preset_or_itself_is_left_out(results, tmp_path):  # noqa: F811
+def test_a_reference_of_another_preset_is_one_line_and_a_reference_is_never_beside_itself(results, tmp_path,  # noqa: F811
+                                                                                          monkeypatch):
     refs = make_reference(results, tmp_path, preset="paper")
-    report.build(results, reference=refs)
-    assert "Beside the reference" not in (results / "README.md").read_text()
-    assert not (results / "reference.csv").exists()
+    with pytest.raises(ConfigError, match=r"holds no reference study of preset quick besides this folder, only "
+                                          r"made-here \(preset paper\)"):
+        report.build(results, reference=refs)
     refs = make_reference(results, tmp_path / "again")
-    report.build(refs / "made-here", reference=refs)  # the reference's own report: nothing to set beside it
+    monkeypatch.setattr(ref, "REFERENCE_ROOT", refs)
+    report.build(refs / "made-here", write_reference=True)  # the reference's own report: nothing to set beside it
     assert "Beside the reference" not in (refs / "made-here" / "README.md").read_text()
 
 

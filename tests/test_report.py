@@ -44,8 +44,9 @@ def results(tmp_path):
         d = out / "runs" / r.hash
         d.mkdir(parents=True)
         (d / "config.json").write_text(json.dumps(r.config))
-        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": train + 40 - 10 * i,
-                 "test_loss": 1.0, "test_error": test + 40 - 10 * i, "wall_time": float(i)} for i in range(5)]
+        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0,
+                 "train_error": min(100.0, train + 40 - 10 * i), "test_loss": 1.0,
+                 "test_error": min(100.0, test + 40 - 10 * i), "wall_time": float(i)} for i in range(5)]
         (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
         (d / "summary.json").write_text(json.dumps({
             "status": status, "reason": None, "final_test_error": test, "best_test_error": test - 0.5,

@@ -294,7 +294,7 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
 
 def test_threads_per_run_follow_the_requested_jobs_not_the_runs_left(monkeypatch):
     """Issue 9, item 8: a resumed study's last run trains on as many threads as it would have uninterrupted."""
-    monkeypatch.setattr(pool.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(pool, "cores", lambda: 4)
     cpu = [{"device": "cpu"}]
     last = pool.local_backend(2, 1, cpu)  # --jobs 2, one run left
     assert isinstance(last, pool.LocalPool) and last.jobs == 1 and last.threads() == 1
@@ -316,3 +316,61 @@ def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_s
     assert fake.calls[0]["eval_subset"] is None and fake.calls[0]["dataset"] == "synthetic"
     readme = (tmp_path / "o" / "README.md").read_text()
     assert 'Set on the command line over the preset: dataset="synthetic".' in readme
+
+
+# --- one folder, one setting: checked where the manifest is written ------------------------------
+
+
+def test_two_settings_started_together_on_a_new_folder_train_one(tiny, tmp_path):
+    """Both plans see a new folder; the second to write its manifest is refused under the lock, before it trains."""
+    from ablation.api import session
+    from ablation.core.errors import ConfigError
+
+    out = tmp_path / "out"
+    plans = [session.plan(out=out, settings={"steps": s}, experiments_dir=tiny) for s in (4, 5)]
+    first, second = FakeTrainer(), FakeTrainer()
+    with session.open_backend(plans[0], jobs=1, train_fn=first) as b:
+        session.execute(plans[0], b, command="first", train_fn=first, quiet=True, jobs=1)
+    with pytest.raises(ConfigError, match=r"holds runs made with steps=4 \(preset quick\); this command sets steps=5"):
+        with session.open_backend(plans[1], jobs=1, train_fn=second) as b:
+            session.execute(plans[1], b, command="second", train_fn=second, quiet=True, jobs=1)
+    assert len(first.calls) == 2 and second.calls == []
+    assert len(list((out / "runs").iterdir())) == 2
+    assert json.loads((out / "manifest.json").read_text())["overrides"] == {"steps": 4}
+
+
+def test_a_folder_whose_manifest_predates_recorded_settings_is_judged_by_its_runs(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"]
+    assert run.main(argv, train_fn=FakeTrainer()) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["overrides"]  # as written before folders recorded their settings
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    fake = FakeTrainer()
+    assert run.main([*argv, "--set", "steps=4"], train_fn=fake) == 2
+    err = capsys.readouterr().err
+    assert "holds tiny:identity seed 0 as run" in err and "made with other settings than this command's" in err
+    assert fake.calls == []
+    assert run.main(argv, train_fn=fake) == 0 and fake.calls == []  # its own settings: every run is done
+
+
+def test_a_reference_folder_given_to_report_that_holds_none_of_its_preset_is_one_line(tiny, tmp_path, capsys):
+    from ablation import report
+
+    out, other = tmp_path / "out", tmp_path / "other"
+    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"],
+                    train_fn=FakeTrainer()) == 0
+    (out / "reference.csv").write_text("left,from,before\n")  # an earlier comparison the README no longer shows
+    other.mkdir()
+    capsys.readouterr()
+    assert report.main([str(out), "--reference", str(other)]) == 2
+    assert f"--reference {other} holds no reference study" in capsys.readouterr().err
+    (other / "paper-study").mkdir()
+    (other / "paper-study" / "reference.toml").write_text('preset = "paper"\nmachine = "m"\nprecision = "p"\n'
+                                                          'torch = "t"\n')
+    assert report.main([str(out), "--reference", str(other)]) == 2
+    assert "holds no reference study of preset quick besides this folder, only paper-study (preset paper)" in \
+        capsys.readouterr().err
+    assert report.main([str(out), "--quiet"]) == 0  # the shipped references: no row of the tiny study in them
+    assert not (out / "reference.csv").exists()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import NamedTuple
 
-from ..core.layout import RunDir, check_folder
+from ..core.errors import ConfigError
+from ..core.layout import RunDir, check_folder, refuse_reference
 from ..training.config import validate_config
 
 
@@ -16,8 +19,16 @@ class Trained(NamedTuple):
 
 
 def checked(config: dict, out, notes: list | None = None) -> dict:
-    """``config`` checked against the schema (defaults filled in), for the run folder ``out``; ConfigError if not."""
+    """``config`` checked against the schema (defaults filled in), for the run folder ``out``; ConfigError if not.
+
+    A folder in a reference study (:func:`ablation.core.layout.reference_study`) is refused: it is never written.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config must be a table of key = value, got {config!r}")
+    if not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"out= must name a folder, got {out!r}")
     check_folder(out, "run", "out=")
+    refuse_reference(out, f"out= {out}", "train into a folder of your own (out=runs/NAME)")
     return validate_config(dict(config), notes)
 
 
@@ -31,6 +42,6 @@ def train(config: dict, out, notes: list | None = None) -> Trained:
 
     from ..training.loop import train as train_run
 
-    cfg = checked({"quiet": True, **config}, out, notes)
+    cfg = checked({"quiet": True, **config} if isinstance(config, Mapping) else config, out, notes)
     summary = train_run(cfg, out)
     return Trained(summary, pd.DataFrame(RunDir(out).read_history()))

@@ -13,6 +13,7 @@ where a figure or a claim needs a run not yet in them.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def load(out, plugins=()) -> "Results":
     from its manifest (:mod:`ablation.nets.plugins`). One that is missing or has changed is a warning naming it,
     and what needs the nets of its rows (the lesion and signal studies) is left out.
     """
+    if not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"ablation.load takes a results folder or a reference's name, got {out!r}")
     path = Path(out)
     if not path.is_dir() and (reference_root() / str(out)).is_dir():
         path = reference_root() / str(out)
@@ -45,7 +48,9 @@ def load(out, plugins=()) -> "Results":
                           + (f", or a shipped reference: {', '.join(shipped)}" if shipped else ""))
     folder = ResultsDir(path)
     manifest = folder.read_manifest()  # not a results folder: one line now
-    plugins = (plugins,) if isinstance(plugins, str) else tuple(plugins)
+    from .session import plugin_list
+
+    plugins = plugin_list(plugins)
     if plugins or manifest.get("plugins"):  # torch loads only then
         from ..nets.plugins import load_recorded
 

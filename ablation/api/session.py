@@ -9,12 +9,13 @@ invocation. Nothing here prints: notes come back in the plan, counts in the resu
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
-from ..core.layout import ResultsDir, check_folder
+from ..core.layout import ResultsDir, check_folder, check_links, refuse_reference
 from ..core.locks import folder_lock
 from ..study import experiments as ex
 from ..study.depth import check_depth
@@ -23,8 +24,9 @@ from ..study.grid import prepare_data, run_grid, to_train
 from ..study.invocation import log_invocation
 from ..study.manifest import manifest
 from ..nets.plugins import record
+from ..study.backends import InProcess
 from ..study.pool import local_backend
-from ..study.rules import refuse_other_settings, refuse_study_keys
+from ..study.rules import refuse_other_runs, refuse_other_settings, refuse_study_keys
 from ..study.selection import select
 from ..training.config import check_settings
 
@@ -60,10 +62,42 @@ def changed_settings(overrides: dict, settings: dict) -> dict:
 
 
 def check_numbers(seeds: int | None, depth: int | None) -> None:
+    for flag, value in (("--seeds", seeds), ("--depth", depth)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"{flag} must be a whole number, got {value!r}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if depth is not None:
         check_depth(depth, "--depth")
+
+
+def check_options(**options) -> None:
+    """ConfigError, with the command line's words, for an option of another type than the command line gives:
+    text for the names (``variants``, ``experiment``, ``preset``, ``dataset``, ``device``), a path for ``out``
+    and ``experiments_dir`` (None: the default)."""
+    for name, value in options.items():
+        flag = f"--{name.replace('_', '-')}"
+        if name in ("out", "experiments_dir"):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{flag} must name a folder, got {value!r}")
+        elif (value is not None or name == "preset") and not isinstance(value, str):
+            raise ConfigError(f"{flag} must be text, got {value!r}")
+
+
+def plugin_list(plugins) -> tuple:
+    """``--plugin``'s values from Python: one module or file, or a list of them; ConfigError for anything else."""
+    if plugins is None:
+        return ()
+    if isinstance(plugins, (str, os.PathLike)):
+        plugins = (plugins,)
+    try:
+        plugins = tuple(plugins)
+    except TypeError:
+        raise ConfigError(f"--plugin must name a module or a .py file (or a list of them), got {plugins!r}") from None
+    bad = [p for p in plugins if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise ConfigError(f"--plugin must name a module or a .py file, got {bad[0]!r}")
+    return tuple(os.fspath(p) for p in plugins)
 
 
 _loaded: set = set()  # plugins this process has imported: a second study naming one must not register it twice
@@ -87,19 +121,26 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     """
     from ..nets import shortcuts
 
+    check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out,
+                  experiments_dir=experiments_dir)
     check_numbers(seeds, depth)
-    settings = check_settings(settings or {})
+    settings = check_settings({} if settings is None else settings)
     refuse_study_keys("--set", settings, "=")
     experiments = ex.load_experiments(experiments_dir)
     presets = ex.load_presets(experiments_dir)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     chosen = presets[preset]
-    folder = check_folder(Path("results") / chosen.name if out is None else out, "results", "--out")
+    folder = Path("results") / chosen.name if out is None else out
+    if str(folder).strip():  # an empty name is check_folder's one line
+        refuse_reference(folder, f"--out {folder}", f"your own runs go to results/{chosen.name} (the default --out) "
+                         f"or to another folder of yours")
+    folder = check_folder(folder, "results", "--out")
+    check_links(folder, f"--out {folder}")
     overrides = {"dataset": dataset, "depth": depth, "device": device}
     # an unreadable manifest is one line now, not after the data loads; one folder holds one setting
-    refuse_other_settings(ResultsDir(folder).read_manifest(missing_ok=True), chosen.name,
-                          changed_settings(overrides, settings), f"--out {folder}")
+    old = ResultsDir(folder).read_manifest(missing_ok=True)
+    refuse_other_settings(old, chosen.name, changed_settings(overrides, settings), f"--out {folder}")
     rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
     refuse_laddered_settings(experiments, rows, settings)
     notes = []
@@ -107,6 +148,7 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     if depth is not None and sweeps:
         notes.append(f"--depth {depth} leaves the depth sweep of {', '.join(sweeps)} as it is")
     runs = expand(experiments, rows, chosen, seeds, overrides, settings=settings, notes=notes)
+    refuse_other_runs(old, runs, f"--out {folder}")
     notes += outdated_notes(runs, ResultsDir(folder))
     return Plan(experiments, chosen, folder, rows, runs, overrides, settings, tuple(plugins),
                 list(dict.fromkeys(notes)), record(plugins))
@@ -136,9 +178,11 @@ def outdated_notes(runs, results: ResultsDir) -> list[str]:
 
 def parse_jobs(value) -> int | None:
     """``--jobs``: a whole number >= 1, or None / 'auto' for one per core (one per GPU)."""
-    if value in (None, "auto"):
+    if value is None or (isinstance(value, str) and value == "auto"):
         return None
     try:
+        if isinstance(value, (bool, float)):  # True is 1 and 2.5 is 2 to int(): neither is what was meant
+            raise ValueError
         jobs = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"--jobs must be a whole number or 'auto', got {value!r}") from None
@@ -192,8 +236,26 @@ def open_backend(p: Plan, backend: str = "local", jobs: int | None = None, force
     if backend == "ray":
         from ..study.ray_backend import RayBackend
 
+        refuse_main_shortcuts(configs, "with --backend ray, each run trains in a Ray worker")
         return RayBackend(address, gpus_per_run, cpus_per_run or 1, configs, p.plugins, train_fn)
-    return local_backend(jobs, len(configs), configs, p.plugins, train_fn)
+    chosen = local_backend(jobs, len(configs), configs, p.plugins, train_fn)
+    if not isinstance(chosen, InProcess):
+        refuse_main_shortcuts(configs, f"{chosen.jobs} runs at once train in worker processes (jobs="
+                                       f"{jobs or 'auto'})", "jobs=1 (--jobs 1)")
+    return chosen
+
+
+def refuse_main_shortcuts(configs: list[dict], why: str, instead: str = "--backend local --jobs 1") -> None:
+    """ConfigError, before anything trains, where a run's shortcut was registered in ``__main__`` (a notebook, a
+    script's own code): this process alone knows it, so a worker process would fail on every such run."""
+    from ..nets.shortcuts import get_shortcut
+
+    for cfg in configs:
+        entry = get_shortcut(cfg["shortcut"])
+        if entry.cls.__module__ in ("__main__", "__mp_main__"):
+            raise ConfigError(f"shortcut {cfg['shortcut']!r} is registered in __main__, which this process alone "
+                              f"knows, and {why}; train with {instead}, or register it in a plugin file "
+                              f"(--plugin FILE, plugins=[FILE])")
 
 
 def execute(p: Plan, backend, *, command: str, started: float | None = None, train_fn=None, force: bool = False,
@@ -210,8 +272,12 @@ def execute(p: Plan, backend, *, command: str, started: float | None = None, tra
     backend.check_storage(out)
     with folder_lock(out):  # another invocation may be merging its rows into the same manifest
         results.sweep()
-        results.write_manifest(manifest(results.read_manifest(missing_ok=True), p.preset, p.experiments, p.rows,
-                                        p.runs, p.changed, p.recorded))
+        # checked again under the lock: another invocation may have made the folder one of other settings since
+        # the plan read it, and the check and the manifest that records this setting must be one step
+        old = results.read_manifest(missing_ok=True)
+        refuse_other_settings(old, p.preset.name, p.changed, f"--out {out}")
+        refuse_other_runs(old, p.runs, f"--out {out}")
+        results.write_manifest(manifest(old, p.preset, p.experiments, p.rows, p.runs, p.changed, p.recorded))
     result = run_grid(p.runs, out, train_fn=train_fn, force=force, quiet=quiet, backend=backend, bar=bar)
     if result["interrupted"]:
         with folder_lock(out):

@@ -31,7 +31,7 @@ class Study(Results):
     def __init__(self, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
                  seeds: int | None = None, out=None, set: dict | None = None, dataset: str | None = None,
                  depth: int | None = None, device: str | None = None, plugins=(), experiments_dir=None):
-        plugins = (plugins,) if isinstance(plugins, str) else tuple(plugins)
+        plugins = session.plugin_list(plugins)
         session.load_plugins(plugins)
         self.plan = session.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
                                  dataset=dataset, depth=depth, device=device, out=out, settings=set,

@@ -179,7 +179,9 @@ def append_jsonl(path, record: dict) -> None:
     path = Path(path)
     line = json.dumps(record) + "\n"
     try:
-        with open(path, "ab+") as f:
+        # not through a symbolic link: a log of the results folder is written inside it only
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "ab+") as f:
             if f.tell() > 0:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":

@@ -18,18 +18,25 @@
                                  (ablation.reporting.init_identity), kept likewise
     <out>/notes.md               the user's own notes, kept in the README across rebuilds
     <out>/reference.csv          its rows beside the shipped reference study's (ablation.reporting.reference)
-    <out>/reference.toml         in a shipped reference study only: how it was made
+    <out>/reference.toml         in a shipped reference study only: how it was made; such a folder (and any
+                                 under results/reference/) is read-only to every command unless a documented
+                                 flag says otherwise (:func:`refuse_reference`)
 
 Every file is written atomically (:mod:`ablation.core.files`); the report reads the whole folder
 as pandas tables (:mod:`ablation.reporting.tables`).
 
-An unreadable ``summary.json`` means the run has not finished (it is trained again, from its
-checkpoint); any other unreadable file the results depend on is a :class:`CorruptFile` error
-naming it.
+An unreadable ``summary.json``, or one that is not a finished run's summary (:mod:`ablation.core.records`),
+means the run has not finished (it is trained again, from its checkpoint); any other unreadable file the
+results depend on is a :class:`CorruptFile` error naming it.
+
+A reference study (:func:`reference_study`) is written only inside a :func:`reference_writes` block, which a
+command opens where its documented flag says so; nothing is written through a link out of a results folder
+(:func:`check_links`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -39,6 +46,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .names import is_safe_name
 from .outcomes import outdated
+from .records import invocation_problem, is_hash, summary_problem
 from .files import CorruptFile, append_jsonl, read_json, read_json_strict, read_jsonl, read_text, save_torch, \
     sweep_temporaries, write_atomic, write_failed
 
@@ -102,9 +110,17 @@ class RunDir:
         return read_json_strict(self.config, "; delete the run folder to train that run again")
 
     def read_summary(self) -> dict | None:
-        """The summary, or None where it is absent or unreadable (the run is then not finished)."""
+        """The summary, or None where it is absent, unreadable or damaged (the run is then not finished)."""
         summary = read_json(self.summary)
-        return summary if isinstance(summary, dict) else None
+        return summary if summary_problem(summary) is None else None
+
+    def summary_damage(self) -> str | None:
+        """Why a ``summary.json`` that exists is no summary (:func:`ablation.core.records.summary_problem`), or None
+        where it is absent or whole."""
+        if not self.summary.is_file():
+            return None
+        summary = read_json(self.summary)
+        return "not JSON" if summary is None else summary_problem(summary)
 
     def read_history(self) -> list[dict]:
         return read_jsonl(self.history)
@@ -115,7 +131,6 @@ class RunDir:
         return record if isinstance(record, dict) and isinstance(record.get("reason"), str) else None
 
     def write_error(self, reason: str) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path / ERROR, json.dumps({"reason": reason,
                                                     "when": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
 
@@ -187,8 +202,9 @@ class ResultsDir:
         write_atomic(self.manifest, json.dumps(manifest, indent=2, default=str))
 
     def read_invocations(self) -> list[dict]:
-        """The invocation log; torn lines and records without the fields the README shows are skipped."""
-        return [i for i in read_jsonl(self.invocations) if INVOCATION_FIELDS <= set(i)]
+        """The invocation log; torn lines and records without the fields the README shows, or with values of
+        another type or range (:func:`ablation.core.records.invocation_problem`), are skipped."""
+        return [i for i in read_jsonl(self.invocations) if INVOCATION_FIELDS <= set(i) and invocation_problem(i) is None]
 
     def log_invocation(self, entry: dict) -> None:
         try:
@@ -213,9 +229,87 @@ class ResultsDir:
     def read_notes(self) -> str | None:
         return read_text(self.notes) if self.notes.is_file() else None
 
+    def protected(self) -> bool:
+        """A reference study (:func:`reference_study`) that no :func:`reference_writes` block opened: the caches
+        the report keeps are computed but not written there."""
+        home = reference_study(self.path)
+        return home is not None and str(home) not in _OPENED
+
+
+# --- where results may not go -----------------------------------------------------------------
+
+_OPENED: set[str] = set()  # reference studies that a command's documented flag opened for writing
+
+
+def reference_study(path) -> Path | None:
+    """The reference study that ``path`` lies in: the folder itself or one above it holding ``reference.toml``,
+    or the folder under ``results/reference/`` that holds it (``results/reference`` itself where it is that
+    folder); None where it lies in none. Symbolic links are followed, so that a link to a reference is one."""
+    absolute = Path(os.path.abspath(path))
+    for p in dict.fromkeys((absolute, Path(os.path.realpath(absolute)))):
+        for folder in (p, *p.parents):
+            try:
+                if (folder / REFERENCE_TOML).is_file():
+                    return folder
+            except OSError:  # a name longer than the file system takes: check_names says so
+                continue
+        parts = p.parts
+        for i in range(len(parts) - 1):
+            if parts[i:i + 2] == ("results", "reference"):
+                return Path(*parts[:i + 3])
+    return None
+
+
+@contextlib.contextmanager
+def reference_writes(path, allowed: bool = True):
+    """Within this block the reference study that ``path`` lies in may be written (where ``allowed``: a command's
+    documented flag said so). Elsewhere :func:`refuse_reference` refuses it and the report's caches skip it."""
+    home = reference_study(path) if allowed else None
+    key = None if home is None or str(home) in _OPENED else str(home)
+    if key:
+        _OPENED.add(key)
+    try:
+        yield
+    finally:
+        if key:
+            _OPENED.discard(key)
+
+
+def refuse_reference(path, said: str, instead: str) -> None:
+    """ConfigError where ``path`` lies in a reference study not opened by :func:`reference_writes`.
+
+    ``said``: the option as given (``--out results/reference/x``); ``instead``: where the user's own results go.
+    """
+    home = reference_study(path)
+    if home is None or str(home) in _OPENED:
+        return
+    why = "it holds reference.toml" if (home / REFERENCE_TOML).is_file() else "it lies under results/reference/"
+    raise ConfigError(f"{said} is in the reference study {home} ({why}), which is never written; {instead}")
+
+
+def check_links(out, option: str) -> None:
+    """ConfigError where a folder of the results folder ``out`` (``runs/``, a run's folder, ``tables/``, ``plots/``)
+    is a symbolic link out of it: every write stays inside ``--out``. Files are safe without this check: they are
+    replaced, not followed (:func:`ablation.core.files.write_atomic`), or opened without following a link."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    root = os.path.realpath(out)
+    # the folders written into, and the two files opened in place (the invocation log and the lock)
+    folders = [out / RUNS, out / TABLES, out / PLOTS, out / INVOCATIONS, out / FOLDER_LOCK]
+    if (out / RUNS).is_dir() and not (out / RUNS).is_symlink():
+        with os.scandir(out / RUNS) as entries:
+            folders += [Path(e.path) for e in entries if e.is_symlink()]
+    for folder in folders:
+        if not folder.is_symlink():
+            continue
+        target = os.path.realpath(folder)
+        if os.path.commonpath([root, target]) != root:
+            raise ConfigError(f"{option}: {folder} is a symbolic link to {target}, outside the results folder; its "
+                              f"files are written inside it only: remove the link, or name another folder")
+
 
 INVOCATION_FIELDS = {"command", "finished", "wall_s", "machine", "jobs", "trained", "skipped", "errors", "interrupted"}
-_HASH_CHARS = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 
 
 def _is_manifest(m) -> bool:
@@ -235,9 +329,9 @@ def _is_manifest(m) -> bool:
             return False
     for r in m["runs"].values():
         # the hash names a folder under runs/: nothing that could point elsewhere
-        if not (isinstance(r, dict) and isinstance(r.get("hash"), str) and r["hash"] and set(r["hash"]) <= _HASH_CHARS
-                and r.get("experiment") in m["experiments"] and isinstance(r.get("variant"), str)
-                and isinstance(r.get("seed"), int)):
+        if not (isinstance(r, dict) and is_hash(r.get("hash")) and r.get("experiment") in m["experiments"]
+                and isinstance(r.get("variant"), str) and isinstance(r.get("seed"), int)
+                and not isinstance(r["seed"], bool) and r["seed"] >= 0):
             return False
     return True
 

@@ -36,6 +36,7 @@ import uuid
 from pathlib import Path
 
 from .errors import ConfigError
+from .files import write_failed
 from .procs import pid_alive
 from .layout import CLAIM, FOLDER_LOCK, TAKEOVER_LOCK
 
@@ -122,7 +123,10 @@ class Claim:
         A claim stamped in the future is watched, up to STALE_S: if it changes, its owner is alive
         (RunBusy); if not, it is stale and taken over.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_failed(self.path.parent, e) from None
         tries = 0
         while tries < 3:
             tries += 1
@@ -147,6 +151,8 @@ class Claim:
                     if not self._watch(held):
                         raise RunBusy(f"{self.path.parent} is being trained by another process ({describe(held)})")
                 continue
+            except OSError as e:
+                raise write_failed(self.path, e) from None
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(self.owner))
             self._thread = threading.Thread(target=self._beat, name="claim-heartbeat", daemon=True)
@@ -219,14 +225,21 @@ def wait_for_earlier_attempt(run_dir, ticket: str, poll_s: float | None = None) 
 def folder_lock(folder, timeout_s: float = 600.0):
     """Hold the exclusive lock of ``folder``'s shared files (manifest, invocation log, report)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a folder that os.access called writable (NFS squashing root, a read-only mount)
+        raise write_failed(folder, e) from None
     return _file_lock(folder / FOLDER_LOCK, timeout_s, f"{folder} stayed locked by another invocation")
 
 
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout_s: float = 600.0, what: str | None = None):
-    """An exclusive ``fcntl.lockf`` lock of ``path`` (created if absent, never removed)."""
-    with open(path, "a+") as f:
+    """An exclusive ``fcntl.lockf`` lock of ``path`` (created if absent, never removed; never through a link)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise write_failed(path, e) from None
+    with os.fdopen(fd, "r+") as f:
         deadline = time.monotonic() + timeout_s
         while True:
             try:

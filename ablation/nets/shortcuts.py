@@ -77,8 +77,15 @@ def register_shortcut(name: str, *, formula: str = "", paper: str = ""):
         origin = _origin(cls)
         # the name becomes a variant, and so part of file names: safe, and said with the plugin's file
         check_name(name, "shortcut name", f"plugin {origin}" if origin else __name__)
-        if name in _REGISTRY and _REGISTRY[name].cls.__qualname__ != cls.__qualname__:
-            raise ConfigError(f"shortcut {name!r} is already registered by {_REGISTRY[name].cls.__qualname__}")
+        held = _REGISTRY.get(name)
+        # the same class registering again (a module imported twice, a notebook cell run again) takes its place, as
+        # does a plugin's class of the same name (a plugin file edited and loaded again); no other class takes a
+        # built-in's name, whatever it is called: a run would train it under the built-in's hash
+        same = held is not None and (held.cls.__module__, held.cls.__qualname__) == (cls.__module__, cls.__qualname__)
+        if held is not None and not same and (not held.origin or held.cls.__qualname__ != cls.__qualname__):
+            owner = f"{held.cls.__qualname__}{held.where or ' (built in)'}"
+            raise ConfigError(f"shortcut {name!r} is already registered by {owner}; "
+                              f"register {cls.__qualname__}{f' (plugin {origin})' if origin else ''} under another name")
         params = {}
         for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
             if p.name in _BASE_ARGS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -115,6 +122,11 @@ def load_entry_points() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
+        except SystemExit as e:
+            raise ConfigError(f"shortcut plugin {ep.name!r} ({ep.value}, entry point of {ENTRY_POINT_GROUP}) called "
+                              f"sys.exit({e.code!r}) while it loaded; a plugin only registers shortcuts") from None
+        except ConfigError:
+            raise
         except Exception as e:
             raise ConfigError(f"shortcut plugin {ep.name!r} ({ep.value}, entry point of {ENTRY_POINT_GROUP}) failed "
                               f"to load: {type(e).__name__}: {e}") from None
@@ -208,6 +220,9 @@ def load_plugin(spec: str) -> None:
             importlib.import_module(spec)
     except ModuleNotFoundError as e:
         raise ConfigError(f"cannot import plugin {spec!r}: {e}") from None
+    except SystemExit as e:  # else the command would end with the plugin's exit code, having done nothing
+        raise ConfigError(f"plugin {spec!r} called sys.exit({e.code!r}) at import; a plugin only registers "
+                          f"shortcuts") from None
     except ConfigError:
         raise
     except Exception as e:  # a syntax error or an exception at import: the plugin's fault, said in one line

@@ -42,9 +42,8 @@ import torch
 from ..training.data import DataNotFound
 from ..core.outcomes import FINISHED
 from ..core.errors import ConfigError, OneLineError
-from ..core.files import write_atomic
 from ..core.layout import ResultsDir, RunDir
-from .tables import read_table
+from .tables import keep_table, read_table
 from ..core.text import markdown_table, num
 
 LESION_IMAGES = 1000  # a fixed class-stratified subset of the test split
@@ -245,10 +244,10 @@ def _lesion_study(results: ResultsDir, runs, device):
             continue
         recs = lesion_run(model, d, device=device)
         kept[h] = pd.DataFrame([{"hash": h, "stamp": checkpoint_stamp(run), **r} for r in recs], columns=list(LESION_FIELDS))
-        write_atomic(results.lesion_csv, table().to_csv(index=False))
+        keep_table(results, results.lesion_csv, table())
     out = table()
     if kept and not todo and old is not None and len(old) != len(out):  # rows of runs no longer in the manifest
-        write_atomic(results.lesion_csv, out.to_csv(index=False))
+        keep_table(results, results.lesion_csv, out)
     return out, {why: len(hashes) for why, hashes in notes.items()}
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import OneLineError
-from ..core.files import write_atomic
 from ..core.layout import ResultsDir
-from .tables import read_table
+from .tables import keep_table, read_table
 
 FIELDS = ("hash", "max_residual")
 IMAGES = 8  # a batch for BN's statistics; the identity holds image by image
@@ -88,5 +87,5 @@ def samples(out, manifest: dict, runs, keep: bool = True) -> dict[str, dict[str,
         got.setdefault(r.experiment, {}).setdefault(r.variant, []).append(found[r.hash])
     if keep and found and found != cache:
         lines = [",".join(FIELDS), *(f"{h},{v!r}" for h, v in sorted(found.items()))]
-        write_atomic(results.init_identity_csv, "\n".join(lines) + "\n")
+        keep_table(results, results.init_identity_csv, "\n".join(lines) + "\n")
     return got

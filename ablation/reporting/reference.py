@@ -142,8 +142,26 @@ def _sample(x: list[float]) -> str:
     return f"{s.mean:.2f} ({seeds})" if s.n == 1 else f"{s.mean:.2f} ± {s.std:.2f} ({seeds})"
 
 
+def check_given(root, preset: str | None, out) -> None:
+    """ConfigError where a reference folder given by the user (``--reference DIR``) holds no reference study, or
+    none of ``preset``: a comparison asked for and not made would otherwise pass in silence."""
+    root = Path(root)
+    candidates = [root] if (root / REFERENCE_FILE).is_file() else sorted(root.iterdir()) if root.is_dir() else []
+    held = [read_reference(d) for d in candidates if (d / REFERENCE_FILE).is_file()]
+    if not held:
+        raise ConfigError(f"--reference {root} holds no reference study (no {REFERENCE_FILE} in it or in the "
+                          f"folders it holds)")
+    if preset is not None and not references_for(preset, out, root):
+        others = ", ".join(f"{r.name} (preset {r.preset})" for r in held)
+        raise ConfigError(f"--reference {root} holds no reference study of preset {preset} besides this folder, "
+                          f"only {others}; name one of preset {preset}")
+
+
 def comparisons(out, runs, preset: str | None, root=None) -> list[tuple[Reference, list[dict]]]:
-    """Each reference of ``preset`` (never ``out`` itself) with :func:`compare`'s rows against it."""
+    """Each reference of ``preset`` (never ``out`` itself) with :func:`compare`'s rows against it; a folder given as
+    ``root`` is checked first (:func:`check_given`)."""
+    if root is not None and Path(root).is_dir():
+        check_given(root, preset, out)
     found = []
     for ref in references_for(preset, out, root):
         _, ref_runs, _ = load_tables(ref.path)

@@ -24,8 +24,8 @@ from . import stats as st
 from ..core.outcomes import FINISHED
 from ..core import text
 from ..core.text import isnan, num, paper_cell
-from ..core.files import write_atomic
-from ..core.layout import ResultsDir
+from ..core.files import write_atomic, write_failed
+from ..core.layout import ResultsDir, check_links, reference_writes, refuse_reference
 from .comparable import mark_claims, readme_note
 from .provenance import cell_note, readme_lines as where_lines
 from .tables import load_tables
@@ -237,9 +237,24 @@ def read_study(out, reference=None, plugins=()) -> Study:
     return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
 
 
-def build(out, quiet: bool = True, reference=None, plugins=()) -> dict:
+REFUSED = ("the report of your own study is written into its own folder (python -m ablation.report results/quick); "
+           "a reference's own is rebuilt with --write-reference")
+
+
+def build(out, quiet: bool = True, reference=None, plugins=(), write_reference: bool = False) -> dict:
     """Rebuild every table, plot and the README of ``out``; returns the paths written, and under
-    ``plugin_problems`` a line for each recorded plugin that could not be loaded (what needs its nets is left out)."""
+    ``plugin_problems`` a line for each recorded plugin that could not be loaded (what needs its nets is left out).
+
+    A reference study (:func:`ablation.core.layout.reference_study`) is refused unless ``write_reference``
+    (``--write-reference``); nothing is written through a symbolic link out of ``out``.
+    """
+    with reference_writes(out, write_reference):
+        refuse_reference(out, str(out), REFUSED)
+        check_links(out, str(out))
+        return _build(out, quiet, reference, plugins)
+
+
+def _build(out, quiet: bool, reference, plugins) -> dict:
     study = read_study(out, reference, plugins)
     results, manifest = study.results, study.manifest
     _write_reference(study)
@@ -254,6 +269,7 @@ def build(out, quiet: bool = True, reference=None, plugins=()) -> dict:
     written["plots"] = draw(study)
     write_atomic(results.readme, readme(study, _plot_order(manifest, written["plots"])))
     written["readme"] = str(results.readme)
+    written["compared"] = [r.name for r, _ in study.reference]
     if not quiet:
         for p in [*written["tables"], *written["plots"], written["readme"]]:
             print(p)
@@ -294,10 +310,17 @@ def draw(study: Study, signal: bool = True) -> list[str]:
 def _write_reference(study: Study) -> None:
     if study.reference:
         write_atomic(study.results.reference_csv, ref.table(study.reference).to_csv(index=False))
+    else:  # an earlier report's comparison, which the README no longer shows
+        try:
+            if study.results.reference_csv.exists():
+                study.results.reference_csv.unlink()
+        except OSError as e:
+            raise write_failed(study.results.reference_csv, e) from None
 
 
 def refresh_readme(out, reference=None) -> None:
     """Rewrite README.md alone (tables and findings again, no plots; the lesion study from its cache)."""
+    refuse_reference(out, str(out), REFUSED)
     study = read_study(out, reference)
     _write_reference(study)
     plots = study.results.plots

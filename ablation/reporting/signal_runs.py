@@ -16,12 +16,12 @@ import torch
 
 from ..core.outcomes import FINISHED
 from ..core.errors import OneLineError
-from ..core.files import write_atomic
 from ..core.layout import ResultsDir
 from ..nets.signal import ADDED_FIELDS, FIELDS, measure
 from ..training.data import DataNotFound
 from .analysis import checkpoint_stamp, load_trained
 from .signal_ladder import read_signal_table
+from .tables import keep_table
 
 SIGNAL_IMAGES = 64  # the batch: enough for BN's batch statistics at the last stage of a 16x16 net
 SIGNAL_FIELDS = ("hash", "stamp", "when", *FIELDS)
@@ -103,11 +103,11 @@ def signal_study(results: ResultsDir, runs, device=None):
                 notes.setdefault(str(e), []).append(h)
                 continue
             kept[h] = pd.DataFrame([{"hash": h, "stamp": stamp, **r} for r in recs], columns=list(SIGNAL_FIELDS))
-            write_atomic(results.signal_csv, table().to_csv(index=False))  # Ctrl-C loses one run at most
+            keep_table(results, results.signal_csv, table())  # Ctrl-C loses one run at most
             changed = True
         out = table()
         if changed or (old is not None and len(old) != len(out)):  # cached rows after the last write, or gone ones
-            write_atomic(results.signal_csv, out.to_csv(index=False))
+            keep_table(results, results.signal_csv, out)
         return out, {why: len(hs) for why, hs in notes.items()}
     finally:
         torch.set_num_threads(threads)

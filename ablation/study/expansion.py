@@ -79,10 +79,17 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
 def milestones_at(fractions, steps, unit: str = "iterations") -> list:
     """The drops of a schedule given as fractions of its length: [0.5, 0.75] of 500 is [250, 375].
 
-    In iterations a drop lands on a whole iteration; in epochs the fraction of an epoch stays.
+    In iterations a drop lands on a whole iteration; in epochs the fraction of an epoch stays. Fractions
+    that would land on one iteration, or a later one on iteration 0, are refused: the schedule would not
+    be the one they describe.
     """
     if unit == "iterations":
-        return [int(round(f * steps)) for f in fractions]
+        drops = [int(round(f * steps)) for f in fractions]
+        if len(set(drops)) < len(drops) or any(f > 0 and d == 0 for f, d in zip(fractions, drops)):
+            raise ConfigError(f"milestones_at {list(fractions)} of steps={steps:g} round to iterations {drops}: the "
+                              f"rate's drops would fall together or before the first step; set more steps, or "
+                              f"milestones=[...] (or []) with --set")
+        return drops
     return [round(f * steps, 6) for f in fractions]
 
 
@@ -117,7 +124,10 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
     for row in rows:
         exp = experiments[row.experiment]
         home = experiments[row.rows_of] if row.rows_of else exp  # a ladder's row runs as its source row
-        cfg = merged_config(home, row, preset, overrides, settings, keeps_depth=sweeps_depth(exp))
+        try:
+            cfg = merged_config(home, row, preset, overrides, settings, keeps_depth=sweeps_depth(exp))
+        except ConfigError as e:
+            raise ConfigError(f"{row.key}: {e}") from None
         for seed in range(seeds):
             try:
                 full = validate({**cfg, "seed": seed})

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 
+from ..core.errors import ConfigError
 from .backends import Backend, InProcess, Status, train_task
 
 
@@ -188,7 +189,14 @@ def visible_gpus(count: int, env: str | None) -> list[str]:
     """
     if env is None:
         return [str(i) for i in range(count)]
-    return [d.strip() for d in env.split(",") if d.strip()][:count]
+    ids = [d.strip() for d in env.split(",") if d.strip()][:count]
+    # each worker is handed one of these as its whole CUDA_VISIBLE_DEVICES: an entry CUDA would not read, or one
+    # GPU twice, would leave a worker without its GPU or two workers sharing one
+    bad = [d for d in ids if not (d.isdigit() or d.startswith(("GPU-", "MIG-")))]
+    if bad or len(set(ids)) < len(ids):
+        why = f"{bad[0]!r} is neither a GPU's index nor its UUID" if bad else "it names one GPU twice"
+        raise ConfigError(f"CUDA_VISIBLE_DEVICES={env!r}: {why}; set it to GPU indices such as 0,1")
+    return ids
 
 
 def gpu_slots(devices: list[str], per_gpu: int) -> list[str]:
@@ -203,6 +211,14 @@ def _runs_on_gpu(configs: list[dict]) -> bool:
     return "cuda" in devices or ("auto" in devices and torch.cuda.is_available())
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a container or ``taskset`` may narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def auto_jobs(configs: list[dict]) -> int:
     """One single-threaded run per core on CPU; one run at a time per GPU.
 
@@ -210,7 +226,7 @@ def auto_jobs(configs: list[dict]) -> int:
     """
     if _runs_on_gpu(configs):
         return 1
-    return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=(), train_fn=None) -> Backend:
@@ -233,6 +249,11 @@ def local_backend(jobs: int | None, n_todo: int, configs: list[dict], plugins=()
                 backend.gpus_per_run = 1.0 / per
                 return backend
             return LocalPool(n, plugins, train_fn, devices[:n], per, requested_jobs=len(devices))
+    if jobs is not None and jobs > cores():
+        # more single-threaded runs than cores would not run at once, only take turns, and the dry run's wall time
+        # would count them as running at once
+        raise ConfigError(f"--jobs {jobs} is more than the {cores()} runs this machine trains at once on CPU (one "
+                          f"per core, one thread each); use --jobs {cores()} or fewer, or --jobs auto")
     if per == 1:
         return InProcess(train_fn, requested_jobs=1)
     return LocalPool(max(1, min(per, n_todo)), plugins, train_fn, requested_jobs=per)

@@ -203,7 +203,7 @@ def validate_config(cfg: dict, notes: list | None = None, own_images: bool = Fal
         require_tensorboard()
     _fit_subsets(cfg, notes)
     if not own_images:
-        refuse_clamped(cfg)
+        refuse_clamped(cfg, SCHEMA["evals"].default)
     info = DATASETS[cfg["dataset"]]
     check_names(cfg["data_dir"], "data_dir")
     check_builder_keys(cfg["shortcut_args"], "shortcut_args", lambda k: f"set {k}=... as a config key of its own")

@@ -89,8 +89,8 @@ def memory_limit() -> tuple[int | None, str]:
             value = float(text[: len(text) - len(unit)]) * _UNITS[unit]
         except ValueError:
             raise ConfigError(f"{LIMIT_VAR}={raw!r} is not a size such as 64G, 512M or none") from None
-        if not value > 0:
-            raise ConfigError(f"{LIMIT_VAR}={raw!r} must be above 0 (or none)")
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(f"{LIMIT_VAR}={raw!r} must be a size above 0 (or none)")
         return int(value), f"{LIMIT_VAR}={raw}"
     return available_memory(), "available on this machine"
 
@@ -129,6 +129,19 @@ def check_fits(cfg: dict, batch: int | None = None, images: int | None = None) -
         raise ConfigError(f"{describe_need(cfg, need)}, more than the {gib(limit)} {source}; use a smaller net, "
                           f"batch or image_size, or set {LIMIT_VAR} (e.g. {LIMIT_VAR}=64G, or none)")
     return need
+
+
+def check_pass_fits(fp: Footprint, batch: int, what: str) -> int:
+    """The memory of one forward and backward pass outside training (``python -m ablation.signal``): weights and
+    their gradients, and the activations of ``batch`` images, 4 bytes each; ConfigError over :func:`memory_limit`,
+    before anything is built (a net of 600,000 layers would otherwise take minutes, then the machine's memory)."""
+    model, acts = 8 * fp.params, 4 * batch * fp.activations
+    limit, source = memory_limit()
+    if limit is not None and model + acts > limit:
+        raise ConfigError(f"{what} at batch {batch} needs about {gib(model + acts)} (weights and gradients "
+                          f"{gib(model)}, activations {gib(acts)}), more than the {gib(limit)} {source}; use a "
+                          f"smaller net or batch, or set {LIMIT_VAR} (e.g. {LIMIT_VAR}=64G, or none)")
+    return model + acts
 
 
 def limit_for(cfg: dict) -> tuple[int | None, str]:

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.locks import Claim
-from ..core.layout import RunDir
+from ..core.layout import RunDir, refuse_reference
 from . import data as datasets
 from .board import board_for
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
@@ -42,6 +42,7 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True, ticket
     study's task in the run's claim, so that a retry of it knows its own earlier attempt.
     """
     cfg, run = validate_config(cfg), RunDir(run_dir)
+    refuse_reference(run.path, f"run folder {run.path}", "train into a folder of your own")
     check_same_run(run, cfg)  # before anything is read from it: a finished run may hold another config
     if run.is_finished():
         return _finished(run, finished_ok)
@@ -65,8 +66,8 @@ def _finished(run: RunDir, finished_ok: bool) -> dict:
 
 def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
     run.write_config(cfg)
-    model, fwd, opt, s = _resume(run, cfg, d, device)
     plan = Plan.of(cfg, len(d.train_y))
+    model, fwd, opt, s = _resume(run, cfg, d, device, plan)
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
     clock = _Clock(s, device)
     amp = bf16_runs(cfg, device)
@@ -133,13 +134,17 @@ def _fresh(cfg, d, device):
     return model, fwd, opt, LoopState.fresh(cfg, device)
 
 
-def _resume(run: RunDir, cfg, d, device):
-    """Model, compiled forward, optimiser and loop state: from the checkpoint if it reads, else fresh."""
+def _resume(run: RunDir, cfg, d, device, plan: Plan):
+    """Model, compiled forward, optimiser and loop state: from the checkpoint if it reads, and its counters lie
+    within the run's schedule (else it would end at once, as a finished run of a wrong length), else fresh."""
     run.sweep()
     model, fwd, opt, s = _fresh(cfg, d, device)
     if run.checkpoint.exists():
         try:
             load_checkpoint(run, model, opt, s, device)
+            counters = (s.it, plan.total), (s.history_len, len(plan.evals)), (s.seen, None), (s.images, None)
+            if not all(isinstance(v, int) and 0 <= v <= (hi if hi is not None else v) for v, hi in counters):
+                raise ValueError(f"its counters lie outside the run's schedule of {plan.total} iterations")
         except Exception as exc:
             print(f"warning: unreadable checkpoint {run.checkpoint} ({type(exc).__name__}); starting the run over",
                   file=sys.stderr)
