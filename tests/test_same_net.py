@@ -111,11 +111,12 @@ def test_the_same_config_and_seed_build_the_same_net_in_four_contexts(study):
         configs[cfg["shortcut"]] = cfg
     assert sorted(configs) == sorted(SHORTCUTS)
     # a fresh process that has built nothing
-    code = (f"import sys, json; sys.path.insert(0, {str(TESTS)!r}); from ablation.nets.shortcuts import load_plugin; "
+    code = (f"import sys, json; from ablation.nets.shortcuts import load_plugin; "
             f"load_plugin({str(plugin)!r}); import test_same_net as t; "
             f"print(json.dumps({{k: t.trainer_digest(c) for k, c in json.loads(sys.argv[1]).items()}}))")
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)  # this module, importable
     fresh = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True, text=True,
-                           check=True, cwd=root)
+                           check=True, cwd=root, env={**os.environ, "PYTHONPATH": path})
     # this process, after building other nets and probing the plugin on other nets
     build_model("resnet14", "exclusive-gate", width=8, b=0.0)
     check_model_args("resnet20", "learned-scale", width=2, init=0.5)
