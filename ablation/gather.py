@@ -15,7 +15,6 @@ if __name__ == "__main__":
 
     interrupt_quietly_while_starting()
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -41,14 +40,15 @@ def main(argv=None) -> int:
                    "recorded in the manifest")
     p.add_argument("--write-reference", action="store_true", help="gather into a reference study (a folder holding "
                    "reference.toml, or under results/reference/), which is otherwise never written")
-    p.add_argument("--experiments-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--experiments", action="append", metavar="DIR", help="a folder of your own experiment files "
+                   "(as python -m ablation.run; repeatable; default: ./experiments where there is one)")
     args = p.parse_args(argv)
 
     def body():
         out = check_folder(args.out, "results", "--out")
         if any(Path(s).resolve() == out.resolve() for s in args.sources):
             raise ConfigError("--out is one of the sources; gather into another folder")
-        c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments_dir,
+        c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments,
                    (stored_tables, carry_tables), args.plugin, args.prefer, args.write_reference)
         for line in c["plugin_problems"]:
             print(f"note: {line}", file=sys.stderr)

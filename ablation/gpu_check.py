@@ -31,7 +31,7 @@ from .core.errors import ArgumentParser, ConfigError, run_main, unknown_choice
 from .nets.models import count_params
 from .nets.shortcuts import list_shortcuts
 from .study import expansion, selection
-from .study import experiments as ex
+from .study import catalogue
 from .training import data as datasets
 from .training import runtime, step
 from .training.config import parse_settings
@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--experiment", default="identity_mappings")
     ap.add_argument("--rows", help="comma list of the experiment's rows (default: all)")
+    ap.add_argument("--experiments", action="append", metavar="DIR", help="a folder of your own experiment files "
+                    "(as python -m ablation.run; repeatable; default: ./experiments where there is one)")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--steps", type=int, default=300, help="iterations per row (default 300)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
@@ -96,7 +98,8 @@ def _runs(args) -> list:
         raise ConfigError(f"--warmup ({args.warmup}) must be below --steps ({args.steps})")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("no CUDA device here; --device cpu checks that every row runs")
-    exps, presets = ex.load_experiments(), ex.load_presets()
+    folders = catalogue.user_folders(args.experiments)
+    exps, presets = catalogue.load_experiments(folders), catalogue.load_presets(folders)
     if args.preset not in presets:
         raise unknown_choice("preset", args.preset, presets)
     if args.experiment not in exps:

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from ablation.training import config as schema
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study import expansion
 from ablation.study import selection
@@ -246,14 +247,14 @@ paper = 1.0
 """
 
 
-def _dir(tmp_path, text, presets='[quick]\nsteps = 2\n'):
+def _dir(tmp_path, text, presets='[small]\nsteps = 2\n'):
     (tmp_path / "tiny.toml").write_text(textwrap.dedent(text))
     (tmp_path / "presets.toml").write_text(presets)
     return tmp_path
 
 
 def test_a_good_file_loads(tmp_path):
-    e = ex.load_experiments(_dir(tmp_path, GOOD))["tiny"]
+    e = catalogue.load_experiments([_dir(tmp_path, GOOD)])["tiny"]
     assert e.variants[0].paper == 1.0 and e.in_all == []
 
 
@@ -271,34 +272,34 @@ def test_a_good_file_loads(tmp_path):
 def test_malformed_experiment_files_raise_one_line(tmp_path, edit, message):
     d = _dir(tmp_path, GOOD.replace(*edit))
     with pytest.raises(ConfigError) as e:
-        ex.load_experiments(d)
+        catalogue.load_experiments([d])
     assert message in str(e.value) and "\n" not in str(e.value)
     assert "tiny.toml" in str(e.value)
 
 
 def test_misspelt_preset_key(tmp_path):
-    d = _dir(tmp_path, GOOD, presets="[quick]\nstpes = 2\n")
+    d = _dir(tmp_path, GOOD, presets="[small]\nstpes = 2\n")
     with pytest.raises(ConfigError, match="unknown key 'stpes' \\(did you mean 'steps'\\?\\)"):
-        ex.load_presets(d)
+        catalogue.load_presets([d])
 
 
 def test_claims_are_checked_against_rows(tmp_path):
     d = _dir(tmp_path, GOOD + '[[claim]]\nsays = "x"\nlower = ["a", "zz"]\n')
     with pytest.raises(ConfigError, match="claim names unknown variant 'zz'"):
-        ex.load_experiments(d)
+        catalogue.load_experiments([d])
 
 
 def test_a_bad_value_is_caught_before_training(tmp_path, presets):
     d = _dir(tmp_path, GOOD.replace('shortcut = "identity"', 'shortcut = "identity"\nlr = "fast"'))
-    exps = ex.load_experiments(d)
+    exps = catalogue.load_experiments([d])
     with pytest.raises(ConfigError, match="tiny:a: lr must be a number"):
-        expansion.expand(exps, exps["tiny"].variants, ex.load_presets(d)["quick"])
+        expansion.expand(exps, exps["tiny"].variants, catalogue.load_presets([d])["small"])
 
 
 def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
     _dir(tmp_path, GOOD)
     (tmp_path / "other.toml").write_text(GOOD.replace('"tiny"', '"other"'))
-    exps = ex.load_experiments(tmp_path)
+    exps = catalogue.load_experiments([tmp_path])
     with pytest.raises(ConfigError, match="say which: other:a, tiny:a"):
         selection.select(exps, None, "a", [])
     assert selection.select(exps, None, "other:a", [])[0].experiment == "other"
@@ -311,29 +312,29 @@ def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
 ])
 def test_bad_protocol_fields_raise_one_line(tmp_path, edit, message):
     with pytest.raises(ConfigError) as e:
-        ex.load_experiments(_dir(tmp_path, GOOD.replace(*edit)))
+        catalogue.load_experiments([_dir(tmp_path, GOOD.replace(*edit))])
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_preset_sets_keys_to_null_and_checks_them(tmp_path):
-    d = _dir(tmp_path, GOOD, presets='[quick]\nnull = ["warmup_lr", "fail_chance_fraction"]\n')
-    assert ex.load_presets(d)["quick"].config == {"warmup_lr": None, "fail_chance_fraction": None}
+    d = _dir(tmp_path, GOOD, presets='[small]\nnull = ["warmup_lr", "fail_chance_fraction"]\n')
+    assert catalogue.load_presets([d])["small"].config == {"warmup_lr": None, "fail_chance_fraction": None}
     for table, message in (('null = ["fail_chanse_fraction"]', "did you mean 'fail_chance_fraction'"),
                            ('fail_chance_fraction = 0.5\nnull = ["fail_chance_fraction"]', "both set and in null")):
         with pytest.raises(ConfigError, match=message):
-            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
+            catalogue.load_presets([_dir(tmp_path, GOOD, presets=f"[small]\n{table}\n")])
 
 
 def test_a_key_a_variant_sets_itself_wins_over_the_preset(tmp_path):
     """Issue 9, item 11: the row's own lr is what the row is about; the preset's lr applies to the others."""
     text = GOOD + '[[variant]]\nname = "fast"\nshortcut = "identity"\nlr = 0.3\n'
-    d = _dir(tmp_path, text, presets='[quick]\nlr = 0.05\nsteps = 2\n[quick.arch_map]\nresnet8 = "resnet14"\n')
-    e = ex.load_experiments(d)["tiny"]
-    runs = {r.variant: r for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])}
+    d = _dir(tmp_path, text, presets='[small]\nlr = 0.05\nsteps = 2\n[small.arch_map]\nresnet8 = "resnet14"\n')
+    e = catalogue.load_experiments([d])["tiny"]
+    runs = {r.variant: r for r in expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"])}
     assert runs["fast"].config["lr"] == 0.3 and runs["a"].config["lr"] == 0.05
     assert runs["fast"].config["arch"] == "resnet14"  # the preset's arch_map still applies to the row's net
     assert runs["fast"].hash != runs["a"].hash
-    again = expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"], settings={"lr": 0.01})
+    again = expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"], settings={"lr": 0.01})
     assert {r.config["lr"] for r in again} == {0.01}  # and the command line wins over both
 
 
@@ -375,7 +376,8 @@ def test_milestones_at_are_checked(tmp_path):
     for table, message in (("milestones_at = [0.5, 1.5]", "between 0 and 1"),
                            ("milestones_at = [0.5]\nmilestones = [3]", "not both")):
         with pytest.raises(ConfigError, match=message):
-            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
-    d = _dir(tmp_path, GOOD, presets="[quick]\nsteps = 40\nmilestones_at = [0.25]\n")
-    e = ex.load_experiments(d)["tiny"]
-    assert {r.config["milestones"][0] for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])} == {10}
+            catalogue.load_presets([_dir(tmp_path, GOOD, presets=f"[small]\n{table}\n")])
+    d = _dir(tmp_path, GOOD, presets="[small]\nsteps = 40\nmilestones_at = [0.25]\n")
+    e = catalogue.load_experiments([d])["tiny"]
+    runs = expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"])
+    assert {r.config["milestones"][0] for r in runs} == {10}

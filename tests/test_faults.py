@@ -18,7 +18,7 @@ import pytest
 
 from ablation import run
 
-from conftest import write_experiments
+from conftest import write_experiments, tiny_args
 
 pytestmark = pytest.mark.slow  # a study trained, then killed and resumed many times: minutes
 
@@ -62,7 +62,7 @@ def study(tmp_path_factory):
 
 
 def command(exps, out, *extra):
-    return [sys.executable, "-m", "ablation.run", "--experiments-dir", str(exps), "--out", str(out), "--jobs", "2",
+    return [sys.executable, "-m", "ablation.run", *tiny_args(exps), "--out", str(out), "--jobs", "2",
             "--quiet", *extra]
 
 
@@ -191,7 +191,7 @@ def test_a_worker_that_dies_natively_is_that_runs_error_and_the_study_goes_on(st
     monkeypatch.chdir(tmp_path)
     (tmp_path / "crash.py").write_text(CRASH)
     out = tmp_path / "out"
-    argv = ["--experiments-dir", str(study["exps"]), "--out", str(out), "--jobs", "2", "--quiet",
+    argv = [*tiny_args(str(study["exps"])), "--out", str(out), "--jobs", "2", "--quiet",
             "--plugin", "crash.py", "--variants", "identity,crash-test,plain", "--experiment", "tiny"]
     assert run.main(argv) == 1  # errors, but a report
     err = capsys.readouterr().err

@@ -17,6 +17,7 @@ from ablation.nets.shortcuts import load_plugin
 from ablation.reporting import stats as st
 from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.training import config as schema
 from ablation.training.data import load_for
@@ -30,7 +31,7 @@ UNIT_KEYS = ("shortcut", "shortcut_args", "order", "match", "norm")
 
 def _row(name):
     """What a row of ablation/experiments/modern.toml sets of its net, as build_model's keywords."""
-    cfg = ex.load_experiments()["modern"].variant(name).config
+    cfg = catalogue.load_experiments()["modern"].variant(name).config
     unit = {k: cfg[k] for k in UNIT_KEYS if k in cfg}
     return {**{k: v for k, v in unit.items() if k != "shortcut_args"}, **unit.get("shortcut_args", {})}
 
@@ -175,7 +176,7 @@ def test_fixup_transition_shortcut_takes_x_plus_the_branch_first_bias():
 def test_fixup_scalars_sit_in_their_own_parameter_group_at_a_tenth_of_the_rate_through_every_drop(tmp_path):
     """cifar_train.py lines 113-122: every parameter named 'bias' or 'scale' (the scalars and the classifier's
     bias) at base_lr / 10, the others at base_lr; adjust_learning_rate (lines 197-219) drops every group alike."""
-    row = ex.load_experiments()["modern"].variant("fixup-nobn").config
+    row = catalogue.load_experiments()["modern"].variant("fixup-nobn").config
     cfg = schema.validate_config({"dataset": "synthetic", "data_dir": str(tmp_path / "data"), "arch": "resnet8",
                                   "width": 4, "batch_size": 32, "steps": 4, "milestones": [2], "evals": 1, "lr": 0.1,
                                   "quiet": True, "threads": 1,
@@ -416,8 +417,8 @@ def test_identity_at_init_claim_reads_the_built_nets_and_stays_out_of_holm():
 
 
 def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
-    exps = ex.load_experiments()
-    e, presets = exps["modern"], ex.load_presets()
+    exps = catalogue.load_experiments()
+    e, presets = exps["modern"], catalogue.load_presets()
     assert e.in_all == []  # --variants all (the quick study) is unchanged
     assert {v.name for v in e.variants} == {"identity-bn", "identity-nobn", "rezero-bn", "rezero-nobn",
                                             "skipinit-nobn", "fixup-nobn", "stochastic-depth-bn", "layerscale-bn",
@@ -438,7 +439,7 @@ def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
 
 
 def test_existing_claims_keep_their_manifest_form():
-    meta = ex.load_experiments()["identity_mappings"].meta()
+    meta = catalogue.load_experiments()["identity_mappings"].meta()
     assert all(set(c) == {"says", "metric", "lower", "lowest", "among", "close", "within"} for c in meta["claims"])
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study import expansion
 from ablation.study import invocation
@@ -31,8 +32,8 @@ NUMBERS = {
 
 @pytest.fixture
 def results(tmp_path):
-    exps = ex.load_experiments()
-    presets = ex.load_presets()
+    exps = catalogue.load_experiments()
+    presets = catalogue.load_presets()
     rows = [exps["degradation"].variant(v) for v in exps["degradation"].in_all]
     rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
     runs = expansion.expand(exps, rows, presets["quick"], seeds=2)
@@ -64,7 +65,7 @@ def test_tables_in_the_papers_layout(results):
     assert "plain ours" in lines[2] and "residual paper" in lines[2] and "residual mean ± std [95% CI]" in lines[2]
     row56 = next(l for l in lines if l.startswith("| 56 layers"))
     cells = [c.strip() for c in row56.strip("|").split("|")]
-    as_run = ex.load_presets()["quick"].arch_map["resnet56"]
+    as_run = catalogue.load_presets()["quick"].arch_map["resnet56"]
     # 2 seeds: the t interval of the mean is m +- t(0.975, 1) s / sqrt(2) = m +- 12.706 s / 1.414
     assert cells == [f"56 layers ({as_run})", "12.30 (median)", "12.30 ± 0.42 [8.49, 16.11]", "9.20", "not reported",
                      "7.20 (median)", "7.20 ± 0.28 [4.66, 9.74]", "3.10", "6.97 (single)"]

@@ -86,7 +86,7 @@ def study(tmp_path_factory):
     exps = root / "experiments"
     exps.mkdir()
     (exps / "same.toml").write_text(EXPERIMENT)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{root / "data"}"\n')
+    (exps / "presets.toml").write_text(f'[tiny]\ndescription = "tiny"\ndata_dir = "{root / "data"}"\n')
     (root / "captured").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -94,10 +94,10 @@ def study(tmp_path_factory):
         # this process, which loaded the plugin and validated (so probed) every row of its plan before training
         mp.setenv("ABLATION_TEST_CONTEXT", "study")
         Study(experiment="same", variants="all", out=root / "study", plugins=[str(plugin)],
-              experiments_dir=exps).run(jobs=1, progress=False, train_fn=capture)
+              experiments=exps, preset="tiny").run(jobs=1, progress=False, train_fn=capture)
         # two worker processes, which load the plugin themselves
         mp.setenv("ABLATION_TEST_CONTEXT", "cli")
-        argv = ["--experiments-dir", str(exps), "--experiment", "same", "--variants", "all", "--out",
+        argv = ["--experiments", str(exps), "--preset", "tiny", "--experiment", "same", "--variants", "all", "--out",
                 str(root / "cli"), "--plugin", str(plugin), "--jobs", "2", "--quiet"]
         assert run.main(argv, train_fn=capture) == 0
     return {"root": root, "plugin": plugin, "exps": exps, "out": root / "study"}
@@ -156,8 +156,8 @@ def test_the_report_loads_the_studys_plugins_and_names_one_missing_or_changed(st
     assert "Not computed" not in out.readme.read_text()
 
     # the plugin gathered with the runs
-    assert gather_cli.main([str(out.path), "--out", str(tmp_path / "gathered"), "--experiments-dir",
-                            str(study["exps"]), "--experiment", "same", "--variants", "all"]) == 0
+    assert gather_cli.main([str(out.path), "--out", str(tmp_path / "gathered"), "--experiments", str(study["exps"]),
+                            "--preset", "tiny", "--experiment", "same", "--variants", "all"]) == 0
     assert ResultsDir(tmp_path / "gathered").read_manifest()["plugins"] == recorded
 
     source = plugin.read_text()

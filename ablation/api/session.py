@@ -17,6 +17,7 @@ from pathlib import Path
 from ..core.errors import ConfigError, unknown_choice
 from ..core.layout import ResultsDir, check_folder, check_links, refuse_reference
 from ..core.locks import folder_lock
+from ..study import catalogue
 from ..study import experiments as ex
 from ..study.depth import check_depth
 from ..study.expansion import expand, sweeps_depth
@@ -74,10 +75,10 @@ def check_numbers(seeds: int | None, depth: int | None) -> None:
 def check_options(**options) -> None:
     """ConfigError, with the command line's words, for an option of another type than the command line gives:
     text for the names (``variants``, ``experiment``, ``preset``, ``dataset``, ``device``), a path for ``out``
-    and ``experiments_dir`` (None: the default)."""
+    (None: the default)."""
     for name, value in options.items():
         flag = f"--{name.replace('_', '-')}"
-        if name in ("out", "experiments_dir"):
+        if name == "out":
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"{flag} must name a folder, got {value!r}")
         elif (value is not None or name == "preset") and not isinstance(value, str):
@@ -114,20 +115,22 @@ def load_plugins(plugins) -> None:
 
 def plan(*, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
          seeds: int | None = None, dataset: str | None = None, depth: int | None = None, device: str | None = None,
-         out=None, settings: dict | None = None, plugins=(), experiments_dir=None) -> Plan:
+         out=None, settings: dict | None = None, plugins=(), experiments=None) -> Plan:
     """The runs of a study, every option checked; nothing is written or trained.
 
     ``plugins`` (loaded by the caller, :func:`load_plugins`) are what a worker process loads before it trains.
+    ``experiments``: the user's folders of experiment files, read beside the shipped ones (``--experiments``;
+    None: ``./experiments`` where there is one, :func:`ablation.study.catalogue.user_folders`).
     """
     from ..nets import shortcuts
 
-    check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out,
-                  experiments_dir=experiments_dir)
+    check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out)
     check_numbers(seeds, depth)
     settings = check_settings({} if settings is None else settings)
     refuse_study_keys("--set", settings, "=")
-    experiments = ex.load_experiments(experiments_dir)
-    presets = ex.load_presets(experiments_dir)
+    folders = catalogue.user_folders(experiments)
+    experiments = catalogue.load_experiments(folders)
+    presets = catalogue.load_presets(folders)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     chosen = presets[preset]
