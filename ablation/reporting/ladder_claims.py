@@ -33,7 +33,7 @@ from . import stats as st
 from ..core.rungs import axis_of, rung_of, value_text
 from ..core.text import markdown_table
 
-FIGURES = ("claims_vs", "rank_vs", "errors_vs")  # drawn by ablation.reporting.ladder_plots, against the key
+LADDER_FIGURES = ("claims_vs", "rank_vs", "errors_vs")  # drawn by ablation.reporting.ladder_plots, against the key
 
 
 def figure_name(figure: str, ladder: str, key: str) -> str:
@@ -276,7 +276,7 @@ def readme_lines(manifest: dict, runs, stats, plots: list[str], rel, parts=PARTS
         if "ranks" in parts:
             lines += _rank_lines(stats, manifest, name, key)
         if whole:
-            stems = {figure_name(f, name, key) for f in FIGURES}
+            stems = {figure_name(f, name, key) for f in LADDER_FIGURES}
             mine = [p for p in plots if p.endswith(".png") and p.rsplit("/", 1)[-1][:-4] in stems]
             lines += [f"![{p.rsplit('/', 1)[-1][:-4]}]({rel(p)})" for p in mine]
             lines.append("")

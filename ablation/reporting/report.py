@@ -31,7 +31,7 @@ from .provenance import cell_note, readme_lines as where_lines
 from .tables import load_tables
 
 def with_figure(manifest, figure: str) -> list[str]:
-    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``, :data:`FIGURES`)."""
+    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``, :data:`ablation.study.experiments.EXPERIMENT_FIGURES`)."""
     return [n for n, m in manifest["experiments"].items() if figure in (m.get("figures") or [])]
 
 
@@ -197,7 +197,7 @@ def findings(manifest, runs, stats, tables, init: dict | None = None) -> list[st
 
 
 @dataclass
-class Study:
+class ReportedStudy:
     """A results folder as the report reads it: its tables, the statistics per row and the lesion study."""
 
     results: ResultsDir
@@ -212,7 +212,7 @@ class Study:
     plugin_problems: list  # one line per recorded plugin that is missing or changed (ablation.nets.plugins)
 
 
-def read_study(out, reference=None, plugins=()) -> Study:
+def read_study(out, reference=None, plugins=()) -> ReportedStudy:
     """Everything the README and the figures are made of, read from the results folder ``out``.
 
     The lesion study is computed for finished runs not yet in ``lesion.csv`` (torch loads only then).
@@ -234,7 +234,7 @@ def read_study(out, reference=None, plugins=()) -> Study:
     tables = experiment_tables(manifest, stats)
     lesion, missing = lesion_study(results, runs)
     beside = ref.comparisons(out, runs, manifest.get("preset"), reference)
-    return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
+    return ReportedStudy(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
 
 
 REFUSED = ("the report of your own study is written into its own folder (python -m ablation.report results/quick); "
@@ -277,7 +277,7 @@ def _build(out, quiet: bool, reference, plugins) -> dict:
     return written
 
 
-def draw(study: Study, signal: bool = True) -> list[str]:
+def draw(study: ReportedStudy, signal: bool = True) -> list[str]:
     """Every figure of the study: those its experiment files ask for, then each experiment's own; with ``signal``
     the signal propagation of the trained runs too (computed where ``signal.csv`` lacks them)."""
     from . import ladder_plots
@@ -307,7 +307,7 @@ def draw(study: Study, signal: bool = True) -> list[str]:
     return paths
 
 
-def _write_reference(study: Study) -> None:
+def _write_reference(study: ReportedStudy) -> None:
     if study.reference:
         write_atomic(study.results.reference_csv, ref.table(study.reference).to_csv(index=False))
     else:  # an earlier report's comparison, which the README no longer shows
@@ -354,7 +354,7 @@ def scale_lines(name: str, sub) -> list[str]:
     return list(lines)
 
 
-def readme(study: Study, plots: list[str]) -> str:
+def readme(study: ReportedStudy, plots: list[str]) -> str:
     """The results README: how the numbers were made, the scale, the tables, findings, mechanisms and figures."""
     results, manifest, runs, history, stats, tables = (study.results, study.manifest, study.runs, study.history,
                                                        study.stats, study.tables)

@@ -116,7 +116,7 @@ def summarize(values) -> Summary:
     return Summary(n, median, mean, std, mean - half, mean + half, best)
 
 
-PROTOCOLS = {"median": "median", "best": "best", "mean": "mean", "single": "median"}
+STAT_BESIDE_PROTOCOL = {"median": "median", "best": "best", "mean": "mean", "single": "median"}
 
 
 def protocol_stat(protocol) -> str:
@@ -125,7 +125,7 @@ def protocol_stat(protocol) -> str:
     Best of seeds beside a paper's best, mean beside a mean, median beside a median; a paper's
     single run beside our median (the typical single run); median where no protocol is stated.
     """
-    return PROTOCOLS.get(protocol if isinstance(protocol, str) else "median", "median")
+    return STAT_BESIDE_PROTOCOL.get(protocol if isinstance(protocol, str) else "median", "median")
 
 
 # --- the rows of a results folder --------------------------------------------------------------

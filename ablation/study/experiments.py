@@ -65,7 +65,7 @@ EXPERIMENT_KEYS = {
 # error_vs_depth final error against depth of the same (one experiment per study)
 # row_curves    training curves of every row on one figure
 # ranking       our ranking of the rows against the paper's, with its rank correlations among the findings
-FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
+EXPERIMENT_FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
                 "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float),
                 "depth": int, "rung": (int, float, str), "rows_of": str, "presets": dict}
@@ -73,7 +73,7 @@ PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": b
                "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
 # He 2015 Table 6 the best of 5 for ResNet-110 (mean +- std beside it) and one number elsewhere
-PROTOCOLS = ("median", "best", "mean", "single")
+PAPER_PROTOCOLS = ("median", "best", "mean", "single")
 CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
               "close": list, "within": (int, float), "not_worse": list, "identity_at_init": list}
 CLAIM_KINDS = ("lower", "lowest", "close", "not_worse", "identity_at_init")
@@ -92,7 +92,7 @@ class Variant:
     paper: float | str | None = None  # a number, "fail", or None (not reported)
     source: str = ""
     note: str = ""
-    protocol: str | None = None  # one of PROTOCOLS: what `paper` is over the paper's runs
+    protocol: str | None = None  # one of PAPER_PROTOCOLS: what `paper` is over the paper's runs
     paper_mean: float | None = None  # the paper's mean and std over its runs, where printed
     paper_std: float | None = None
     paper_above: float | None = None  # the paper gives only a lower bound on the error
@@ -157,7 +157,7 @@ class Experiment:
     claims: list[Claim] = field(default_factory=list)
     path: str = ""
     protocol: str | None = None  # the rows' default protocol
-    figures: list[str] = field(default_factory=list)  # of FIGURES: what the report draws for it
+    figures: list[str] = field(default_factory=list)  # of EXPERIMENT_FIGURES: what the report draws for it
     axis: dict | None = None  # a ladder's axis (ablation.study.ladder): rows_of, key, values, paper_at, rows, claims
 
     def variant(self, name: str) -> Variant:
@@ -283,8 +283,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
     check_name(data["name"], "experiment name", where)
     if not data["variant"]:
         raise ConfigError(f"{where}: experiment {data['name']!r} has no variants; add [[variant]] tables")
-    if data.get("protocol", PROTOCOLS[0]) not in PROTOCOLS:
-        raise ConfigError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {data['protocol']!r}")
+    if data.get("protocol", PAPER_PROTOCOLS[0]) not in PAPER_PROTOCOLS:
+        raise ConfigError(f"{where}: protocol must be one of {', '.join(PAPER_PROTOCOLS)}, got {data['protocol']!r}")
     base = data.get("base", {})
     _check_keys(f"{where}: [base]", base, {}, keys)
     refuse_study_keys(f"{where}: [base]", base)
@@ -309,9 +309,9 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
             if isinstance(row.get(key), float) and not math.isfinite(row[key]):
                 raise ConfigError(f"{vwhere}: {key} must be a finite number, got {row[key]}")
         protocol = row.get("protocol", data.get("protocol"))
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
-                              f"{did_you_mean(protocol, PROTOCOLS)}")
+        if protocol is not None and protocol not in PAPER_PROTOCOLS:
+            raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PAPER_PROTOCOLS)}, got {protocol!r}"
+                              f"{did_you_mean(protocol, PAPER_PROTOCOLS)}")
         seen.add(row["name"])
         _check_row_depth(vwhere, row, base)
         for pname, table in row.get("presets", {}).items():
@@ -341,9 +341,9 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
             raise ConfigError(f"{where}: in_all names unknown variant {name!r}{did_you_mean(name, seen)}")
     figures = data.get("figures", [])
     for figure in figures:
-        if figure not in FIGURES:
-            raise ConfigError(f"{where}: figures names unknown figure {figure!r}{did_you_mean(figure, FIGURES)}; "
-                              f"valid: {', '.join(FIGURES)}")
+        if figure not in EXPERIMENT_FIGURES:
+            raise ConfigError(f"{where}: figures names unknown figure {figure!r}{did_you_mean(figure, EXPERIMENT_FIGURES)}; "
+                              f"valid: {', '.join(EXPERIMENT_FIGURES)}")
     claims = []
     for c in data.get("claim", []):
         if not isinstance(c, dict):

@@ -39,7 +39,7 @@ from .manifest import manifest
 from .rules import refuse_other_runs, refuse_other_settings
 from .selection import select
 
-COPIED = (CONFIG, HISTORY, CHECKPOINT, SUMMARY)  # a finished run; its claim and lock belong to its own folder
+FINISHED_RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, SUMMARY)  # a finished run; its claim and lock belong to its own folder
 RESULT_FIELDS = ("status", "final_test_error", "best_test_error", "final_train_error", "iterations")
 MERGES = "merges"  # the manifest's record of the copies chosen over others
 
@@ -51,7 +51,7 @@ def copy_run(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            for name in COPIED:
+            for name in FINISHED_RUN_FILES:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp / name)
             shutil.rmtree(dst, ignore_errors=True)  # an unfinished attempt of the same run, or a copy passed over
