@@ -1,4 +1,4 @@
-"""Gather finished runs trained into other results folders into one, with the runner's manifest.
+"""The gather command: copy the finished runs of other results folders into one, then write its manifest.
 
     python -m ablation.gather --experiment depth_ladder --seeds 3 --out results/ladder \\
         /scratch/d20 /scratch/d32 /scratch/d56 /scratch/d110

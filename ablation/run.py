@@ -27,7 +27,7 @@ import os
 import shlex
 import sys
 
-from .api import session
+from .api import pipeline
 from .core.errors import INTERRUPTED, ArgumentParser, run_main
 from .study import catalogue
 from .study.listing import print_grid, print_list
@@ -91,17 +91,17 @@ def _run_cli_resumable(args, train_fn, started) -> int:
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
-    """The study the options ask for, through the calls of :class:`ablation.Study` (:mod:`ablation.api.session`)."""
-    session.load_plugins(args.plugin)
-    session.check_numbers(args.seeds, args.depth)
-    jobs = session.parse_jobs(args.jobs)
+    """The study the options ask for, through the calls of :class:`ablation.Study` (:mod:`ablation.api.pipeline`)."""
+    pipeline.load_plugins(args.plugin)
+    pipeline.check_numbers(args.seeds, args.depth)
+    jobs = pipeline.parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)
     if args.list:
         folders = catalogue.user_folders(args.experiments)
         print_list(catalogue.load_experiments(folders), catalogue.load_presets(folders))
         return 0
-    plan = session.plan(variants=args.variants, experiment=args.experiment, preset=args.preset, seeds=args.seeds,
+    plan = pipeline.plan(variants=args.variants, experiment=args.experiment, preset=args.preset, seeds=args.seeds,
                         dataset=args.dataset, depth=args.depth, device=args.device, out=args.out, settings=settings,
                         plugins=tuple(args.plugin), experiments=args.experiments)
     if not args.quiet:
@@ -109,7 +109,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
             print(f"note: {note}", file=sys.stderr)
     # one backend, sized for the runs that will train (those that cannot fit refused first, unless this is a dry
     # run); a cluster is joined here and checked to share the results folder before anything is written there
-    with session.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
+    with pipeline.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
                               args.cpus_per_run, check_memory=not args.dry_run) as backend:
         if args.dry_run:
             print_grid(plan.runs, plan.results, backend, {(v.experiment, v.name): v for v in plan.rows},
@@ -117,7 +117,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
             return 0
         if args.backend == "ray" and not args.quiet:
             print(f"backend: {backend.describe()}", file=sys.stderr)
-        result = session.execute(plan, backend, command=argv_line(), started=started, train_fn=train_fn,
+        result = pipeline.execute(plan, backend, command=argv_line(), started=started, train_fn=train_fn,
                                  force=args.force, quiet=args.quiet, jobs=jobs)
     out = plan.out
     if result["interrupted"]:
@@ -138,7 +138,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
 
 def check_backend_flags(args) -> None:
     """The backend's flags, each wrong combination one line."""
-    session.check_backend(args.backend, args.jobs, args.address, args.gpus_per_run, args.cpus_per_run)
+    pipeline.check_backend(args.backend, args.jobs, args.address, args.gpus_per_run, args.cpus_per_run)
 
 
 def argv_line() -> str:

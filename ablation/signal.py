@@ -1,4 +1,4 @@
-"""Signal propagation through a network, per residual unit, from one batch forward and backward.
+"""The signal command: print (or write as CSV) how one network propagates a batch, unit by unit.
 
     python -m ablation.signal resnet110 --shortcut scale --arg lam_s=0.5 [--zero-branches]
 

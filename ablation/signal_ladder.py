@@ -1,4 +1,4 @@
-"""The signal-propagation ladder: every row of an experiment (He 2016 Table 1) at every depth, at initialisation.
+"""The signal-ladder command: measure and draw the signal propagation of an experiment's rows at every depth.
 
     python -m ablation.signal_ladder OUT [--experiment modern] [--archs resnet20,resnet110] [--batch 16] [--plots-only]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ablation import run
-from ablation.api import session
+from ablation.api import pipeline
 from ablation.core.errors import ConfigError
 from ablation.study import catalogue
 from ablation.study.listing import arch_map_line
@@ -30,7 +30,7 @@ def test_a_file_in_experiments_of_the_folder_one_runs_in_is_found_beside_the_shi
     assert listed["tiny"].endswith("[experiments/tiny.toml]")
     assert listed["degradation"].endswith("[shipped]") and listed["quick"].endswith("[shipped]")
     # the user's experiment runs under the shipped presets
-    plan = session.plan(experiment="tiny", preset="quick")
+    plan = pipeline.plan(experiment="tiny", preset="quick")
     assert {r.variant for r in plan.runs} == {"identity", "plain"}
     assert {r.config["steps"] for r in plan.runs} == {500}  # the quick preset's, over the file's [base]
     assert plan.preset.name == "quick"
@@ -49,7 +49,7 @@ def test_experiments_may_name_several_folders_which_take_the_place_of_experiment
     assert listed["mine"].endswith(f"[{mine / 'mine.toml'}]") and listed["lab"].endswith(f"[{lab / 'lab.toml'}]")
     assert listed["lab-preset"].endswith(f"[{lab / 'presets.toml'}]")
     assert "tiny" not in listed and "identity_mappings" in listed
-    plan = session.plan(experiment="mine", preset="lab-preset", experiments=[mine, lab])
+    plan = pipeline.plan(experiment="mine", preset="lab-preset", experiments=[mine, lab])
     assert {r.config["steps"] for r in plan.runs} == {3}
 
 
@@ -83,15 +83,15 @@ def test_experiments_must_name_folders(tmp_path, capsys):
     assert run.main(["--experiments", str(tmp_path / "nowhere"), "--list"]) == 2
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--experiments must name a folder"):
-        session.plan(experiments=[3])
+        pipeline.plan(experiments=[3])
 
 
 def test_the_dry_run_says_which_architectures_the_preset_maps(tmp_path, capsys):
-    plan = session.plan(variants="all", out=tmp_path / "o")
+    plan = pipeline.plan(variants="all", out=tmp_path / "o")
     assert arch_map_line(plan.runs, "quick") == ("quick runs resnet20 as resnet8 (2 runs), resnet56 as resnet26 "
                                                  "(2 runs), resnet110 as resnet32 (11 runs): the preset's arch_map, "
                                                  "for its scale")
-    assert arch_map_line(session.plan(variants="all", preset="paper", out=tmp_path / "p").runs, "paper") is None
+    assert arch_map_line(pipeline.plan(variants="all", preset="paper", out=tmp_path / "p").runs, "paper") is None
     folder = write_experiments(tmp_path / "mine", tmp_path / "data", '[tiny.arch_map]\nresnet8 = "resnet14"\n')
     assert run.main(["--experiments", str(folder), "--preset", "tiny", "--experiment", "tiny", "--dry-run",
                      "--out", str(tmp_path / "t")]) == 0

@@ -38,3 +38,13 @@ def test_the_check_finds_a_class_and_a_constant_defined_twice():
     found = duplicates({"a.py": "class Plan:\n    pass\nLIMIT = 1\n_CACHE: dict = {}\nlower = 2\n",
                         "b.py": "class Plan:\n    pass\nLIMIT, OTHER = 1, 2\n_CACHE = {}\nlower = 3\n"})
     assert found == {"Plan": ["a.py", "b.py"], "LIMIT": ["a.py", "b.py"], "_CACHE": ["a.py", "b.py"]}
+
+
+def test_every_module_opens_with_a_line_of_its_own():
+    """A command-line wrapper's first docstring line is not its library module's: each says what it holds."""
+    first = defaultdict(list)
+    for p in sorted(PACKAGE.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(p.read_text()))
+        assert doc, f"{p} has no docstring"
+        first[doc.splitlines()[0]].append(str(p.relative_to(PACKAGE.parent)))
+    assert {line: paths for line, paths in first.items() if len(paths) > 1} == {}

@@ -325,17 +325,17 @@ def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_s
 
 def test_two_settings_started_together_on_a_new_folder_train_one(tiny, tmp_path):
     """Both plans see a new folder; the second to write its manifest is refused under the lock, before it trains."""
-    from ablation.api import session
+    from ablation.api import pipeline
     from ablation.core.errors import ConfigError
 
     out = tmp_path / "out"
-    plans = [session.plan(out=out, settings={"steps": s}, **tiny_options(tiny)) for s in (4, 5)]
+    plans = [pipeline.plan(out=out, settings={"steps": s}, **tiny_options(tiny)) for s in (4, 5)]
     first, second = FakeTrainer(), FakeTrainer()
-    with session.open_backend(plans[0], jobs=1, train_fn=first) as b:
-        session.execute(plans[0], b, command="first", train_fn=first, quiet=True, jobs=1)
+    with pipeline.open_backend(plans[0], jobs=1, train_fn=first) as b:
+        pipeline.execute(plans[0], b, command="first", train_fn=first, quiet=True, jobs=1)
     with pytest.raises(ConfigError, match=r"holds runs made with steps=4 \(preset tiny\); this command sets steps=5"):
-        with session.open_backend(plans[1], jobs=1, train_fn=second) as b:
-            session.execute(plans[1], b, command="second", train_fn=second, quiet=True, jobs=1)
+        with pipeline.open_backend(plans[1], jobs=1, train_fn=second) as b:
+            pipeline.execute(plans[1], b, command="second", train_fn=second, quiet=True, jobs=1)
     assert len(first.calls) == 2 and second.calls == []
     assert len(list((out / "runs").iterdir())) == 2
     assert json.loads((out / "manifest.json").read_text())["overrides"] == {"steps": 4}

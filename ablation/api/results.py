@@ -48,7 +48,7 @@ def load(out, plugins=()) -> "Results":
                           + (f", or a shipped reference: {', '.join(shipped)}" if shipped else ""))
     folder = ResultsDir(path)
     manifest = folder.read_manifest()  # not a results folder: one line now
-    from .session import plugin_list
+    from .pipeline import plugin_list
 
     plugins = plugin_list(plugins)
     if plugins or manifest.get("plugins"):  # torch loads only then

@@ -1,4 +1,4 @@
-"""A study from Python: :class:`Study`, the same calls as ``python -m ablation.run`` (:mod:`ablation.api.session`).
+"""A study from Python: :class:`Study`, the same calls as ``python -m ablation.run`` (:mod:`ablation.api.pipeline`).
 
     import ablation
     study = ablation.Study(variants="original,scale-0.5-1", seeds=2, set={"steps": 100})
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from . import session
+from . import pipeline
 from .results import Results
 
 
@@ -32,9 +32,9 @@ class Study(Results):
     def __init__(self, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
                  seeds: int | None = None, out=None, set: dict | None = None, dataset: str | None = None,
                  depth: int | None = None, device: str | None = None, plugins=(), experiments=None):
-        plugins = session.plugin_list(plugins)
-        session.load_plugins(plugins)
-        self.plan = session.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
+        plugins = pipeline.plugin_list(plugins)
+        pipeline.load_plugins(plugins)
+        self.plan = pipeline.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
                                  dataset=dataset, depth=depth, device=device, out=out, settings=set,
                                  plugins=plugins, experiments=experiments)
         super().__init__(self.plan.out, plugins)
@@ -61,9 +61,9 @@ class Study(Results):
         from ..study.listing import arch_map_line, grid_cost, grid_rows
 
         p = self.plan
-        jobs = session.parse_jobs(jobs)
-        session.check_backend(backend, jobs, **ray)
-        with session.open_backend(p, backend, jobs, force, **ray) as b:
+        jobs = pipeline.parse_jobs(jobs)
+        pipeline.check_backend(backend, jobs, **ray)
+        with pipeline.open_backend(p, backend, jobs, force, **ray) as b:
             records = grid_rows(p.runs, p.results, {(v.experiment, v.name): v for v in p.rows})
             cost = grid_cost(p.runs, records, p.results, b)
         table = pd.DataFrame(records).drop(columns="train_flops")
@@ -84,15 +84,15 @@ class Study(Results):
         """
         started = time.time()
         p = self.plan
-        n_jobs = session.parse_jobs(jobs)
-        session.check_backend(backend, jobs, **ray)
+        n_jobs = pipeline.parse_jobs(jobs)
+        pipeline.check_backend(backend, jobs, **ray)
         command = f"{self._call}.run(" + ", ".join(
             f"{k}={v!r}" for k, v in {"jobs": jobs, "backend": backend if backend != "local" else None,
                                      "force": force or None, **ray}.items() if v is not None) + ")"
         bar = _notebook_bar() if progress else _Silent
         try:
-            with session.open_backend(p, backend, n_jobs, force, train_fn, check_memory=True, **ray) as b:
-                result = session.execute(p, b, command=command, started=started, train_fn=train_fn, force=force,
+            with pipeline.open_backend(p, backend, n_jobs, force, train_fn, check_memory=True, **ray) as b:
+                result = pipeline.execute(p, b, command=command, started=started, train_fn=train_fn, force=force,
                                          quiet=not progress, jobs=n_jobs, bar=bar)
         finally:
             self.refresh()

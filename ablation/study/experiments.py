@@ -52,7 +52,7 @@ from ..core.names import check_name
 from ..training import config as schema
 from ..training.config import has_type
 from .depth import check_depth, is_cifar_basic
-from .rules import refuse_study_keys
+from .study_keys import refuse_study_keys
 
 EXPERIMENT_KEYS = {
     "name": str, "title": str, "paper_metric": str, "source": str, "notes": str,

@@ -36,7 +36,7 @@ from ..nets.plugins import load_recorded, merged, record
 from . import catalogue
 from .expansion import expand
 from .manifest import manifest
-from .rules import refuse_other_runs, refuse_other_settings
+from .folder_settings import refuse_other_runs, refuse_other_settings
 from .selection import select
 
 FINISHED_RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, SUMMARY)  # a finished run; its claim and lock belong to its own folder

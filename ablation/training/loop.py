@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..core.locks import RunClaim
 from ..core.layout import RunDir, refuse_reference
 from . import data as datasets
-from .board import board_for
+from .tensorboard_events import board_for
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .config import validate_config
 from .feasibility import check_fits

@@ -1,4 +1,4 @@
-"""One study from its options to its report: what ``python -m ablation.run`` and :class:`ablation.Study` both call.
+"""The pipeline of one study from its options to its report, shared by ``python -m ablation.run`` and ``ablation.Study``.
 
 :func:`plan` turns the options into runs (the rows selected, each run's config and hash) and checks
 every option first, each bad one a :class:`~ablation.ConfigError` with the command line's words;
@@ -27,7 +27,8 @@ from ..study.manifest import manifest
 from ..nets.plugins import record
 from ..study.backends import InProcess
 from ..study.pool import local_backend
-from ..study.rules import refuse_other_runs, refuse_other_settings, refuse_study_keys
+from ..study.folder_settings import refuse_other_runs, refuse_other_settings
+from ..study.study_keys import refuse_study_keys
 from ..study.selection import select
 from ..training.config import check_settings
 
