@@ -29,7 +29,7 @@ import torch
 
 from .core.errors import ArgumentParser, ConfigError, run_main, unknown_choice
 from .nets.models import count_params
-from .nets.shortcuts import list_shortcuts
+from .nets.registry import list_shortcuts
 from .study import expansion, selection
 from .study import catalogue
 from .training import data as datasets

@@ -30,7 +30,8 @@ PLUGINS = {
     "raises.py": "raise RuntimeError('broken on purpose')\n",
     "syntax.py": "def broken(:\n",
     "wrong_shape.py": textwrap.dedent("""
-        from ablation.nets.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcut_base import Shortcut
+        from ablation.nets.registry import register_shortcut
 
         @register_shortcut("wrong-shape-test", formula="y = x (the branch dropped, shapes ignored)")
         class WrongShape(Shortcut):
@@ -343,7 +344,8 @@ def test_run_refuses_a_seed_an_unsafe_name_or_a_clamped_value(place, capsys, arg
 
 
 BAD_NAME_PLUGIN = textwrap.dedent("""
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("../evil")
     class Evil(Shortcut):
@@ -592,7 +594,8 @@ def test_a_bad_cuda_visible_devices_is_one_line(env, message):
 
 EXITS = "import sys\nsys.exit(0)\n"
 TAKES_IDENTITY = textwrap.dedent("""
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("identity")
     class Identity(Shortcut):  # the same class name as the built-in: y = F(x), no shortcut at all
@@ -609,28 +612,28 @@ def test_a_plugin_that_exits_or_takes_a_builtin_name_is_one_line(place, capsys, 
     (place / "exits.py").write_text(text)
     refused(lambda: run.main([*tiny_args("exps"), "--out", "res", "--plugin", "exits.py"],
                              train_fn=NeverTrain()), capsys, place, message)
-    from ablation.nets.shortcuts import get_shortcut
+    from ablation.nets.registry import get_shortcut
 
     assert get_shortcut("identity").cls.__module__ == "ablation.nets.shortcuts"
 
 
 def test_a_shortcut_of_main_is_refused_before_workers_would_fail_on_it(place, capsys, monkeypatch):
-    from ablation.nets import shortcuts
+    from ablation.nets import registry, shortcut_base
     from ablation.study import pool
 
-    class InMain(shortcuts.Shortcut):
+    class InMain(shortcut_base.Shortcut):
         def forward(self, x, fx):
             return fx + self.match(x)
 
     InMain.__module__ = "__main__"  # as a notebook cell, or a script's own code, defines it
-    shortcuts.register_shortcut("main-only-test")(InMain)
+    registry.register_shortcut("main-only-test")(InMain)
     monkeypatch.setattr(pool, "cores", lambda: 4, raising=False)  # two jobs are allowed on any machine
     try:
         refused(lambda: run.main([*tiny_args("exps"), "--out", "res", "--variants", "main-only-test",
                                   "--experiment", "tiny", "--seeds", "2", "--jobs", "2"], train_fn=NeverTrain()),
                 capsys, place, "shortcut 'main-only-test' is registered in __main__, which this process alone knows")
     finally:
-        del shortcuts._REGISTRY["main-only-test"]
+        del registry._REGISTRY["main-only-test"]
 
 
 def test_signal_of_a_net_too_big_refuses_at_once_with_its_estimate(tmp_path):

@@ -9,7 +9,7 @@ from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study import expansion
 from ablation.study import selection
-from ablation.nets import shortcuts
+from ablation.nets import registry
 from ablation.core.errors import ConfigError
 
 
@@ -32,7 +32,7 @@ def test_identity_mappings_holds_the_eleven_rows_of_table_1_and_both_dropout_rea
 
 
 def test_every_shortcut_named_in_the_files_is_registered(exps):
-    names = set(shortcuts.list_shortcuts())
+    names = set(registry.list_shortcuts())
     for e in exps.values():
         for v in e.variants:
             assert v.config.get("shortcut", e.base.get("shortcut", "identity")) in names, v.key
@@ -89,7 +89,7 @@ def test_preactivation_holds_he_2016_table_3(exps):
 
 
 def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
-    rows = selection.select(exps, None, "all", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "all", registry.list_shortcuts())
     keys = [v.key for v in rows]
     assert len(keys) == 15 and len(set(keys)) == 15
     assert {k for k in keys if k.startswith("degradation:")} == {
@@ -101,14 +101,14 @@ def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
 def test_select_by_experiment_and_by_name(exps):
     assert len(selection.select(exps, "activations")) == 10
     assert len(selection.select(exps, "all")) == sum(len(e.variants) for e in exps.values() if not e.axis)
-    rows = selection.select(exps, None, "original,degradation:plain-110, conv1x1", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "original,degradation:plain-110, conv1x1", registry.list_shortcuts())
     assert [v.key for v in rows] == ["identity_mappings:original", "degradation:plain-110", "identity_mappings:conv1x1"]
     # a name unique to another experiment is found there
     assert selection.select(exps, None, "full-preact-164", [])[0].experiment == "activations"
 
 
 def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
-    rows = selection.select(exps, None, "zero-pad", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "zero-pad", registry.list_shortcuts())
     assert len(rows) == 1 and rows[0].experiment == "identity_mappings"
     assert rows[0].config == {"shortcut": "zero-pad"}
     assert selection.select(exps, "activations", "zero-pad", ["zero-pad"])[0].experiment == "activations"
@@ -122,7 +122,7 @@ def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
 ])
 def test_unknown_variants_raise_one_line(exps, variants, message):
     with pytest.raises(ConfigError) as e:
-        selection.select(exps, None, variants, shortcuts.list_shortcuts())
+        selection.select(exps, None, variants, registry.list_shortcuts())
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -195,7 +195,7 @@ def test_paper_preset_runs_as_the_papers_did_and_quick_as_before(exps, presets):
 def test_paper_preset_variants_all_is_every_row_of_every_experiment(exps, presets):
     every = selection.select(exps, "all")
     assert presets["paper"].all_rows and not presets["quick"].all_rows
-    assert selection.select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows) == every
+    assert selection.select(exps, None, "all", registry.list_shortcuts(), presets["paper"].all_rows) == every
     keys = {v.key for v in every}
     for row in ("degradation:residual-1202", "degradation:plain-110", "identity_mappings:dropout-0.5-mask",
                 "activations:full-preact-164", "preactivation:preact-1001", "preactivation:baseline-1001"):

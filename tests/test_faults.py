@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CRASH = textwrap.dedent("""
     import ctypes
     import torch
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("crash-test", formula="y = F(x) + x, and a segfault in the first training step")
     class Crash(Shortcut):

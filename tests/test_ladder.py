@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ablation.core.errors import ConfigError
-from ablation.nets import shortcuts
+from ablation.nets import registry
 from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study.expansion import expand
@@ -58,9 +58,9 @@ def test_the_paper_ladder_at_110_is_table_1(exps, presets):
 
 
 def test_the_ladder_is_in_no_all(exps, presets):
-    quick = select(exps, None, "all", shortcuts.list_shortcuts())
+    quick = select(exps, None, "all", registry.list_shortcuts())
     assert len(quick) == 15 and not any(v.experiment == "depth_ladder" for v in quick)
-    paper = select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows)
+    paper = select(exps, None, "all", registry.list_shortcuts(), presets["paper"].all_rows)
     assert not any(v.experiment == "depth_ladder" for v in paper)
     assert not any(v.experiment == "depth_ladder" for v in select(exps, "all"))
     assert len(select(exps, "depth_ladder")) == 48

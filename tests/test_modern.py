@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from ablation import ConfigError, build_model
-from ablation.nets.models import arch_spec
+from ablation.nets.archs import arch_spec
 from ablation.nets import signal as sig
 from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScalarBias, ScalarScale, ScaledReLU, convs, layerscale_eps,
                                   survival_probability, unit_terms)
 from ablation.nets.norms import WSConv2d, channel_stats
-from ablation.nets.shortcuts import load_plugin
+from ablation.nets.registry import load_plugin
 from ablation.reporting import stats as st
 from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion

@@ -11,7 +11,8 @@ import json
 
 from ablation.core.layout import ResultsDir, RunDir
 from ablation.core.outcomes import OUTCOME_RULE, outdated
-from ablation.nets.shortcuts import Shortcut, register_shortcut
+from ablation.nets.shortcut_base import Shortcut
+from ablation.nets.registry import register_shortcut
 from ablation.training import loop as T
 
 from conftest import tiny_args

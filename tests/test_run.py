@@ -95,7 +95,8 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)  # the quick preset's data_dir is relative
     plugin = tmp_path / "mygate.py"
     plugin.write_text(textwrap.dedent("""
-        from ablation.nets.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcut_base import Shortcut
+        from ablation.nets.registry import register_shortcut
 
         @register_shortcut("half-skip-test", formula="y = F(x) + 0.5 x")
         class HalfSkip(Shortcut):

@@ -111,7 +111,7 @@ def test_the_same_config_and_seed_build_the_same_net_in_four_contexts(study):
         configs[cfg["shortcut"]] = cfg
     assert sorted(configs) == sorted(SHORTCUTS)
     # a fresh process that has built nothing
-    code = (f"import sys, json; from ablation.nets.shortcuts import load_plugin; "
+    code = (f"import sys, json; from ablation.nets.registry import load_plugin; "
             f"load_plugin({str(plugin)!r}); import test_same_net as t; "
             f"print(json.dumps({{k: t.trainer_digest(c) for k, c in json.loads(sys.argv[1]).items()}}))")
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)  # this module, importable

@@ -106,11 +106,11 @@ _loaded: set = set()  # plugins this process has imported: a second study naming
 
 
 def load_plugins(plugins) -> None:
-    from ..nets import shortcuts
+    from ..nets import registry
 
     for spec in plugins:
         if spec not in _loaded:
-            shortcuts.load_plugin(spec)
+            registry.load_plugin(spec)
             _loaded.add(spec)
 
 
@@ -123,7 +123,7 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     ``experiments``: the user's folders of experiment files, read beside the shipped ones (``--experiments``;
     None: ``./experiments`` where there is one, :func:`ablation.study.catalogue.user_folders`).
     """
-    from ..nets import shortcuts
+    from ..nets import registry
 
     check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out)
     check_numbers(seeds, depth)
@@ -145,7 +145,7 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     # an unreadable manifest is one line now, not after the data loads; one folder holds one setting
     old = ResultsDir(folder).read_manifest(missing_ok=True)
     refuse_other_settings(old, chosen.name, changed_settings(overrides, settings), f"--out {folder}")
-    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
+    rows = select(experiments, experiment, variants, registry.list_shortcuts(), chosen.all_rows)
     refuse_laddered_settings(experiments, rows, settings)
     notes = []
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
@@ -252,7 +252,7 @@ def open_backend(p: Plan, backend: str = "local", jobs: int | None = None, force
 def refuse_main_shortcuts(configs: list[dict], why: str, instead: str = "--backend local --jobs 1") -> None:
     """ConfigError, before anything trains, where a run's shortcut was registered in ``__main__`` (a notebook, a
     script's own code): this process alone knows it, so a worker process would fail on every such run."""
-    from ..nets.shortcuts import get_shortcut
+    from ..nets.registry import get_shortcut
 
     for cfg in configs:
         entry = get_shortcut(cfg["shortcut"])

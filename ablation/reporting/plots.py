@@ -31,7 +31,7 @@ from . import stats as st
 from ..core.outcomes import DIVERGED, FAIL, FINISHED, OK, OUTDATED, TEST_NOT_FINITE
 from ..core.rungs import axis_of, rung_of, value_text
 from ..core.errors import ConfigError
-from ..nets.models import arch_spec
+from ..nets.archs import arch_spec
 from ..core.files import write_atomic_with
 
 BAND = "band: min to max over seeds"

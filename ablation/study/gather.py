@@ -31,7 +31,7 @@ from ..core.files import temporary_for, write_failed
 from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir, check_links, reference_writes, \
     refuse_reference
 from ..core.locks import folder_lock
-from ..nets import shortcuts
+from ..nets import registry
 from ..nets.plugins import load_recorded, merged, record
 from . import catalogue
 from .expansion import expand
@@ -156,7 +156,7 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     try:
-        rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), presets[preset].all_rows)
+        rows = select(experiments, experiment, variants, registry.list_shortcuts(), presets[preset].all_rows)
     except ConfigError as e:  # a row of a plugin that did not load: say why
         raise ConfigError("; ".join([str(e), *problems])) from None
     runs = expand(experiments, rows, presets[preset], seeds)

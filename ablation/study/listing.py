@@ -11,7 +11,7 @@ from .experiments import Run
 def print_list(experiments: dict, presets: dict) -> None:
     """The shortcuts, the experiments with their rows and the presets, each experiment and preset with where it
     comes from (``shipped``, or the user's file: :func:`ablation.study.catalogue.origin`)."""
-    from ..nets.shortcuts import describe_shortcuts
+    from ..nets.registry import describe_shortcuts
 
     print("shortcuts (use in a [[variant]] as shortcut = NAME, shortcut_args = {...}):")
     for s in describe_shortcuts():

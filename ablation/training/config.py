@@ -22,9 +22,10 @@ from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
 from ..core.layout import check_names
-from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_builder_keys, check_model_args
+from ..nets.models import check_builder_keys, check_model_args
+from ..nets.resnet import BOTTLENECK_STRIDES, FC_BIAS_INITS
 from ..nets.norms import DEFAULT_NORM, NORMS
-from ..nets.shortcuts import get_shortcut
+from ..nets.registry import get_shortcut
 
 
 # torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
