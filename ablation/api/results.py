@@ -140,10 +140,10 @@ class Results:
 
     def _figures(self) -> dict:
         def make():
-            from ..reporting import plots, report
+            from ..reporting import figure_style, report
 
             study = report.read_study(self.path, plugins=self.plugins)
-            with plots.capture() as kept:
+            with figure_style.capture() as kept:
                 report.draw(study, signal=False)  # the signal figures need a pass over every trained net
             return dict(kept)
 

@@ -281,6 +281,7 @@ def draw(study: ReportedStudy, signal: bool = True) -> list[str]:
     """Every figure of the study: those its experiment files ask for, then each experiment's own; with ``signal``
     the signal propagation of the trained runs too (computed where ``signal.csv`` lacks them)."""
     from . import ladder_plots
+    from . import mechanism_plots as M
     from . import plots as P  # matplotlib only when drawing
 
     manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
@@ -295,9 +296,9 @@ def draw(study: ReportedStudy, signal: bool = True) -> list[str]:
         paths += P.plot_shortcut_curves(manifest, runs, history, out, name)
     paths += P.plot_ranking(stats, ranked(manifest), out)
     for name in manifest["experiments"]:
-        paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
-        paths += P.plot_grad_flow(manifest, runs, history, name, out)
-        paths += P.plot_gates(manifest, runs, history, name, out)
+        paths += M.plot_lesion(manifest, runs, study.lesion, name, out)
+        paths += M.plot_grad_flow(manifest, runs, history, name, out)
+        paths += M.plot_gates(manifest, runs, history, name, out)
     paths += ladder_plots.draw(manifest, runs, stats, out)
     if not signal:
         return paths
