@@ -118,11 +118,11 @@ class Results:
     def claims(self) -> dict:
         """Each experiment with a table: its claims tested (:func:`ablation.reporting.report.checked_claims`)."""
         def make():
-            from ..reporting import report
+            from ..reporting import paper_tables, report
             from ..reporting.init_identity import samples
 
             manifest, runs = self.manifest, self.tables()[1]
-            tables = report.experiment_tables(manifest, self.statistics())
+            tables = paper_tables.experiment_tables(manifest, self.statistics())
             return report.checked_claims(manifest, runs, tables, samples(self.path, manifest, runs))
 
         return self._get("checked", make)
