@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import ArgumentParser, ConfigError, run_main
-from .core.layout import check_folder
+from .core.folder_checks import check_folder
 from .reporting.tables import carry_tables, stored_tables
 from .study.gather import gather
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
-from ..core.layout import ResultsDir, check_folder, check_links, refuse_reference
+from ..core.layout import ResultsDir, refuse_reference
+from ..core.folder_checks import check_folder, check_links
 from ..core.locks import folder_lock
 from ..study import catalogue
 from ..study import experiments as ex

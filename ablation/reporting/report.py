@@ -25,7 +25,8 @@ from ..core.outcomes import FINISHED
 from ..core import text
 from ..core.text import isnan, num
 from ..core.files import write_atomic, write_failed
-from ..core.layout import ResultsDir, check_links, reference_writes, refuse_reference
+from ..core.layout import ResultsDir, reference_writes, refuse_reference
+from ..core.folder_checks import check_links
 from .comparable import mark_claims, readme_note
 from .provenance import readme_lines as where_lines
 from .tables import load_tables

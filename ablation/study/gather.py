@@ -28,8 +28,8 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
 from ..core.files import temporary_for, write_failed
-from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir, check_links, reference_writes, \
-    refuse_reference
+from ..core.folder_checks import check_links
+from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir, reference_writes, refuse_reference
 from ..core.locks import folder_lock
 from ..nets import registry
 from ..nets.plugins import load_recorded, merged, record

@@ -21,7 +21,7 @@ from .clamp_refusals import refuse_clamped
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
-from ..core.layout import check_names
+from ..core.folder_checks import check_names
 from ..nets.models import check_builder_keys, check_model_args
 from ..nets.resnet import BOTTLENECK_STRIDES, FC_BIAS_INITS
 from ..nets.norms import DEFAULT_NORM, NORMS
