@@ -14,6 +14,7 @@ from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScalarBias, ScalarSca
                                   survival_probability, unit_terms)
 from ablation.nets.norms import WSConv2d, channel_stats
 from ablation.nets.registry import load_plugin
+from ablation.reporting import claim_tests
 from ablation.reporting import stats as st
 from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion
@@ -397,10 +398,10 @@ def test_not_worse_claim_is_a_one_sided_test_against_a_margin():
     close = {"test": {"a": [10.1, 10.3, 9.9, 10.2, 10.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
     worse = {"test": {"a": [14.1, 14.3, 13.9, 14.2, 14.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
     noisy = {"test": {"a": [8.0, 12.5, 10.0, 14.0, 9.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
-    assert st.test_claims([claim], close)[0]["verdict"] == st.HOLDS
-    assert st.test_claims([claim], worse)[0]["verdict"] == st.CONTRADICTED
-    assert st.test_claims([claim], noisy)[0]["verdict"] == st.NOT_SIGNIFICANT
-    r = st.test_claims([claim], close)[0]
+    assert claim_tests.test_claims([claim], close)[0]["verdict"] == st.HOLDS
+    assert claim_tests.test_claims([claim], worse)[0]["verdict"] == st.CONTRADICTED
+    assert claim_tests.test_claims([claim], noisy)[0]["verdict"] == st.NOT_SIGNIFICANT
+    r = claim_tests.test_claims([claim], close)[0]
     assert r["effect"] == pytest.approx(-0.06) and "margin 1" in r["detail"]
 
 
@@ -408,12 +409,12 @@ def test_identity_at_init_claim_reads_the_built_nets_and_stays_out_of_holm():
     claim = {"says": "identity at init", "identity_at_init": ["a", "b"]}
     lower = {"says": "a lower", "lower": ["a", "b"]}
     samples = {"test": {"a": [1.0, 1.1, 0.9], "b": [5.0, 5.2, 4.9]}, "init": {"a": [0.0, 0.0], "b": [0.0, 0.0]}}
-    out = st.test_claims([claim, lower], samples)
+    out = claim_tests.test_claims([claim, lower], samples)
     assert out[0]["verdict"] == st.HOLDS and "p" not in out[0]
     assert out[1]["p_holm"] == out[1]["p"]  # one testable claim in the family
-    bad = st.test_claims([claim], {"init": {"a": [0.0], "b": [0.0, 0.3]}})[0]
+    bad = claim_tests.test_claims([claim], {"init": {"a": [0.0], "b": [0.0, 0.3]}})[0]
     assert bad["verdict"] == st.CONTRADICTED and "b" in bad["detail"]
-    assert st.test_claims([claim], {"init": {"a": [0.0]}})[0]["verdict"] == st.NOT_RUN
+    assert claim_tests.test_claims([claim], {"init": {"a": [0.0]}})[0]["verdict"] == st.NOT_RUN
 
 
 def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():

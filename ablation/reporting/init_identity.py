@@ -9,7 +9,7 @@ step, and record per unit
     r_l = max |y_l - h(x_l)| / rms(h(x_l))
 
 and the net's ``max_l r_l``. The report's ``identity_at_init`` claims read these numbers
-(:func:`ablation.reporting.stats.check_identity`); they are kept in ``init_identity.csv`` so that results
+(:func:`ablation.reporting.claim_tests.check_identity`); they are kept in ``init_identity.csv`` so that results
 committed without their run folders still check them.
 """
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import ladder_claims
 from . import ranking
 from . import reference as ref
+from . import claim_tests
 from . import stats as st
 from ..core.outcomes import FINISHED
 from ..core import text
@@ -53,10 +54,10 @@ def agreement_lines(manifest, stats) -> list[str]:
 
 
 def checked_claims(manifest, runs, tables, init: dict | None = None) -> dict[str, list[dict]]:
-    """Each experiment with a table: its claims tested (:func:`ablation.reporting.stats.test_claims`)."""
+    """Each experiment with a table: its claims tested (:func:`ablation.reporting.claim_tests.test_claims`)."""
     init = init or {}
-    return {name: st.test_claims(mark_claims(meta, runs[runs["experiment"] == name]),
-                                 {**st.samples(runs, name), "init": init.get(name, {})})
+    return {name: claim_tests.test_claims(mark_claims(meta, runs[runs["experiment"] == name]),
+                                          {**st.samples(runs, name), "init": init.get(name, {})})
             for name, meta in manifest["experiments"].items() if name in tables}
 
 
