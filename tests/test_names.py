@@ -48,3 +48,9 @@ def test_every_module_opens_with_a_line_of_its_own():
         assert doc, f"{p} has no docstring"
         first[doc.splitlines()[0]].append(str(p.relative_to(PACKAGE.parent)))
     assert {line: paths for line, paths in first.items() if len(paths) > 1} == {}
+
+
+def test_no_module_is_much_over_400_lines():
+    """A module holds one job: one that grows past about 400 lines is split along its jobs."""
+    sizes = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 420} == {}
