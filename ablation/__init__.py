@@ -10,9 +10,9 @@ from .core.errors import ConfigError
 
 _LAZY = {
     "build_model": "nets.models", "count_flops": "nets.models", "count_params": "nets.models",
-    "list_archs": "nets.models",
-    "Shortcut": "nets.shortcuts", "describe_shortcuts": "nets.shortcuts", "list_shortcuts": "nets.shortcuts",
-    "load_plugin": "nets.shortcuts", "register_shortcut": "nets.shortcuts",
+    "list_archs": "nets.archs",
+    "Shortcut": "nets.shortcut_base", "describe_shortcuts": "nets.registry", "list_shortcuts": "nets.registry",
+    "load_plugin": "nets.registry", "register_shortcut": "nets.registry",
     "Study": "api.study", "load": "api.results", "Results": "api.results",
 }
 

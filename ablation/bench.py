@@ -1,4 +1,4 @@
-"""How fast is a training step? The harness's path beside the conventional one, in one process.
+"""The benchmark command: time a training step of one network, the harness's path beside the conventional one.
 
     python -m ablation.bench --arch resnet56 [--device cpu|cuda] [--json]
 

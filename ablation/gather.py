@@ -1,4 +1,4 @@
-"""Gather finished runs trained into other results folders into one, with the runner's manifest.
+"""The gather command: copy the finished runs of other results folders into one, then write its manifest.
 
     python -m ablation.gather --experiment depth_ladder --seeds 3 --out results/ladder \\
         /scratch/d20 /scratch/d32 /scratch/d56 /scratch/d110
@@ -15,12 +15,11 @@ if __name__ == "__main__":
 
     interrupt_quietly_while_starting()
 
-import argparse
 import sys
 from pathlib import Path
 
 from .core.errors import ArgumentParser, ConfigError, run_main
-from .core.layout import check_folder
+from .core.folder_checks import check_folder
 from .reporting.tables import carry_tables, stored_tables
 from .study.gather import gather
 
@@ -41,14 +40,15 @@ def main(argv=None) -> int:
                    "recorded in the manifest")
     p.add_argument("--write-reference", action="store_true", help="gather into a reference study (a folder holding "
                    "reference.toml, or under results/reference/), which is otherwise never written")
-    p.add_argument("--experiments-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--experiments", action="append", metavar="DIR", help="a folder of your own experiment files "
+                   "(as python -m ablation.run; repeatable; default: ./experiments where there is one)")
     args = p.parse_args(argv)
 
     def body():
         out = check_folder(args.out, "results", "--out")
         if any(Path(s).resolve() == out.resolve() for s in args.sources):
             raise ConfigError("--out is one of the sources; gather into another folder")
-        c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments_dir,
+        c = gather(args.sources, out, args.experiment, args.variants, args.preset, args.seeds, args.experiments,
                    (stored_tables, carry_tables), args.plugin, args.prefer, args.write_reference)
         for line in c["plugin_problems"]:
             print(f"note: {line}", file=sys.stderr)

@@ -36,7 +36,7 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
 def shortcut_args(args) -> dict:
     """The ``--arg key=value`` pairs as the shortcut's keyword arguments (plugins loaded first)."""
     from .training.config import parse_overrides
-    from .nets.shortcuts import load_plugin
+    from .nets.registry import load_plugin
 
     from .nets.models import check_builder_keys
 

@@ -27,9 +27,9 @@ import os
 import shlex
 import sys
 
-from .api import session
+from .api import pipeline
 from .core.errors import INTERRUPTED, ArgumentParser, run_main
-from .study import experiments as ex
+from .study import catalogue
 from .study.listing import print_grid, print_list
 from .training.config import parse_settings
 from .training.data import DATASETS
@@ -65,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "python -m ablation.train --help)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers shortcuts (repeatable)")
+    p.add_argument("--experiments", action="append", metavar="DIR", help="a folder of your own experiment files "
+                   "and presets.toml, read beside the shipped ones (repeatable; default: ./experiments where there "
+                   "is one)")
     p.add_argument("--list", action="store_true", help="list shortcuts, experiments and presets, then exit")
     p.add_argument("--dry-run", action="store_true", help="print the grid and its estimated cost; train nothing")
     p.add_argument("--force", action="store_true", help="retrain runs that already finished")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final paths")
-    p.add_argument("--experiments-dir", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -89,31 +91,33 @@ def _run_cli_resumable(args, train_fn, started) -> int:
 
 
 def run_cli(args, train_fn=None, started=None) -> int:
-    """The study the options ask for, through the calls of :class:`ablation.Study` (:mod:`ablation.api.session`)."""
-    session.load_plugins(args.plugin)
-    session.check_numbers(args.seeds, args.depth)
-    jobs = session.parse_jobs(args.jobs)
+    """The study the options ask for, through the calls of :class:`ablation.Study` (:mod:`ablation.api.pipeline`)."""
+    pipeline.load_plugins(args.plugin)
+    pipeline.check_numbers(args.seeds, args.depth)
+    jobs = pipeline.parse_jobs(args.jobs)
     check_backend_flags(args)
     settings = parse_settings(args.settings)
     if args.list:
-        print_list(ex.load_experiments(args.experiments_dir), ex.load_presets(args.experiments_dir))
+        folders = catalogue.user_folders(args.experiments)
+        print_list(catalogue.load_experiments(folders), catalogue.load_presets(folders))
         return 0
-    plan = session.plan(variants=args.variants, experiment=args.experiment, preset=args.preset, seeds=args.seeds,
+    plan = pipeline.plan(variants=args.variants, experiment=args.experiment, preset=args.preset, seeds=args.seeds,
                         dataset=args.dataset, depth=args.depth, device=args.device, out=args.out, settings=settings,
-                        plugins=tuple(args.plugin), experiments_dir=args.experiments_dir)
+                        plugins=tuple(args.plugin), experiments=args.experiments)
     if not args.quiet:
         for note in plan.notes:
             print(f"note: {note}", file=sys.stderr)
     # one backend, sized for the runs that will train (those that cannot fit refused first, unless this is a dry
     # run); a cluster is joined here and checked to share the results folder before anything is written there
-    with session.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
+    with pipeline.open_backend(plan, args.backend, jobs, args.force, train_fn, args.address, args.gpus_per_run,
                               args.cpus_per_run, check_memory=not args.dry_run) as backend:
         if args.dry_run:
-            print_grid(plan.runs, plan.results, backend, {(v.experiment, v.name): v for v in plan.rows})
+            print_grid(plan.runs, plan.results, backend, {(v.experiment, v.name): v for v in plan.rows},
+                       plan.preset.name)
             return 0
         if args.backend == "ray" and not args.quiet:
             print(f"backend: {backend.describe()}", file=sys.stderr)
-        result = session.execute(plan, backend, command=argv_line(), started=started, train_fn=train_fn,
+        result = pipeline.execute(plan, backend, command=argv_line(), started=started, train_fn=train_fn,
                                  force=args.force, quiet=args.quiet, jobs=jobs)
     out = plan.out
     if result["interrupted"]:
@@ -134,7 +138,7 @@ def run_cli(args, train_fn=None, started=None) -> int:
 
 def check_backend_flags(args) -> None:
     """The backend's flags, each wrong combination one line."""
-    session.check_backend(args.backend, args.jobs, args.address, args.gpus_per_run, args.cpus_per_run)
+    pipeline.check_backend(args.backend, args.jobs, args.address, args.gpus_per_run, args.cpus_per_run)
 
 
 def argv_line() -> str:

@@ -1,4 +1,4 @@
-"""Signal propagation through a network, per residual unit, from one batch forward and backward.
+"""The signal command: print (or write as CSV) how one network propagates a batch, unit by unit.
 
     python -m ablation.signal resnet110 --shortcut scale --arg lam_s=0.5 [--zero-branches]
 
@@ -18,7 +18,7 @@ import time
 import torch
 
 from .core.errors import ArgumentParser, ConfigError, run_main
-from .nets.signal import FIELDS, gaussian_batch, measure, summary_lines, table_lines, zero_branches
+from .nets.signal import UNIT_SIGNAL_FIELDS, gaussian_batch, measure, summary_lines, table_lines, zero_branches
 
 
 def build_parser() -> ArgumentParser:
@@ -89,7 +89,7 @@ def _signal(args) -> int:
 
         from .core.files import write_atomic
 
-        write_atomic(args.csv, pd.DataFrame(recs, columns=list(FIELDS)).to_csv(index=False))
+        write_atomic(args.csv, pd.DataFrame(recs, columns=list(UNIT_SIGNAL_FIELDS)).to_csv(index=False))
         print(f"wrote {args.csv}")
     if args.plot:
         from .reporting.signal_plots import plot_one

@@ -1,4 +1,4 @@
-"""The signal-propagation ladder: every row of an experiment (He 2016 Table 1) at every depth, at initialisation.
+"""The signal-ladder command: measure and draw the signal propagation of an experiment's rows at every depth.
 
     python -m ablation.signal_ladder OUT [--experiment modern] [--archs resnet20,resnet110] [--batch 16] [--plots-only]
 
@@ -22,7 +22,7 @@ from .reporting.signal_ladder import INITS, LADDER, LADDER_CSV, UNIT_KEYS, ladde
 def experiment_rows(experiment: str = "identity_mappings") -> tuple[str, list[tuple[str, dict]]]:
     """The experiment's title and, per row, (name, what the row sets of its unit: :data:`UNIT_KEYS`)."""
     from .core.errors import unknown_choice
-    from .study.experiments import load_experiments
+    from .study.catalogue import load_experiments
 
     shipped = load_experiments()
     if experiment not in shipped:

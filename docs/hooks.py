@@ -143,7 +143,7 @@ def file_columns() -> dict[str, list[str]]:
     return {"runs.csv": list(sample.runs.columns), "rows.csv": list(sample.stats.columns),
             "history.csv": list(sample.history.columns), "history.jsonl": list(HISTORY_FIELDS),
             "lesion.csv": list(analysis.LESION_FIELDS), "signal.csv": list(signal_runs.SIGNAL_FIELDS),
-            "init_identity.csv": list(init_identity.FIELDS), "reference.csv": list(beside.columns),
+            "init_identity.csv": list(init_identity.INIT_IDENTITY_FIELDS), "reference.csv": list(beside.columns),
             "signal_ladder.csv": list(signal_ladder.LADDER_FIELDS),
             "signal_ladder_summary.csv": list(summary.columns)}
 

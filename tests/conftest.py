@@ -2,7 +2,9 @@
 a finished tiny run.
 
 The tiny study is two rows (identity and plain) of a resnet8 of width 4 on the synthetic dataset,
-with a claim and the papers' marks so that the report has something to test. A test that needs a
+with a claim and the papers' marks so that the report has something to test. It is a user's folder of
+experiment files, read beside the shipped ones (``--experiments DIR``), with presets of its own:
+``tiny`` (its data in the test's folder) and ``tiny-paper`` (two seeds). A test that needs a
 longer schedule (the kill drills, the storage tests) passes its own ``[base]`` keys to
 :func:`tiny_toml` or to the ``experiments_dir`` factory instead of copying the file.
 """
@@ -62,12 +64,26 @@ def tiny_toml(**base) -> str:
     return "\n".join(lines) + "\n" + TINY_ROWS
 
 
+TINY = "tiny"  # the tiny study's preset: nothing over its [base] but where its data goes
+
+
 def write_experiments(folder: Path, data_dir: Path, presets_extra: str = "", **base) -> Path:
-    """``folder`` as an experiments folder holding the tiny study and a quick preset whose data is in ``data_dir``."""
+    """``folder`` as a user's experiments folder holding the tiny study and a preset ``tiny`` whose data is in
+    ``data_dir``; ``presets_extra`` follows that preset's keys."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tiny.toml").write_text(tiny_toml(**base))
-    (folder / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{data_dir}"\n{presets_extra}')
+    (folder / "presets.toml").write_text(f'[{TINY}]\ndescription = "tiny"\ndata_dir = "{data_dir}"\n{presets_extra}')
     return folder
+
+
+def tiny_args(folder) -> list[str]:
+    """The runner's options that run the tiny study of ``folder`` (beside the shipped experiments) at its scale."""
+    return ["--experiments", str(folder), "--preset", TINY, "--experiment", "tiny"]
+
+
+def tiny_options(folder) -> dict:
+    """The same as :class:`ablation.Study`'s options."""
+    return {"experiments": folder, "preset": TINY, "experiment": "tiny"}
 
 
 @pytest.fixture
@@ -99,17 +115,16 @@ def trained(tmp_path_factory):
 
 @pytest.fixture
 def tiny(experiments_dir):
-    """The tiny study's experiments folder, with a paper preset of two seeds."""
-    return experiments_dir("[paper]\nseeds = 2\n")
+    """The tiny study's experiments folder, with a preset ``tiny-paper`` of two seeds."""
+    return experiments_dir("[tiny-paper]\nseeds = 2\n")
 
 
 def tiny_grid(folder, seeds=1):
-    """Every run of the tiny study under the quick preset."""
-    from ablation.study import experiments as ex
-    from ablation.study import expansion
+    """Every run of the tiny study under its preset."""
+    from ablation.study import catalogue, expansion
 
-    exps = ex.load_experiments(folder)
-    return expansion.expand(exps, exps["tiny"].variants, ex.load_presets(folder)["quick"], seeds=seeds)
+    exps = catalogue.load_experiments([folder])
+    return expansion.expand(exps, exps["tiny"].variants, catalogue.load_presets([folder])[TINY], seeds=seeds)
 
 
 class FakeTrainer:
@@ -151,14 +166,14 @@ class FakeTrainer:
 @pytest.fixture(scope="session")
 def exps():
     """The shipped experiment files (read once; tests must not change them)."""
-    from ablation.study import experiments as ex
+    from ablation.study import catalogue
 
-    return ex.load_experiments()
+    return catalogue.load_experiments()
 
 
 @pytest.fixture(scope="session")
 def presets():
     """The shipped presets."""
-    from ablation.study import experiments as ex
+    from ablation.study import catalogue
 
-    return ex.load_presets()
+    return catalogue.load_presets()

@@ -10,7 +10,7 @@ import pytest
 
 import ablation
 from ablation import run
-from conftest import FakeTrainer
+from conftest import FakeTrainer, tiny_args, tiny_options
 
 # what differs between two trainings of the same config: the clock
 CLOCK = {"time_s", "images_per_s", "wall_time"}
@@ -24,9 +24,9 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, drop=()):
 def test_the_cli_and_study_run_are_one_code_path(experiments_dir, tmp_path):
     exps = experiments_dir()
     cli, api = FakeTrainer(), FakeTrainer()
-    argv = ["--experiments-dir", str(exps), "--out", str(tmp_path / "cli"), "--jobs", "1", "--seeds", "3", "--quiet"]
+    argv = [*tiny_args(exps), "--out", str(tmp_path / "cli"), "--jobs", "1", "--seeds", "3", "--quiet"]
     assert run.main(argv, train_fn=cli) == 0
-    ablation.Study(experiments_dir=exps, out=tmp_path / "api", seeds=3).run(jobs=1, progress=False, train_fn=api)
+    ablation.Study(**tiny_options(exps), out=tmp_path / "api", seeds=3).run(jobs=1, progress=False, train_fn=api)
     assert cli.calls == api.calls and cli.run_names == api.run_names  # the same configs into the same folders
     a, b = ablation.load(tmp_path / "cli"), ablation.load(tmp_path / "api")
     _same(a.runs, b.runs)
@@ -44,9 +44,9 @@ def test_a_tiny_study_through_the_cli_and_through_study_run_gives_the_same_numbe
     # slow: eight real trainings and two reports (lesion and signal studies included), about a minute
     exps = experiments_dir()
     cli, api = tmp_path / "cli", tmp_path / "api"
-    assert run.main(["--experiments-dir", str(exps), "--out", str(cli), "--jobs", "1", "--seeds", "2", "--quiet"]) == 0
+    assert run.main([*tiny_args(exps), "--out", str(cli), "--jobs", "1", "--seeds", "2", "--quiet"]) == 0
     capsys.readouterr()
-    study = ablation.Study(experiments_dir=exps, out=api, seeds=2)
+    study = ablation.Study(**tiny_options(exps), out=api, seeds=2)
     assert study.run(jobs=1, progress=False) is study
     assert capsys.readouterr() == ("", "")  # progress=False: nothing printed
     a, b = ablation.load(cli), ablation.load(api)
@@ -83,16 +83,16 @@ def test_a_tiny_study_through_the_cli_and_through_study_run_gives_the_same_numbe
 def test_bad_options_raise_the_command_lines_words_and_print_nothing(options, argv, experiments_dir, tmp_path,
                                                                       capsys):
     exps = experiments_dir()
-    assert run.main(["--experiments-dir", str(exps), "--out", str(tmp_path / "o"), *argv]) == 2
+    assert run.main([*tiny_args(exps), "--out", str(tmp_path / "o"), *argv]) == 2
     line = capsys.readouterr().err
     with pytest.raises(ablation.ConfigError) as e:
-        ablation.Study(experiments_dir=exps, out=tmp_path / "o", **options).run(progress=False)
+        ablation.Study(**{**tiny_options(exps), **options}, out=tmp_path / "o").run(progress=False)
     assert line == f"error: {e.value}\n"
     assert capsys.readouterr() == ("", "") and not (tmp_path / "o").exists()
 
 
 def test_bad_run_options_raise_too(experiments_dir, tmp_path):
-    study = ablation.Study(experiments_dir=experiments_dir(), out=tmp_path / "o")
+    study = ablation.Study(**tiny_options(experiments_dir()), out=tmp_path / "o")
     with pytest.raises(ablation.ConfigError, match="--jobs must be >= 1, got 0"):
         study.run(jobs=0)
     with pytest.raises(ablation.ConfigError, match="--address applies to --backend ray only"):
@@ -100,7 +100,7 @@ def test_bad_run_options_raise_too(experiments_dir, tmp_path):
 
 
 def test_dry_run_is_the_grid_as_a_table_and_trains_nothing(experiments_dir, tmp_path):
-    study = ablation.Study(experiments_dir=experiments_dir(), out=tmp_path / "o", seeds=2)
+    study = ablation.Study(**tiny_options(experiments_dir()), out=tmp_path / "o", seeds=2)
     grid = study.dry_run(jobs=1)
     assert list(grid["variant"]) == ["identity", "identity", "plain", "plain"]
     assert set(grid["status"]) == {"to train"} and (grid["gflop"] > 0).all()
@@ -110,7 +110,7 @@ def test_dry_run_is_the_grid_as_a_table_and_trains_nothing(experiments_dir, tmp_
 
 def test_ctrl_c_stops_the_study_keeps_the_checkpoint_and_the_same_call_resumes(experiments_dir, tmp_path):
     fake = FakeTrainer(interrupt_on="plain")
-    study = ablation.Study(experiments_dir=experiments_dir(), out=tmp_path / "o")
+    study = ablation.Study(**tiny_options(experiments_dir()), out=tmp_path / "o")
     with pytest.raises(KeyboardInterrupt, match="1 of 2 runs finished this time"):
         study.run(jobs=1, progress=False, train_fn=fake)
     assert study.dry_run(jobs=1).set_index("variant")["status"].to_dict() == {"identity": "done", "plain": "resume"}

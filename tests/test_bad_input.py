@@ -22,7 +22,7 @@ from ablation import __main__ as describe
 from ablation import bench, report, run
 from ablation import train as trainer
 
-from conftest import tiny_toml, write_experiments
+from conftest import tiny_toml, write_experiments, tiny_args, tiny_options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,8 @@ PLUGINS = {
     "raises.py": "raise RuntimeError('broken on purpose')\n",
     "syntax.py": "def broken(:\n",
     "wrong_shape.py": textwrap.dedent("""
-        from ablation.nets.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcut_base import Shortcut
+        from ablation.nets.registry import register_shortcut
 
         @register_shortcut("wrong-shape-test", formula="y = x (the branch dropped, shapes ignored)")
         class WrongShape(Shortcut):
@@ -238,7 +239,7 @@ class NeverTrain:
 @pytest.mark.parametrize("argv, message", RUN, ids=[" ".join(a) for a, _ in RUN])
 def test_run_refuses_in_one_line(place, capsys, argv, message):
     out = [] if "--out" in argv else ["--out", "res"]
-    refused(lambda: run.main(["--experiments-dir", "exps", *out, *argv], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), *out, *argv], train_fn=NeverTrain()), capsys, place,
             message)
 
 
@@ -259,14 +260,14 @@ def test_run_refuses_bad_experiment_files_before_training(place, capsys, edit, m
         text = tiny_toml().split("[[variant]]")[0].replace("in_all = true", "variant = [1, 2]") if edit is None \
             else tiny_toml().replace(*edit, 1)
     (place / "exps" / "tiny.toml").write_text(text)
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
 
 
 def test_a_dry_run_of_a_net_too_big_answers_at_once_with_its_memory(place, capsys):
     """--depth 600002: nothing is built (the estimate is from the net's numbers), nothing is timed, nothing written."""
     before, t = snapshot(place), time.perf_counter()
-    assert run.main(["--experiments-dir", "exps", "--out", "res", "--depth", "600002", "--dry-run"],
+    assert run.main([*tiny_args("exps"), "--out", "res", "--depth", "600002", "--dry-run"],
                     train_fn=NeverTrain()) == 0
     assert time.perf_counter() - t < 60
     out = capsys.readouterr().out
@@ -284,7 +285,7 @@ def test_a_dry_run_of_a_net_too_big_answers_at_once_with_its_memory(place, capsy
 ])
 def test_run_refuses_unreadable_experiment_files(place, capsys, make, message):
     make(place / "exps")
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
 
 
@@ -297,12 +298,12 @@ def test_run_refuses_an_out_through_a_broken_link(place, capsys, link, message):
     for name, target in link.items():
         os.symlink(target, place / name)
     out = message.split()[1]
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", out], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", out], train_fn=NeverTrain()), capsys, place,
             message.replace("/sub", ""))
 
 
 def test_run_refuses_a_read_only_folder(readonly, place, capsys):
-    refused(lambda: run.main(["--experiments-dir", str(place / "exps"), "--out", str(readonly)],
+    refused(lambda: run.main([*tiny_args(str(place / "exps")), "--out", str(readonly)],
                              train_fn=NeverTrain()), capsys, readonly.parent, "cannot be written")
 
 
@@ -314,13 +315,13 @@ STUDY_FILES = [
     ([], ("tiny.toml", 'shortcut = "identity"', 'shortcut = "identity"\nseed = 3'),
      "variant 'identity': seed = 3: the seeds of a study are 0..N-1, set by --seeds"),
     ([], ("tiny.toml", "[base]", "[base]\nseed = 1"), "[base]: seed = 1: the seeds of a study are 0..N-1"),
-    ([], ("presets.toml", "[quick]", "[quick]\nseed = 2"), "[quick]: seed = 2: the seeds of a study are 0..N-1"),
+    ([], ("presets.toml", "[tiny]", "[tiny]\nseed = 2"), "[tiny]: seed = 2: the seeds of a study are 0..N-1"),
     ([], ("tiny.toml", 'name = "tiny"', 'name = "../../../escaped"'),
      f"tiny.toml: experiment name '../../../escaped' {SAFE}"),
     ([], ("tiny.toml", 'name = "plain"', 'name = "../plain"'), f"tiny.toml: variant name '../plain' {SAFE}"),
     ([], ("tiny.toml", 'name = "plain"', 'name = "pl/ain"'), f"variant name 'pl/ain' {SAFE}"),
     ([], ("tiny.toml", 'name = "plain"', 'name = ".."'), f"variant name '..' {SAFE}"),
-    ([], ("presets.toml", "[quick]", '[quick]\n[".."]'), f"presets.toml: preset name '..' {SAFE}"),
+    ([], ("presets.toml", "[tiny]", '[tiny]\n[".."]'), f"presets.toml: preset name '..' {SAFE}"),
     ([], ("tiny.toml", "[base]", '[presets."a/b"]\n[base]'), f"tiny.toml: preset name 'a/b' {SAFE}"),
     (["--set", "batch_size=10000000"], None,
      "batch_size=10000000 is more than the 1024 training images of synthetic"),
@@ -338,12 +339,13 @@ def test_run_refuses_a_seed_an_unsafe_name_or_a_clamped_value(place, capsys, arg
         path = place / "exps" / edit[0]
         path.write_text(path.read_text().replace(edit[1], edit[2], 1))
     (place / "bad_name.py").write_text(BAD_NAME_PLUGIN)
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", *argv], train_fn=NeverTrain()), capsys,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res", *argv], train_fn=NeverTrain()), capsys,
             place, message)
 
 
 BAD_NAME_PLUGIN = textwrap.dedent("""
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("../evil")
     class Evil(Shortcut):
@@ -400,15 +402,15 @@ def test_report_on_a_read_only_folder_is_one_line(readonly, capsys, tmp_path):
 
 
 def _fake_results(out: Path):
-    from ablation.study import experiments as ex
+    from ablation.study import catalogue
     from ablation.study import expansion
     from ablation.study import manifest as mf
     from ablation.core.layout import ResultsDir
 
-    exps = ex.load_experiments()
+    exps = catalogue.load_experiments()
     rows = [exps["identity_mappings"].variant("original")]
-    runs = expansion.expand(exps, rows, ex.load_presets()["quick"])
-    ResultsDir(out).write_manifest(mf.manifest(None, ex.load_presets()["quick"], exps, rows, runs))
+    runs = expansion.expand(exps, rows, catalogue.load_presets()["quick"])
+    ResultsDir(out).write_manifest(mf.manifest(None, catalogue.load_presets()["quick"], exps, rows, runs))
 
 
 # --- python -m ablation.bench --------------------------------------------------------------------
@@ -460,7 +462,7 @@ def test_a_study_named_so_the_terminal_cannot_show_it_is_written_and_reported(ti
     from conftest import FakeTrainer
 
     out = tmp_path / name
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1"], train_fn=FakeTrainer()) == 0
+    assert run.main([*tiny_args(tiny), "--out", str(out), "--jobs", "1"], train_fn=FakeTrainer()) == 0
     assert (out / "README.md").is_file()
     done = subprocess.run([sys.executable, "-m", "ablation.report", os.fsencode(name)], cwd=tmp_path,
                           capture_output=True, timeout=300, env={**os.environ, **env})
@@ -526,7 +528,7 @@ CLAMPED = [
 
 @pytest.mark.parametrize("argv, message", CLAMPED, ids=[m for _, m in CLAMPED])
 def test_run_refuses_a_value_the_trainer_would_clamp_or_round(place, capsys, argv, message):
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", *argv], train_fn=NeverTrain()), capsys,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res", *argv], train_fn=NeverTrain()), capsys,
             place, message)
 
 
@@ -555,7 +557,7 @@ def test_train_refuses_more_evaluations_than_iterations(place, capsys):
     (lambda: ablation.Study(plugins=[None]), "--plugin must name a module or a .py file, got None"),
     (lambda: ablation.load(None), "ablation.load takes a results folder or a reference's name, got None"),
     (lambda: ablation.train("x", "/tmp/o"), "a config must be a table of key = value, got 'x'"),
-    (lambda: ablation.Study(experiments_dir="exps", out="res").run(jobs=2.5), "--jobs must be a whole number"),
+    (lambda: ablation.Study(**tiny_options("exps"), out="res").run(jobs=2.5), "--jobs must be a whole number"),
 ])
 def test_the_api_raises_config_error_with_the_command_lines_words(place, capsys, call, message):
     before = snapshot(place)
@@ -574,7 +576,7 @@ def test_the_api_raises_config_error_with_the_command_lines_words(place, capsys,
 ])
 def test_a_bad_memory_limit_is_one_line(place, capsys, monkeypatch, value, message):
     monkeypatch.setenv("ABLATION_MEMORY_LIMIT", value)
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res"], train_fn=NeverTrain()), capsys, place,
             message)
 
 
@@ -592,7 +594,8 @@ def test_a_bad_cuda_visible_devices_is_one_line(env, message):
 
 EXITS = "import sys\nsys.exit(0)\n"
 TAKES_IDENTITY = textwrap.dedent("""
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("identity")
     class Identity(Shortcut):  # the same class name as the built-in: y = F(x), no shortcut at all
@@ -607,30 +610,30 @@ TAKES_IDENTITY = textwrap.dedent("""
 ])
 def test_a_plugin_that_exits_or_takes_a_builtin_name_is_one_line(place, capsys, text, message):
     (place / "exits.py").write_text(text)
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", "--plugin", "exits.py"],
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res", "--plugin", "exits.py"],
                              train_fn=NeverTrain()), capsys, place, message)
-    from ablation.nets.shortcuts import get_shortcut
+    from ablation.nets.registry import get_shortcut
 
     assert get_shortcut("identity").cls.__module__ == "ablation.nets.shortcuts"
 
 
 def test_a_shortcut_of_main_is_refused_before_workers_would_fail_on_it(place, capsys, monkeypatch):
-    from ablation.nets import shortcuts
+    from ablation.nets import registry, shortcut_base
     from ablation.study import pool
 
-    class InMain(shortcuts.Shortcut):
+    class InMain(shortcut_base.Shortcut):
         def forward(self, x, fx):
             return fx + self.match(x)
 
     InMain.__module__ = "__main__"  # as a notebook cell, or a script's own code, defines it
-    shortcuts.register_shortcut("main-only-test")(InMain)
+    registry.register_shortcut("main-only-test")(InMain)
     monkeypatch.setattr(pool, "cores", lambda: 4, raising=False)  # two jobs are allowed on any machine
     try:
-        refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res", "--variants", "main-only-test",
+        refused(lambda: run.main([*tiny_args("exps"), "--out", "res", "--variants", "main-only-test",
                                   "--experiment", "tiny", "--seeds", "2", "--jobs", "2"], train_fn=NeverTrain()),
                 capsys, place, "shortcut 'main-only-test' is registered in __main__, which this process alone knows")
     finally:
-        del shortcuts._REGISTRY["main-only-test"]
+        del registry._REGISTRY["main-only-test"]
 
 
 def test_signal_of_a_net_too_big_refuses_at_once_with_its_estimate(tmp_path):
@@ -647,7 +650,7 @@ def lying_access(monkeypatch):
 
 
 def test_an_unwritable_out_is_one_line_in_run_train_and_gather(readonly, place, capsys, lying_access):
-    refused(lambda: run.main(["--experiments-dir", str(place / "exps"), "--out", str(readonly)], train_fn=NeverTrain()),
+    refused(lambda: run.main([*tiny_args(str(place / "exps")), "--out", str(readonly)], train_fn=NeverTrain()),
             capsys, readonly, f"cannot write {readonly / '.lock'}")
     refused(lambda: trainer.main([*TRAIN_BASE, f"data_dir={place / 'data'}", f"out={readonly / 'run'}"]), capsys,
             readonly, f"cannot write {readonly / 'run'}")
@@ -655,8 +658,9 @@ def test_an_unwritable_out_is_one_line_in_run_train_and_gather(readonly, place, 
     (src / "runs").mkdir(parents=True)
     from ablation import gather
 
-    refused(lambda: gather.main([str(src), "--out", str(readonly), "--experiment", "tiny", "--experiments-dir",
-                                 str(place / "exps")]), capsys, readonly, f"cannot write {readonly / '.lock'}")
+    refused(lambda: gather.main([str(src), "--out", str(readonly), "--experiments",
+                                 str(place / "exps"), "--preset", "tiny", "--experiment", "tiny"]), capsys, readonly,
+            f"cannot write {readonly / '.lock'}")
 
 
 @pytest.mark.parametrize("link", ["runs", "plots", "tables", "runs/abc123", "invocations.jsonl", ".lock"])
@@ -666,14 +670,14 @@ def test_no_write_follows_a_link_out_of_out(place, capsys, link):
     target.write_text("") if link.endswith((".jsonl", ".lock")) else target.mkdir()
     shutil.rmtree(place / "res" / link, ignore_errors=True)  # res/runs is there already
     (place / "res" / link).symlink_to(target)
-    refused(lambda: run.main(["--experiments-dir", "exps", "--out", "res"], train_fn=NeverTrain()), capsys, place,
+    refused(lambda: run.main([*tiny_args("exps"), "--out", "res"], train_fn=NeverTrain()), capsys, place,
             f"res/{link} is a symbolic link to {target}, outside the results folder")
 
 
 def test_the_report_follows_no_link_out_of_its_folder(place, capsys):
     from conftest import FakeTrainer
 
-    assert run.main(["--experiments-dir", "exps", "--out", "res", "--jobs", "1", "--quiet"], train_fn=FakeTrainer()) == 0
+    assert run.main([*tiny_args("exps"), "--out", "res", "--jobs", "1", "--quiet"], train_fn=FakeTrainer()) == 0
     capsys.readouterr()
     target = place / "elsewhere"
     target.mkdir()

@@ -15,7 +15,7 @@ import pytest
 from ablation import report, run
 from ablation.core.layout import ResultsDir, RunDir
 
-from conftest import FakeTrainer
+from conftest import FakeTrainer, tiny_args
 from test_bad_input import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_the_intact_copy_reports_every_run(copy):
 @pytest.fixture
 def done(tiny, tmp_path):
     fake, out = FakeTrainer(), tmp_path / "out"
-    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"]
+    argv = [*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--quiet"]
     assert run.main(argv, train_fn=fake) == 0
     return out, argv, fake
 

@@ -120,14 +120,15 @@ def test_the_keys_the_page_calls_required_are_those_the_reader_requires(kind, se
 
 def test_the_example_experiment_and_ladder_of_the_page_plan_their_runs(tmp_path):
     experiment, ladder = _blocks(DOCS / "experiments.md", "toml")[:2]
-    folder = tmp_path / "experiments"
-    shutil.copytree(ROOT / "ablation" / "experiments", folder)
+    folder = tmp_path / "experiments"  # a user's folder, beside the shipped experiments and presets
+    folder.mkdir()
     (folder / "my_options.toml").write_text(experiment)
-    (folder / "depth_ladder.toml").write_text(ladder)  # the page's ladder in place of the shipped one
-    study = ablation.Study(experiment="my_options", experiments_dir=folder, out=tmp_path / "out")
+    # the page's ladder under a name of its own: the shipped depth_ladder holds that name
+    (folder / "my_ladder.toml").write_text(ladder.replace('name = "depth_ladder"', 'name = "my_ladder"'))
+    study = ablation.Study(experiment="my_options", experiments=folder, out=tmp_path / "out")
     assert {r.variant for r in study.plan.runs} == {"option-a", "option-b", "option-c"}
     assert {r.config["steps"] for r in study.plan.runs} == {300}  # its [presets.quick] over the preset
-    rungs = ablation.Study(experiment="depth_ladder", experiments_dir=folder, out=tmp_path / "rungs")
+    rungs = ablation.Study(experiment="my_ladder", experiments=folder, out=tmp_path / "rungs")
     assert {r.config["arch"] for r in rungs.plan.runs} == {"resnet20", "resnet32", "resnet56", "resnet110"}
 
 

@@ -5,10 +5,11 @@ import textwrap
 import pytest
 
 from ablation.training import config as schema
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study import expansion
 from ablation.study import selection
-from ablation.nets import shortcuts
+from ablation.nets import registry
 from ablation.core.errors import ConfigError
 
 
@@ -31,7 +32,7 @@ def test_identity_mappings_holds_the_eleven_rows_of_table_1_and_both_dropout_rea
 
 
 def test_every_shortcut_named_in_the_files_is_registered(exps):
-    names = set(shortcuts.list_shortcuts())
+    names = set(registry.list_shortcuts())
     for e in exps.values():
         for v in e.variants:
             assert v.config.get("shortcut", e.base.get("shortcut", "identity")) in names, v.key
@@ -88,7 +89,7 @@ def test_preactivation_holds_he_2016_table_3(exps):
 
 
 def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
-    rows = selection.select(exps, None, "all", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "all", registry.list_shortcuts())
     keys = [v.key for v in rows]
     assert len(keys) == 15 and len(set(keys)) == 15
     assert {k for k in keys if k.startswith("degradation:")} == {
@@ -100,14 +101,14 @@ def test_variants_all_is_table_1_plus_plain_and_residual_at_two_depths(exps):
 def test_select_by_experiment_and_by_name(exps):
     assert len(selection.select(exps, "activations")) == 10
     assert len(selection.select(exps, "all")) == sum(len(e.variants) for e in exps.values() if not e.axis)
-    rows = selection.select(exps, None, "original,degradation:plain-110, conv1x1", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "original,degradation:plain-110, conv1x1", registry.list_shortcuts())
     assert [v.key for v in rows] == ["identity_mappings:original", "degradation:plain-110", "identity_mappings:conv1x1"]
     # a name unique to another experiment is found there
     assert selection.select(exps, None, "full-preact-164", [])[0].experiment == "activations"
 
 
 def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
-    rows = selection.select(exps, None, "zero-pad", shortcuts.list_shortcuts())
+    rows = selection.select(exps, None, "zero-pad", registry.list_shortcuts())
     assert len(rows) == 1 and rows[0].experiment == "identity_mappings"
     assert rows[0].config == {"shortcut": "zero-pad"}
     assert selection.select(exps, "activations", "zero-pad", ["zero-pad"])[0].experiment == "activations"
@@ -121,7 +122,7 @@ def test_a_registered_shortcut_name_runs_on_the_identity_mappings_base(exps):
 ])
 def test_unknown_variants_raise_one_line(exps, variants, message):
     with pytest.raises(ConfigError) as e:
-        selection.select(exps, None, variants, shortcuts.list_shortcuts())
+        selection.select(exps, None, variants, registry.list_shortcuts())
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -194,7 +195,7 @@ def test_paper_preset_runs_as_the_papers_did_and_quick_as_before(exps, presets):
 def test_paper_preset_variants_all_is_every_row_of_every_experiment(exps, presets):
     every = selection.select(exps, "all")
     assert presets["paper"].all_rows and not presets["quick"].all_rows
-    assert selection.select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows) == every
+    assert selection.select(exps, None, "all", registry.list_shortcuts(), presets["paper"].all_rows) == every
     keys = {v.key for v in every}
     for row in ("degradation:residual-1202", "degradation:plain-110", "identity_mappings:dropout-0.5-mask",
                 "activations:full-preact-164", "preactivation:preact-1001", "preactivation:baseline-1001"):
@@ -246,14 +247,14 @@ paper = 1.0
 """
 
 
-def _dir(tmp_path, text, presets='[quick]\nsteps = 2\n'):
+def _dir(tmp_path, text, presets='[small]\nsteps = 2\n'):
     (tmp_path / "tiny.toml").write_text(textwrap.dedent(text))
     (tmp_path / "presets.toml").write_text(presets)
     return tmp_path
 
 
 def test_a_good_file_loads(tmp_path):
-    e = ex.load_experiments(_dir(tmp_path, GOOD))["tiny"]
+    e = catalogue.load_experiments([_dir(tmp_path, GOOD)])["tiny"]
     assert e.variants[0].paper == 1.0 and e.in_all == []
 
 
@@ -271,34 +272,34 @@ def test_a_good_file_loads(tmp_path):
 def test_malformed_experiment_files_raise_one_line(tmp_path, edit, message):
     d = _dir(tmp_path, GOOD.replace(*edit))
     with pytest.raises(ConfigError) as e:
-        ex.load_experiments(d)
+        catalogue.load_experiments([d])
     assert message in str(e.value) and "\n" not in str(e.value)
     assert "tiny.toml" in str(e.value)
 
 
 def test_misspelt_preset_key(tmp_path):
-    d = _dir(tmp_path, GOOD, presets="[quick]\nstpes = 2\n")
+    d = _dir(tmp_path, GOOD, presets="[small]\nstpes = 2\n")
     with pytest.raises(ConfigError, match="unknown key 'stpes' \\(did you mean 'steps'\\?\\)"):
-        ex.load_presets(d)
+        catalogue.load_presets([d])
 
 
 def test_claims_are_checked_against_rows(tmp_path):
     d = _dir(tmp_path, GOOD + '[[claim]]\nsays = "x"\nlower = ["a", "zz"]\n')
     with pytest.raises(ConfigError, match="claim names unknown variant 'zz'"):
-        ex.load_experiments(d)
+        catalogue.load_experiments([d])
 
 
 def test_a_bad_value_is_caught_before_training(tmp_path, presets):
     d = _dir(tmp_path, GOOD.replace('shortcut = "identity"', 'shortcut = "identity"\nlr = "fast"'))
-    exps = ex.load_experiments(d)
+    exps = catalogue.load_experiments([d])
     with pytest.raises(ConfigError, match="tiny:a: lr must be a number"):
-        expansion.expand(exps, exps["tiny"].variants, ex.load_presets(d)["quick"])
+        expansion.expand(exps, exps["tiny"].variants, catalogue.load_presets([d])["small"])
 
 
 def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
     _dir(tmp_path, GOOD)
     (tmp_path / "other.toml").write_text(GOOD.replace('"tiny"', '"other"'))
-    exps = ex.load_experiments(tmp_path)
+    exps = catalogue.load_experiments([tmp_path])
     with pytest.raises(ConfigError, match="say which: other:a, tiny:a"):
         selection.select(exps, None, "a", [])
     assert selection.select(exps, None, "other:a", [])[0].experiment == "other"
@@ -311,29 +312,29 @@ def test_two_experiments_holding_a_name_need_a_prefix(tmp_path):
 ])
 def test_bad_protocol_fields_raise_one_line(tmp_path, edit, message):
     with pytest.raises(ConfigError) as e:
-        ex.load_experiments(_dir(tmp_path, GOOD.replace(*edit)))
+        catalogue.load_experiments([_dir(tmp_path, GOOD.replace(*edit))])
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_preset_sets_keys_to_null_and_checks_them(tmp_path):
-    d = _dir(tmp_path, GOOD, presets='[quick]\nnull = ["warmup_lr", "fail_chance_fraction"]\n')
-    assert ex.load_presets(d)["quick"].config == {"warmup_lr": None, "fail_chance_fraction": None}
+    d = _dir(tmp_path, GOOD, presets='[small]\nnull = ["warmup_lr", "fail_chance_fraction"]\n')
+    assert catalogue.load_presets([d])["small"].config == {"warmup_lr": None, "fail_chance_fraction": None}
     for table, message in (('null = ["fail_chanse_fraction"]', "did you mean 'fail_chance_fraction'"),
                            ('fail_chance_fraction = 0.5\nnull = ["fail_chance_fraction"]', "both set and in null")):
         with pytest.raises(ConfigError, match=message):
-            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
+            catalogue.load_presets([_dir(tmp_path, GOOD, presets=f"[small]\n{table}\n")])
 
 
 def test_a_key_a_variant_sets_itself_wins_over_the_preset(tmp_path):
     """Issue 9, item 11: the row's own lr is what the row is about; the preset's lr applies to the others."""
     text = GOOD + '[[variant]]\nname = "fast"\nshortcut = "identity"\nlr = 0.3\n'
-    d = _dir(tmp_path, text, presets='[quick]\nlr = 0.05\nsteps = 2\n[quick.arch_map]\nresnet8 = "resnet14"\n')
-    e = ex.load_experiments(d)["tiny"]
-    runs = {r.variant: r for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])}
+    d = _dir(tmp_path, text, presets='[small]\nlr = 0.05\nsteps = 2\n[small.arch_map]\nresnet8 = "resnet14"\n')
+    e = catalogue.load_experiments([d])["tiny"]
+    runs = {r.variant: r for r in expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"])}
     assert runs["fast"].config["lr"] == 0.3 and runs["a"].config["lr"] == 0.05
     assert runs["fast"].config["arch"] == "resnet14"  # the preset's arch_map still applies to the row's net
     assert runs["fast"].hash != runs["a"].hash
-    again = expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"], settings={"lr": 0.01})
+    again = expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"], settings={"lr": 0.01})
     assert {r.config["lr"] for r in again} == {0.01}  # and the command line wins over both
 
 
@@ -375,7 +376,8 @@ def test_milestones_at_are_checked(tmp_path):
     for table, message in (("milestones_at = [0.5, 1.5]", "between 0 and 1"),
                            ("milestones_at = [0.5]\nmilestones = [3]", "not both")):
         with pytest.raises(ConfigError, match=message):
-            ex.load_presets(_dir(tmp_path, GOOD, presets=f"[quick]\n{table}\n"))
-    d = _dir(tmp_path, GOOD, presets="[quick]\nsteps = 40\nmilestones_at = [0.25]\n")
-    e = ex.load_experiments(d)["tiny"]
-    assert {r.config["milestones"][0] for r in expansion.expand({"tiny": e}, e.variants, ex.load_presets(d)["quick"])} == {10}
+            catalogue.load_presets([_dir(tmp_path, GOOD, presets=f"[small]\n{table}\n")])
+    d = _dir(tmp_path, GOOD, presets="[small]\nsteps = 40\nmilestones_at = [0.25]\n")
+    e = catalogue.load_experiments([d])["tiny"]
+    runs = expansion.expand({"tiny": e}, e.variants, catalogue.load_presets([d])["small"])
+    assert {r.config["milestones"][0] for r in runs} == {10}

@@ -18,7 +18,7 @@ import pytest
 
 from ablation import run
 
-from conftest import write_experiments
+from conftest import write_experiments, tiny_args
 
 pytestmark = pytest.mark.slow  # a study trained, then killed and resumed many times: minutes
 
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CRASH = textwrap.dedent("""
     import ctypes
     import torch
-    from ablation.nets.shortcuts import Shortcut, register_shortcut
+    from ablation.nets.shortcut_base import Shortcut
+    from ablation.nets.registry import register_shortcut
 
     @register_shortcut("crash-test", formula="y = F(x) + x, and a segfault in the first training step")
     class Crash(Shortcut):
@@ -62,7 +63,7 @@ def study(tmp_path_factory):
 
 
 def command(exps, out, *extra):
-    return [sys.executable, "-m", "ablation.run", "--experiments-dir", str(exps), "--out", str(out), "--jobs", "2",
+    return [sys.executable, "-m", "ablation.run", *tiny_args(exps), "--out", str(out), "--jobs", "2",
             "--quiet", *extra]
 
 
@@ -191,7 +192,7 @@ def test_a_worker_that_dies_natively_is_that_runs_error_and_the_study_goes_on(st
     monkeypatch.chdir(tmp_path)
     (tmp_path / "crash.py").write_text(CRASH)
     out = tmp_path / "out"
-    argv = ["--experiments-dir", str(study["exps"]), "--out", str(out), "--jobs", "2", "--quiet",
+    argv = [*tiny_args(str(study["exps"])), "--out", str(out), "--jobs", "2", "--quiet",
             "--plugin", "crash.py", "--variants", "identity,crash-test,plain", "--experiment", "tiny"]
     assert run.main(argv) == 1  # errors, but a report
     err = capsys.readouterr().err

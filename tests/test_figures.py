@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ablation.core.layout import ResultsDir
-from ablation.reporting import ladder_plots, plots
+from ablation.reporting import figure_style, ladder_plots, mechanism_plots, plots
 from ablation.reporting import stats as st
 from ablation.reporting.tables import load_tables
 from ablation.study.expansion import expand
@@ -30,12 +30,12 @@ def _distance(a, b) -> float:
 
 
 def test_rows_of_one_family_are_shades_apart_and_families_differ_in_hue():
-    c = plots.row_colors(TABLE_1)
+    c = figure_style.row_colors(TABLE_1)
     assert _distance(c["dropout-0.5"], c["dropout-0.5-mask"]) > 0.25
     gated = [c[r] for r in TABLE_1 if "gate" in r]
     assert min(_distance(a, b) for i, a in enumerate(gated) for b in gated[i + 1:]) > 0.1
     # one hue per family (identity grey), far from every other family's
-    hls = {f: [colorsys.rgb_to_hls(*c[r]) for r in rows] for f, rows in plots.families(TABLE_1).items()}
+    hls = {f: [colorsys.rgb_to_hls(*c[r]) for r in rows] for f, rows in figure_style.families(TABLE_1).items()}
     assert all(s < 0.05 for _, _, s in hls["identity"])
     hue = {f: sum(h for h, _, _ in v) / len(v) for f, v in hls.items() if f != "identity"}
     assert set(hue) == {"constant scaling", "gating", "1x1 convolution", "dropout"}
@@ -44,15 +44,15 @@ def test_rows_of_one_family_are_shades_apart_and_families_differ_in_hue():
             if f < g:
                 gap = abs(hue[f] - hue[g])
                 assert min(gap, 1 - gap) > 0.08, (f, g)
-    assert plots.row_colors(TABLE_1) == c  # the same rows, the same colours in every figure
+    assert figure_style.row_colors(TABLE_1) == c  # the same rows, the same colours in every figure
 
 
 def test_rows_that_share_one_family_get_hues_of_their_own_and_unknown_shortcuts_a_family_each():
-    orders = plots.row_colors({o: "identity" for o in ("original", "bn-after-add", "full-preact")})
+    orders = figure_style.row_colors({o: "identity" for o in ("original", "bn-after-add", "full-preact")})
     assert len(set(orders.values())) == 3
-    modern = plots.row_colors({"identity": "identity", "rezero-bn": "rezero", "rezero-nobn": "rezero",
+    modern = figure_style.row_colors({"identity": "identity", "rezero-bn": "rezero", "rezero-nobn": "rezero",
                                "fixup": "fixup", "nf": "nf"})
-    assert plots.family_of("rezero") == "rezero" and plots.family_of(None) == "other"
+    assert figure_style.family_of("rezero") == "rezero" and figure_style.family_of(None) == "other"
     assert len(set(modern.values())) == 5
     assert modern["rezero-bn"] != modern["rezero-nobn"]
 
@@ -97,7 +97,7 @@ def _ladder(tmp_path, exps, presets, rows, seeds, gates=False):
 
 
 def _seed_points(fig) -> list[str]:
-    """The status of every seed point :func:`ablation.reporting.plots.draw_seeds` drew on the figure."""
+    """The status of every seed point :func:`ablation.reporting.figure_style.draw_seeds` drew on the figure."""
     return [c.get_label().split(":", 1)[1] for ax in fig.axes for c in ax.collections
             if c.get_label().startswith("_seed:")]
 
@@ -115,7 +115,7 @@ def small_ladder(tmp_path, exps, presets):
 def test_the_ladder_figures_draw_every_seed_and_mark_each_kind_of_failure(small_ladder):
     man, runs, _ = load_tables(small_ladder)
     stats = st.row_stats(man, runs)
-    with plots.capture() as figs:
+    with figure_style.capture() as figs:
         ladder_plots.plot_rows(man, runs, stats, "depth_ladder", small_ladder / "plots")
         plots.plot_bars(man, runs, stats, "depth_ladder", small_ladder / "plots")
     for name in ("errors_vs_depth_depth_ladder", "depth_ladder_errors"):
@@ -139,7 +139,7 @@ def test_the_ladder_figures_draw_every_seed_and_mark_each_kind_of_failure(small_
 def test_a_row_without_failures_has_no_failure_marks(small_ladder):
     man, runs, _ = load_tables(small_ladder)
     runs = runs[~runs["variant"].str.startswith(("dropout", "exclusive"))]
-    with plots.capture() as figs:
+    with figure_style.capture() as figs:
         plots.plot_bars(man, runs, st.row_stats(man, runs), "depth_ladder", small_ladder / "plots")
     assert set(_seed_points(figs["depth_ladder_errors"])) == {"ok"}
     assert "diverged" not in _legend_texts(figs["depth_ladder_errors"])
@@ -148,9 +148,9 @@ def test_a_row_without_failures_has_no_failure_marks(small_ladder):
 def test_the_papers_fail_line_rings_the_seeds_above_it_only_on_its_own_dataset(small_ladder):
     man, runs, _ = load_tables(small_ladder)
     meta = man["experiments"]["depth_ladder"]
-    assert plots.fail_line(meta, runs) is None  # fashion-mnist: the paper's 20% is about CIFAR-10
+    assert figure_style.fail_line(meta, runs) is None  # fashion-mnist: the paper's 20% is about CIFAR-10
     man["experiments"]["depth_ladder"] = {**meta, "dataset": runs["dataset"].iloc[0]}
-    with plots.capture() as figs:
+    with figure_style.capture() as figs:
         plots.plot_bars(man, runs, st.row_stats(man, runs), "depth_ladder", small_ladder / "plots")
     above = sum(1 for ax in figs["depth_ladder_errors"].axes for c in ax.collections
                 if c.get_label() == "_above the fail line")
@@ -165,16 +165,16 @@ def test_no_figure_of_a_48_row_ladder_is_wider_than_2000_px(tmp_path, exps, pres
     man, runs, history = load_tables(out)
     stats = st.row_stats(man, runs)
     assert stats["experiment"].eq("depth_ladder").sum() == 48
-    with plots.capture() as figs:  # as save_figure writes them, PNG only
+    with figure_style.capture() as figs:  # as save_figure writes them, PNG only
         plots.plot_bars(man, runs, stats, "depth_ladder", out)
-        plots.plot_grad_flow(man, runs, history, "depth_ladder", out)
-        plots.plot_gates(man, runs, history, "depth_ladder", out)
+        mechanism_plots.plot_grad_flow(man, runs, history, "depth_ladder", out)
+        mechanism_plots.plot_gates(man, runs, history, "depth_ladder", out)
         ladder_plots.plot_rows(man, runs, stats, "depth_ladder", out)
     assert set(figs) == {"depth_ladder_errors", "grad_flow_depth_ladder", "gates_depth_ladder",
                          "errors_vs_depth_depth_ladder"}
     for name, fig in figs.items():
         png = tmp_path / f"{name}.png"
-        fig.savefig(png, dpi=plots.DPI, bbox_inches="tight")
+        fig.savefig(png, dpi=figure_style.DPI, bbox_inches="tight")
         assert Image.open(png).size[0] <= MAX_PX, name
 
 
@@ -201,7 +201,7 @@ def test_the_signal_figures_note_vanishing_curves_and_tick_every_depth(tmp_path)
     _, rows = experiment_rows()
     rows = [r for r in rows if r[0] in ("original", "scale-0-1")]  # lam_s = 0 with a zero branch: 0 everywhere
     table = SL.run_ladder(tmp_path, rows, ["resnet20", "resnet32"], batch=4, image=(3, 8, 8), quiet=True)
-    with plots.capture() as figs:
+    with figure_style.capture() as figs:
         plot_ladder(table, tmp_path)
     depth = figs["signal_ladder_depth"]
     assert all(list(ax.get_xticks()) == [9, 15] for ax in depth.axes if ax.get_xscale() == "log")
@@ -215,9 +215,9 @@ def test_the_signal_figures_note_vanishing_curves_and_tick_every_depth(tmp_path)
 def test_a_title_wider_than_its_figure_is_wrapped_not_left_to_widen_the_image(tmp_path):
     from PIL import Image
 
-    plt, _ = plots.setup_figures()
+    plt, _ = figure_style.setup_figures()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     fig.suptitle("a title far longer than the panels under it " * 12)
     fig.tight_layout()
-    plots.save_figure(fig, tmp_path, "wide")
-    assert Image.open(tmp_path / "wide.png").size[0] <= 8 * plots.DPI + 40  # the panels, with their margins
+    figure_style.save_figure(fig, tmp_path, "wide")
+    assert Image.open(tmp_path / "wide.png").size[0] <= 8 * figure_style.DPI + 40  # the panels, with their margins

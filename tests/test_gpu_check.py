@@ -1,19 +1,16 @@
-"""experiments/gpu_check.py, the paper preset's GPU smoke check: the parts a CPU can run."""
+"""python -m ablation.gpu_check, the paper preset's GPU smoke check: the parts a CPU can run."""
 
-import importlib.util
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "gpu_check.py"
+from ablation import gpu_check as check
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return check
 
 
 TINY = ["--device", "cpu", "--steps", "2", "--warmup", "1", "--set", "arch=resnet8", "--set", "width=4"]
@@ -46,8 +43,16 @@ def test_a_row_that_errors_is_reported_and_the_others_still_run(gpu_check, capsy
     (["--device", "cpu", "--rows", "orignal"], "did you mean 'original'"),
     (["--device", "cpu", "--steps", "3", "--warmup", "3"], "--warmup (3) must be below --steps (3)"),
     (["--device", "cpu", "--preset", "fast"], "unknown preset 'fast'"),
+    (["--device", "cpu", "--experiment", "identity_mapping"], "did you mean 'identity_mappings'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(gpu_check, capsys, argv, message):
     assert gpu_check.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_it_is_a_command_of_the_package(tmp_path):
+    """From any folder, with nothing on the path but the package: no file of the checkout is needed."""
+    out = subprocess.run([sys.executable, "-m", "ablation.gpu_check", "--device", "cpu", "--steps", "1",
+                          "--warmup", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr == "error: --warmup (1) must be below --steps (1)\n"

@@ -79,7 +79,7 @@ def _task(tmp_path, steps=100, batch=10):
 def test_a_run_in_flight_shows_where_how_far_and_how_fast(tmp_path):
     t = _task(tmp_path)
     assert progress.flight(t) is None  # nobody trains it
-    with locks.Claim(t.run_dir, device="cuda:3"):
+    with locks.RunClaim(t.run_dir, device="cuda:3"):
         f = progress.flight(t)
         assert (f.iteration, f.total, f.images_per_s, f.eta_s) == (0, 100, None, None)
         assert f.line().endswith("it 0/100  starting  ETA ?")
@@ -96,7 +96,7 @@ def test_a_run_in_flight_shows_where_how_far_and_how_fast(tmp_path):
 def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
     t = _task(tmp_path)
     log = io.StringIO()
-    with locks.Claim(t.run_dir, device="cpu"):
+    with locks.RunClaim(t.run_dir, device="cpu"):
         with progress.Watcher([t], set(), file=log, period_s=0.05):
             time.sleep(0.4)
     assert "  in flight: tiny:identity:0  " in log.getvalue() and "it 0/100" in log.getvalue()
@@ -112,12 +112,12 @@ def test_the_watcher_writes_runs_in_flight_to_a_log(tmp_path):
 ])
 def test_the_cost_counts_the_iterations_and_images_the_trainers_schedule_runs(dataset, over):
     from ablation.training.data import DATASETS
-    from ablation.training.schedule import Plan
+    from ablation.training.schedule import Schedule
 
     cfg = validate_config({"dataset": dataset, **over})
     info = DATASETS[dataset]
     n = cfg["train_subset"] or info.train_images - cfg["val_split"]  # what the trainer loads (tests/test_data.py)
-    plan = Plan.of(cfg, n)
+    plan = Schedule.of(cfg, n)
     batch = min(cfg["batch_size"], n)
     assert cost.total_iterations(cfg) == plan.total
     assert cost.images_seen(cfg) == plan.total * batch  # whole batches: an epoch's partial batch is never drawn

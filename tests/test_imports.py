@@ -122,3 +122,34 @@ def test_a_circle_is_caught():
     edges = graph()
     edges["ablation.core.errors"] = {*edges["ablation.core.errors"], "ablation.core.files"}
     assert ["ablation.core.errors", "ablation.core.files", "ablation.core.errors"] in cycles(edges)
+
+
+def test_the_networks_registry_and_table_sit_below_the_designs_and_the_builder():
+    """The shortcut registry is a mechanism apart from the designs it names, the architecture table apart from the
+    builder; the built-in designs register in one place, the networks' package."""
+    edges = graph()
+    nets = lambda module: {t for t in edges[module] if t.startswith("ablation.nets")}  # noqa: E731
+    assert nets("ablation.nets.registry") == {"ablation.nets.shortcut_base"}
+    assert nets("ablation.nets.archs") == set()
+    assert nets("ablation.nets") == {"ablation.nets.shortcuts", "ablation.nets.modern"}
+    assert "ablation.nets.archs" in edges["ablation.nets.models"] and "ablation.nets.resnet" in edges["ablation.nets.models"]
+    registering = {m for m, targets in edges.items() if "ablation.nets.modern" in targets and m.startswith("ablation.nets")}
+    assert registering == {"ablation.nets"}
+
+
+def test_each_split_module_sits_below_the_one_it_was_split_from():
+    """What a split set apart is used by what it left, never the other way round."""
+    edges = graph()
+    below = {  # module -> the modules split from it, which it may import and which never import it
+        "ablation.core.folder_checks": ["ablation.core.layout"],
+        "ablation.reporting.claim_tests": ["ablation.reporting.stats"],
+        "ablation.reporting.report": ["ablation.reporting.paper_tables"],
+        "ablation.reporting.plots": ["ablation.reporting.figure_style"],
+        "ablation.reporting.mechanism_plots": ["ablation.reporting.figure_style"],
+        "ablation.reporting.ladder_plots": ["ablation.reporting.figure_style"],
+        "ablation.nets.shortcuts": ["ablation.nets.registry", "ablation.nets.shortcut_base"],
+    }
+    for upper, lowers in below.items():
+        for lower in lowers:
+            assert lower in edges[upper], f"{upper} does not import {lower}"
+            assert upper not in edges[lower], f"{lower} imports {upper}"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ablation.nets.models import build_model, check_model_args, seeded_model
-from ablation.nets.shortcuts import load_plugin
+from ablation.nets.registry import load_plugin
 from ablation.training.config import validate_config
 from ablation.training.step import initial_model
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ablation.core.errors import ConfigError
-from ablation.nets import shortcuts
+from ablation.nets import registry
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study.expansion import expand
 from ablation.study.selection import select
@@ -57,9 +58,9 @@ def test_the_paper_ladder_at_110_is_table_1(exps, presets):
 
 
 def test_the_ladder_is_in_no_all(exps, presets):
-    quick = select(exps, None, "all", shortcuts.list_shortcuts())
+    quick = select(exps, None, "all", registry.list_shortcuts())
     assert len(quick) == 15 and not any(v.experiment == "depth_ladder" for v in quick)
-    paper = select(exps, None, "all", shortcuts.list_shortcuts(), presets["paper"].all_rows)
+    paper = select(exps, None, "all", registry.list_shortcuts(), presets["paper"].all_rows)
     assert not any(v.experiment == "depth_ladder" for v in paper)
     assert not any(v.experiment == "depth_ladder" for v in select(exps, "all"))
     assert len(select(exps, "depth_ladder")) == 48
@@ -101,7 +102,7 @@ key = "depth"
 values = [8, 14]
 [at.14]
 lr = 0.2
-[at.14.presets.quick]
+[at.14.presets.small]
 warmup_max_iters = 7
 """
 
@@ -109,18 +110,18 @@ warmup_max_iters = 7
 def _dir(tmp_path, ladder=LADDER, source=SOURCE):
     (tmp_path / "tiny.toml").write_text(textwrap.dedent(source))
     (tmp_path / "tiny_ladder.toml").write_text(textwrap.dedent(ladder))
-    (tmp_path / "presets.toml").write_text('[quick]\nsteps = 20\nwarmup_max_iters = 3\n'
-                                           '[quick.arch_map]\nresnet110 = "resnet32"\n[paper]\n')
+    (tmp_path / "presets.toml").write_text('[small]\nsteps = 20\nwarmup_max_iters = 3\n'
+                                           '[small.arch_map]\nresnet110 = "resnet32"\n[full]\n')
     return tmp_path
 
 
 def test_per_depth_config_everywhere_and_per_preset(tmp_path):
     d = _dir(tmp_path)
-    exps, presets = ex.load_experiments(d), ex.load_presets(d)
+    exps, presets = catalogue.load_experiments([d]), catalogue.load_presets([d])
     rows = exps["tiny_ladder"].variants
     assert [v.name for v in rows] == ["a@8", "a@14"]
-    quick = {r.variant: r.config for r in expand(exps, rows, presets["quick"])}
-    paper = {r.variant: r.config for r in expand(exps, rows, presets["paper"])}
+    quick = {r.variant: r.config for r in expand(exps, rows, presets["small"])}
+    paper = {r.variant: r.config for r in expand(exps, rows, presets["full"])}
     assert (quick["a@8"]["arch"], quick["a@14"]["arch"]) == ("resnet8", "resnet14")
     assert (quick["a@8"]["lr"], quick["a@14"]["lr"], paper["a@14"]["lr"]) == (0.1, 0.2, 0.2)
     assert (quick["a@8"]["warmup_max_iters"], quick["a@14"]["warmup_max_iters"]) == (3, 7)
@@ -139,18 +140,18 @@ def test_per_depth_config_everywhere_and_per_preset(tmp_path):
     (('key = "depth"', 'key = "seed"'), "--seeds sets the seeds"),
     (("lr = 0.2", "lr = 0.2\ndepth = 8"), "[at.14] sets 'depth', the key the ladder varies"),
     (("lr = 0.2", "lrr = 0.2"), "unknown key 'lrr' (did you mean 'lr'?)"),
-    (("warmup_max_iters = 7", "warmup_max_iter = 7"), "presets.quick: unknown key 'warmup_max_iter'"),
+    (("warmup_max_iters = 7", "warmup_max_iter = 7"), "presets.small: unknown key 'warmup_max_iter'"),
     (('title = "t at two depths"', 'titel = "t"'), "unknown key 'titel' in a ladder file"),
 ])
 def test_a_bad_ladder_file_is_one_line(tmp_path, edit, message):
     with pytest.raises(ConfigError) as e:
-        ex.load_experiments(_dir(tmp_path, LADDER.replace(*edit)))
+        catalogue.load_experiments([_dir(tmp_path, LADDER.replace(*edit))])
     assert message in str(e.value) and "\n" not in str(e.value) and "tiny_ladder.toml" in str(e.value)
 
 
 def test_depth_needs_a_cifar_basic_net(tmp_path):
     with pytest.raises(ConfigError, match="depth applies to CIFAR basic nets"):
-        ex.load_experiments(_dir(tmp_path, source=SOURCE.replace('"resnet110"', '"resnet164"')))
+        catalogue.load_experiments([_dir(tmp_path, source=SOURCE.replace('"resnet110"', '"resnet164"'))])
 
 
 STEPS_LADDER = """
@@ -166,16 +167,16 @@ def test_a_ladder_over_a_config_key_is_the_row_run_with_that_key_set(tmp_path):
     """A rung of a steps ladder is the source row run with --set steps=N: the same config and hash, its
     milestones at the preset's fractions of N; rows are <row>@<value>, columns "steps N", numbers sorted."""
     d = _dir(tmp_path, STEPS_LADDER)
-    (d / "presets.toml").write_text('[quick]\nsteps = 20\nmilestones_at = [0.5, 0.75]\n[quick.arch_map]\n'
-                                    'resnet110 = "resnet32"\n[paper]\n')
-    exps, presets = ex.load_experiments(d), ex.load_presets(d)
+    (d / "presets.toml").write_text('[small]\nsteps = 20\nmilestones_at = [0.5, 0.75]\n[small.arch_map]\n'
+                                    'resnet110 = "resnet32"\n[full]\n')
+    exps, presets = catalogue.load_experiments([d]), catalogue.load_presets([d])
     lad = exps["tiny_length"]
     assert [v.name for v in lad.variants] == ["a@10", "a@40"]
     assert [v.column for v in lad.variants] == ["steps 10", "steps 40"]
     assert lad.axis["key"] == "steps" and lad.axis["values"] == [10, 40]
     for n in (10, 40):
-        [rung] = expand(exps, [lad.variant(f"a@{n}")], presets["quick"], seeds=1)
-        [twin] = expand(exps, exps["tiny"].variants, presets["quick"], seeds=1, settings={"steps": n})
+        [rung] = expand(exps, [lad.variant(f"a@{n}")], presets["small"], seeds=1)
+        [twin] = expand(exps, exps["tiny"].variants, presets["small"], seeds=1, settings={"steps": n})
         assert rung.config == twin.config and rung.hash == twin.hash
         assert rung.config["milestones"] == [round(n * 0.5), round(n * 0.75)]
     assert "steps" in lad.variant("a@40").own_keys()  # the row sets it: no preset overrides it
@@ -227,7 +228,7 @@ def test_a_row_in_two_sources_of_a_ladder_is_one_line(tmp_path):
     d = _dir(tmp_path, two)
     (d / "tiny2.toml").write_text(textwrap.dedent(SOURCE).replace('name = "tiny"', 'name = "tiny2"'))
     with pytest.raises(ConfigError, match="row 'a' is in both tiny and tiny2"):
-        ex.load_experiments(d)
+        catalogue.load_experiments([d])
 
 
 def test_the_dry_run_of_a_ladder_lists_the_cost_of_each_rung(tmp_path, capsys):

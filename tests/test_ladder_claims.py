@@ -133,7 +133,7 @@ def test_the_report_says_where_each_claim_holds_and_draws_the_depth_figures(ladd
     assert "that line is not drawn on fashion-mnist" in section
     assert "- scale-0-1: 20: 19.0, 110: 31.0 (1/3 failed: 1 diverged)" in section
     assert "fail marks" not in text  # the ladder's fail rows are the section's, depth by depth
-    for fig in dc.FIGURES:
+    for fig in dc.LADDER_FIGURES:
         assert any(p.endswith(f"plots/{fig}_depth_depth_ladder.png") for p in written["plots"]), fig
         assert f"(plots/{fig}_depth_depth_ladder.png)" in section
     # a column per depth in the ladder's table

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ablation.core import locks
-from ablation.core.locks import Claim, ClaimLost, RunBusy
+from ablation.core.locks import RunClaim, ClaimLost, RunBusy
 
 
 def _stale_claim(run_dir, host="elsewhere", pid=1, age_s=3600):
@@ -22,34 +22,34 @@ def _stale_claim(run_dir, host="elsewhere", pid=1, age_s=3600):
 
 
 def test_a_live_claim_refuses_a_second_trainer_and_is_released(tmp_path):
-    with Claim(tmp_path) as first:
+    with RunClaim(tmp_path) as first:
         assert (tmp_path / locks.CLAIM).exists()
         with pytest.raises(RunBusy, match="another process"):
-            Claim(tmp_path).acquire()
+            RunClaim(tmp_path).acquire()
         first.ensure()
     assert not (tmp_path / locks.CLAIM).exists()
-    with Claim(tmp_path):  # free again
+    with RunClaim(tmp_path):  # free again
         pass
 
 
 def test_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     _stale_claim(tmp_path, host=locks.socket.gethostname(), pid=int(dead.stdout), age_s=0)
-    with Claim(tmp_path) as c:
+    with RunClaim(tmp_path) as c:
         assert json.loads((tmp_path / locks.CLAIM).read_text())["token"] == c.token
 
 
 def test_a_fresh_claim_from_another_host_is_respected_and_an_old_one_is_not(tmp_path):
     _stale_claim(tmp_path, age_s=1)
     with pytest.raises(RunBusy):
-        Claim(tmp_path).acquire()
+        RunClaim(tmp_path).acquire()
     _stale_claim(tmp_path, age_s=locks.STALE_S + 5)
-    with Claim(tmp_path):
+    with RunClaim(tmp_path):
         pass
 
 
 def test_the_owner_whose_claim_was_taken_over_stops_writing(tmp_path):
-    mine = Claim(tmp_path).acquire()
+    mine = RunClaim(tmp_path).acquire()
     _stale_claim(tmp_path)  # as if another process had taken it over after a long pause of ours
     with pytest.raises(ClaimLost):
         mine.ensure()
@@ -61,7 +61,7 @@ def _contend(run_dir, start, results, everyone_tried):
     while time.time() < start:
         time.sleep(0.001)
     try:
-        c = Claim(run_dir).acquire()
+        c = RunClaim(run_dir).acquire()
         results.put("won")
         everyone_tried.wait(120)  # hold it until every contender has tried, however late it started
         c.release()
@@ -85,7 +85,7 @@ def test_exactly_one_of_several_processes_takes_over_a_stale_claim(tmp_path):
 
 def test_heartbeat_keeps_the_claim_fresh(tmp_path, monkeypatch):
     monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
-    with Claim(tmp_path):
+    with RunClaim(tmp_path):
         past = time.time() - 1000
         os.utime(tmp_path / locks.CLAIM, (past, past))
         time.sleep(0.3)
@@ -104,7 +104,7 @@ def test_a_future_heartbeat_that_never_changes_is_taken_over(tmp_path, monkeypat
     monkeypatch.setattr(locks, "HEARTBEAT_S", 0.4)
     _future_claim(tmp_path)
     t = time.monotonic()
-    with Claim(tmp_path) as c:
+    with RunClaim(tmp_path) as c:
         assert json.loads((tmp_path / locks.CLAIM).read_text())["token"] == c.token
     assert time.monotonic() - t >= 0.6  # judged by watching it, for STALE_S of this process's clock
 
@@ -127,7 +127,7 @@ def test_a_future_heartbeat_that_changes_is_a_live_owner(tmp_path, monkeypatch):
     owner.start()
     try:
         with pytest.raises(RunBusy, match="ahead of this host's clock") as busy:
-            Claim(tmp_path).acquire()
+            RunClaim(tmp_path).acquire()
     finally:
         stop.set()
         owner.join()

@@ -6,7 +6,8 @@ import torch
 import torchvision
 
 from ablation import ConfigError, build_model, count_flops, count_params, list_shortcuts
-from ablation.nets.models import ORDERS, ResidualUnit, arch_spec
+from ablation.nets.archs import arch_spec
+from ablation.nets.resnet import ORDERS, ResidualUnit
 
 # small members of each family: CIFAR basic (6n+2), CIFAR bottleneck (9n+2), ImageNet basic and bottleneck
 FAMILIES = [("resnet8", 4), ("resnet11b", 2), ("resnet18", 2), ("resnet50", 1)]

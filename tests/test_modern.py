@@ -8,15 +8,17 @@ import torch
 from torch import nn
 
 from ablation import ConfigError, build_model
-from ablation.nets.models import arch_spec
+from ablation.nets.archs import arch_spec
 from ablation.nets import signal as sig
 from ablation.nets.modern import (NF_GAMMA_RELU, Multiply, ScalarBias, ScalarScale, ScaledReLU, convs, layerscale_eps,
                                   survival_probability, unit_terms)
 from ablation.nets.norms import WSConv2d, channel_stats
-from ablation.nets.shortcuts import load_plugin
+from ablation.nets.registry import load_plugin
+from ablation.reporting import claim_tests
 from ablation.reporting import stats as st
 from ablation.reporting.init_identity import net_residual, unit_residuals
 from ablation.study import expansion
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.training import config as schema
 from ablation.training.data import load_for
@@ -30,7 +32,7 @@ UNIT_KEYS = ("shortcut", "shortcut_args", "order", "match", "norm")
 
 def _row(name):
     """What a row of ablation/experiments/modern.toml sets of its net, as build_model's keywords."""
-    cfg = ex.load_experiments()["modern"].variant(name).config
+    cfg = catalogue.load_experiments()["modern"].variant(name).config
     unit = {k: cfg[k] for k in UNIT_KEYS if k in cfg}
     return {**{k: v for k, v in unit.items() if k != "shortcut_args"}, **unit.get("shortcut_args", {})}
 
@@ -175,7 +177,7 @@ def test_fixup_transition_shortcut_takes_x_plus_the_branch_first_bias():
 def test_fixup_scalars_sit_in_their_own_parameter_group_at_a_tenth_of_the_rate_through_every_drop(tmp_path):
     """cifar_train.py lines 113-122: every parameter named 'bias' or 'scale' (the scalars and the classifier's
     bias) at base_lr / 10, the others at base_lr; adjust_learning_rate (lines 197-219) drops every group alike."""
-    row = ex.load_experiments()["modern"].variant("fixup-nobn").config
+    row = catalogue.load_experiments()["modern"].variant("fixup-nobn").config
     cfg = schema.validate_config({"dataset": "synthetic", "data_dir": str(tmp_path / "data"), "arch": "resnet8",
                                   "width": 4, "batch_size": 32, "steps": 4, "milestones": [2], "evals": 1, "lr": 0.1,
                                   "quiet": True, "threads": 1,
@@ -396,10 +398,10 @@ def test_not_worse_claim_is_a_one_sided_test_against_a_margin():
     close = {"test": {"a": [10.1, 10.3, 9.9, 10.2, 10.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
     worse = {"test": {"a": [14.1, 14.3, 13.9, 14.2, 14.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
     noisy = {"test": {"a": [8.0, 12.5, 10.0, 14.0, 9.0], "b": [10.0, 10.2, 10.1, 9.8, 10.1]}}
-    assert st.test_claims([claim], close)[0]["verdict"] == st.HOLDS
-    assert st.test_claims([claim], worse)[0]["verdict"] == st.CONTRADICTED
-    assert st.test_claims([claim], noisy)[0]["verdict"] == st.NOT_SIGNIFICANT
-    r = st.test_claims([claim], close)[0]
+    assert claim_tests.test_claims([claim], close)[0]["verdict"] == st.HOLDS
+    assert claim_tests.test_claims([claim], worse)[0]["verdict"] == st.CONTRADICTED
+    assert claim_tests.test_claims([claim], noisy)[0]["verdict"] == st.NOT_SIGNIFICANT
+    r = claim_tests.test_claims([claim], close)[0]
     assert r["effect"] == pytest.approx(-0.06) and "margin 1" in r["detail"]
 
 
@@ -407,17 +409,17 @@ def test_identity_at_init_claim_reads_the_built_nets_and_stays_out_of_holm():
     claim = {"says": "identity at init", "identity_at_init": ["a", "b"]}
     lower = {"says": "a lower", "lower": ["a", "b"]}
     samples = {"test": {"a": [1.0, 1.1, 0.9], "b": [5.0, 5.2, 4.9]}, "init": {"a": [0.0, 0.0], "b": [0.0, 0.0]}}
-    out = st.test_claims([claim, lower], samples)
+    out = claim_tests.test_claims([claim, lower], samples)
     assert out[0]["verdict"] == st.HOLDS and "p" not in out[0]
     assert out[1]["p_holm"] == out[1]["p"]  # one testable claim in the family
-    bad = st.test_claims([claim], {"init": {"a": [0.0], "b": [0.0, 0.3]}})[0]
+    bad = claim_tests.test_claims([claim], {"init": {"a": [0.0], "b": [0.0, 0.3]}})[0]
     assert bad["verdict"] == st.CONTRADICTED and "b" in bad["detail"]
-    assert st.test_claims([claim], {"init": {"a": [0.0]}})[0]["verdict"] == st.NOT_RUN
+    assert claim_tests.test_claims([claim], {"init": {"a": [0.0]}})[0]["verdict"] == st.NOT_RUN
 
 
 def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
-    exps = ex.load_experiments()
-    e, presets = exps["modern"], ex.load_presets()
+    exps = catalogue.load_experiments()
+    e, presets = exps["modern"], catalogue.load_presets()
     assert e.in_all == []  # --variants all (the quick study) is unchanged
     assert {v.name for v in e.variants} == {"identity-bn", "identity-nobn", "rezero-bn", "rezero-nobn",
                                             "skipinit-nobn", "fixup-nobn", "stochastic-depth-bn", "layerscale-bn",
@@ -438,7 +440,7 @@ def test_modern_experiment_file_rows_claims_and_the_shared_identity_row():
 
 
 def test_existing_claims_keep_their_manifest_form():
-    meta = ex.load_experiments()["identity_mappings"].meta()
+    meta = catalogue.load_experiments()["identity_mappings"].meta()
     assert all(set(c) == {"says", "metric", "lower", "lowest", "among", "close", "within"} for c in meta["claims"])
 
 

@@ -11,8 +11,11 @@ import json
 
 from ablation.core.layout import ResultsDir, RunDir
 from ablation.core.outcomes import OUTCOME_RULE, outdated
-from ablation.nets.shortcuts import Shortcut, register_shortcut
+from ablation.nets.shortcut_base import Shortcut
+from ablation.nets.registry import register_shortcut
 from ablation.training import loop as T
+
+from conftest import tiny_args
 
 
 @register_shortcut("test-eval-nan-once", formula="y = F(x) + x; NaN in evaluation mode at the first evaluation")
@@ -138,7 +141,7 @@ def test_the_runner_says_which_runs_it_trains_again_and_the_report_does_not_coun
 
     exp = experiments_dir()
     out = tmp_path / "out"
-    args = ["--variants", "all", "--out", str(out), "--experiments-dir", str(exp), "--jobs", "1"]
+    args = ["--variants", "all", "--out", str(out), *tiny_args(exp), "--jobs", "1"]
     assert R.main(args) == 0
     results = ResultsDir(out)
     h = next(iter(json.loads(results.manifest.read_text())["runs"].values()))["hash"]

@@ -25,7 +25,7 @@ from ablation.core.errors import ConfigError  # noqa: E402
 from ablation.study.ray_backend import RayBackend, _probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-from conftest import tiny_grid as _grid  # noqa: E402
+from conftest import tiny_args, tiny_grid as _grid  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Ray cluster per module, minutes of training
 
@@ -109,7 +109,7 @@ def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(clus
 
 
 def _driver(tiny, out, cluster, *extra):
-    argv = [sys.executable, "-m", "ablation.run", "--experiments-dir", str(tiny), "--out", str(out), "--backend",
+    argv = [sys.executable, "-m", "ablation.run", *tiny_args(tiny), "--out", str(out), "--backend",
             "ray", "--address", cluster.address, *extra]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -151,7 +151,7 @@ def test_ctrl_c_cancels_the_runs_and_prints_the_resume_command(cluster, tiny, tm
 
 
 def test_dry_run_on_ray_times_a_run_on_a_node(cluster, tiny, tmp_path, capsys):
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--backend", "ray",
+    assert run.main([*tiny_args(tiny), "--out", str(tmp_path / "o"), "--backend", "ray",
                      "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "timed just now: " in printed and "training steps of resnet8 on cpu, 1 thread" in printed

@@ -17,7 +17,7 @@ from ablation import train as trainer
 from ablation.core.errors import ConfigError
 from ablation.core.layout import ResultsDir
 
-from conftest import FakeTrainer
+from conftest import FakeTrainer, tiny_args, tiny_options
 from test_bad_input import NeverTrain, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def one_line(capsys, code, *words) -> str:
 def reference(tiny, tmp_path, capsys):
     """A finished tiny study made into a reference study: its folder holds reference.toml."""
     out = tmp_path / "made"
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"],
+    assert run.main([*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--quiet"],
                     train_fn=FakeTrainer()) == 0
     (out / "reference.toml").write_text(TOML)
     capsys.readouterr()
@@ -53,10 +53,10 @@ def _git_status(path: Path) -> str | None:
 
 def test_a_run_into_the_shipped_reference_is_refused_and_git_sees_no_change(tiny, capsys):
     before, status = snapshot(SHIPPED), _git_status(SHIPPED)
-    code = run.main(["--experiments-dir", str(tiny), "--variants", "identity", "--set", "steps=4",
+    code = run.main([*tiny_args(tiny), "--variants", "identity", "--set", "steps=4",
                      "--out", str(SHIPPED)], train_fn=NeverTrain())
     one_line(capsys, code, f"--out {SHIPPED} is in the reference study {SHIPPED} (it holds reference.toml), which is "
-             "never written; your own runs go to results/quick (the default --out)")
+             "never written; your own runs go to results/tiny (the default --out)")
     assert snapshot(SHIPPED) == before and _git_status(SHIPPED) == status
 
 
@@ -81,10 +81,10 @@ def test_run_and_study_refuse_any_reference_folder(tiny, tmp_path, capsys, where
     else:
         out = tmp_path / "results" / "reference" / "new-one"  # not there yet: a new reference is one too
     before = snapshot(tmp_path)
-    one_line(capsys, run.main(["--experiments-dir", str(tiny), "--out", str(out)], train_fn=NeverTrain()),
+    one_line(capsys, run.main([*tiny_args(tiny), "--out", str(out)], train_fn=NeverTrain()),
              "which is never written")
-    with pytest.raises(ConfigError, match="which is never written; your own runs go to results/quick"):
-        ablation.Study(experiments_dir=tiny, out=out)
+    with pytest.raises(ConfigError, match="which is never written; your own runs go to results/tiny"):
+        ablation.Study(**tiny_options(tiny), out=out)
     assert snapshot(tmp_path) == before
 
 
@@ -117,7 +117,8 @@ def test_report_rebuilds_a_reference_only_with_its_flag(reference, capsys):
 
 def test_gather_into_a_reference_only_with_its_flag(reference, tmp_path, capsys, tiny):
     dest = tmp_path / "results" / "reference" / "gathered"
-    argv = [str(reference), "--out", str(dest), "--experiment", "tiny", "--experiments-dir", str(tiny)]
+    argv = [str(reference), "--out", str(dest), "--experiments", str(tiny), "--preset", "tiny",
+            "--experiment", "tiny"]
     one_line(capsys, gather.main(argv), f"--out {dest} is in the reference study {dest} (it lies under "
              "results/reference/)", "a new reference study is gathered with --write-reference")
     assert not dest.exists()

@@ -63,10 +63,10 @@ def test_the_settings_the_readme_names_are_the_files():
     """Outside its findings blocks the README names settings, not results: each is what the files say."""
     from ablation.reporting.stats import ALPHA
     from ablation.reporting.signal_ladder import LADDER
-    from ablation.study import experiments as ex
+    from ablation.study import catalogue
 
     text = " ".join(README.split())
-    exps = ex.load_experiments()
+    exps = catalogue.load_experiments()
 
     def listed(values):
         return f"{', '.join(map(str, values[:-1]))} and {values[-1]}"

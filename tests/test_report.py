@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ablation.study import experiments as ex
+from ablation.study import catalogue
 from ablation.study import expansion
 from ablation.study import invocation
 from ablation.study import manifest as mf
 from ablation import report as report_cli
-from ablation.reporting import report
+from ablation.reporting import paper_tables, report
 from ablation.reporting import stats
 from ablation.core.layout import ResultsDir
 from ablation.reporting.tables import load_tables
@@ -31,8 +31,8 @@ NUMBERS = {
 
 @pytest.fixture
 def results(tmp_path):
-    exps = ex.load_experiments()
-    presets = ex.load_presets()
+    exps = catalogue.load_experiments()
+    presets = catalogue.load_presets()
     rows = [exps["degradation"].variant(v) for v in exps["degradation"].in_all]
     rows += [exps["identity_mappings"].variant(v) for v in ("original", "conv1x1", "shortcut-gate-b-6", "dropout-0.5")]
     runs = expansion.expand(exps, rows, presets["quick"], seeds=2)
@@ -64,7 +64,7 @@ def test_tables_in_the_papers_layout(results):
     assert "plain ours" in lines[2] and "residual paper" in lines[2] and "residual mean ± std [95% CI]" in lines[2]
     row56 = next(l for l in lines if l.startswith("| 56 layers"))
     cells = [c.strip() for c in row56.strip("|").split("|")]
-    as_run = ex.load_presets()["quick"].arch_map["resnet56"]
+    as_run = catalogue.load_presets()["quick"].arch_map["resnet56"]
     # 2 seeds: the t interval of the mean is m +- t(0.975, 1) s / sqrt(2) = m +- 12.706 s / 1.414
     assert cells == [f"56 layers ({as_run})", "12.30 (median)", "12.30 ± 0.42 [8.49, 16.11]", "9.20", "not reported",
                      "7.20 (median)", "7.20 ± 0.28 [4.66, 9.74]", "3.10", "6.97 (single)"]
@@ -168,16 +168,16 @@ def test_the_papers_fail_threshold_applies_on_its_own_dataset_only():
 def test_cells():
     base = {"seeds": 3, "failed": 0, "errors": 0, "ours": 7.0, "stat": "median", "test_mean": 7.1, "test_std": 0.2,
             "test_ci_low": 6.6, "test_ci_high": 7.6}
-    assert report.ours_cell(base) == "7.00 (median)"
-    assert report.ours_cell({**base, "stat": "best", "failed": 1}) == "7.00 (best; 1/3 failed)"
-    assert report.ours_cell({**base, "failed": 2, "ours": 30.0}) == "fail: 30.00 (median; 2/3 failed)"
-    assert report.ours_cell({**base, "seeds": 1, "failed": 1, "ours": 90.0}) == "fail (90.00)"
-    assert report.ours_cell({**base, "seeds": 1}) == "7.00"
-    assert report.ours_cell({**base, "seeds": 0}) == "not run"
-    assert report.ci_cell(base) == "7.10 ± 0.20 [6.60, 7.60]" and report.ci_cell({**base, "seeds": 1}) == "—"
-    assert report.paper_cell("fail") == "fail" and report.paper_cell(None) == "not reported"
-    assert report.paper_cell(6.1) == "6.10"
-    assert report.paper_cell(6.43, {"protocol": "best", "paper_mean": 6.61, "paper_std": 0.16}) == \
+    assert paper_tables.ours_cell(base) == "7.00 (median)"
+    assert paper_tables.ours_cell({**base, "stat": "best", "failed": 1}) == "7.00 (best; 1/3 failed)"
+    assert paper_tables.ours_cell({**base, "failed": 2, "ours": 30.0}) == "fail: 30.00 (median; 2/3 failed)"
+    assert paper_tables.ours_cell({**base, "seeds": 1, "failed": 1, "ours": 90.0}) == "fail (90.00)"
+    assert paper_tables.ours_cell({**base, "seeds": 1}) == "7.00"
+    assert paper_tables.ours_cell({**base, "seeds": 0}) == "not run"
+    assert paper_tables.ci_cell(base) == "7.10 ± 0.20 [6.60, 7.60]" and paper_tables.ci_cell({**base, "seeds": 1}) == "—"
+    assert paper_tables.paper_cell("fail") == "fail" and paper_tables.paper_cell(None) == "not reported"
+    assert paper_tables.paper_cell(6.1) == "6.10"
+    assert paper_tables.paper_cell(6.43, {"protocol": "best", "paper_mean": 6.61, "paper_std": 0.16}) == \
         "6.43 (best); mean 6.61 ± 0.16"
 
 
@@ -194,16 +194,16 @@ def test_a_diverged_run_reads_as_diverged_not_as_an_error_rate():
     """A NaN loss leaves a net that guesses one class: its 75% is no measurement."""
     base = {"seeds": 1, "failed": 1, "errors": 0, "diverged": 1, "test_median": 75.0, "test_mean": 75.0,
             "test_std": None, "stat": "median", "ours": 75.0}
-    assert report.ours_cell(base) == "fail (diverged)"
-    assert report.ours_cell({**base, "diverged": 0}) == "fail (75.00)"  # at chance, but finite: a number
+    assert paper_tables.ours_cell(base) == "fail (diverged)"
+    assert paper_tables.ours_cell({**base, "diverged": 0}) == "fail (75.00)"  # at chance, but finite: a number
     meta = {"name": "e", "claims": []}
     import pandas as pd
 
     stats = pd.DataFrame([{**base, "experiment": "e", "variant": "v", "label": "v", "paper": None}])
-    assert report.fail_marks(meta, stats) == ["v: paper not reported, ours fail (diverged) — the paper reports no "
+    assert paper_tables.fail_marks(meta, stats) == ["v: paper not reported, ours fail (diverged) — the paper reports no "
                                               "number for this row"]
     stats = pd.DataFrame([{**base, "diverged": 0, "experiment": "e", "variant": "v", "label": "v", "paper": 7.0}])
-    assert report.fail_marks(meta, stats) == ["v: paper 7.00, ours fail (75.00%) — unlike the paper"]
+    assert paper_tables.fail_marks(meta, stats) == ["v: paper 7.00, ours fail (75.00%) — unlike the paper"]
 
 
 def test_the_readme_says_what_the_command_line_set_over_the_preset(results):

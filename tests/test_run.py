@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ablation.study import catalogue
 from ablation.study import experiments as ex
 from ablation.study import expansion
 from ablation import run
@@ -15,7 +16,7 @@ from ablation.study import grid
 from ablation.study import pool
 from ablation.training import loop as trainer
 
-from conftest import FakeTrainer, tiny_toml, tiny_grid as _grid
+from conftest import FakeTrainer, tiny_args, tiny_toml, tiny_grid as _grid, tiny_options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,11 +57,11 @@ def test_a_run_that_raises_is_recorded_and_the_rest_go_on(tiny, tmp_path, capsys
 def test_command_line_end_to_end_with_report(tiny, tmp_path, capsys):
     fake = FakeTrainer()
     out = tmp_path / "res"
-    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--seeds", "3"]
+    argv = [*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--seeds", "3"]
     assert run.main(argv, train_fn=fake) == 0
     assert len(fake.calls) == 6
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["runs"]) == 6 and manifest["preset"] == "quick"
+    assert len(manifest["runs"]) == 6 and manifest["preset"] == "tiny"
     table = (out / "tables/tiny.md").read_text()
     # identity: final errors 16, 17, 18; 17 +- t(0.975, 2) * 1 / sqrt(3) = 17 +- 4.303 / 1.732
     assert "17.00 (median)" in table and "17.00 ± 1.00 [14.52, 19.48]" in table
@@ -75,8 +76,8 @@ def test_command_line_end_to_end_with_report(tiny, tmp_path, capsys):
 
 def test_dry_run_trains_nothing_and_prints_the_grid(tiny, tmp_path, capsys):
     fake = FakeTrainer()
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--dry-run",
-                     "--preset", "paper"], train_fn=fake) == 0
+    assert run.main(["--experiments", str(tiny), "--out", str(tmp_path / "o"), "--dry-run",
+                     "--preset", "tiny-paper", "--experiment", "tiny"], train_fn=fake) == 0
     out = capsys.readouterr().out
     assert not fake.calls and not (tmp_path / "o").exists()
     assert out.count("  to train\n") == 4 and "4 distinct runs, 4 to train" in out and "TFLOP" in out
@@ -94,7 +95,8 @@ def test_a_plugin_shortcut_can_be_named_in_variants(tiny, tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)  # the quick preset's data_dir is relative
     plugin = tmp_path / "mygate.py"
     plugin.write_text(textwrap.dedent("""
-        from ablation.nets.shortcuts import Shortcut, register_shortcut
+        from ablation.nets.shortcut_base import Shortcut
+        from ablation.nets.registry import register_shortcut
 
         @register_shortcut("half-skip-test", formula="y = F(x) + 0.5 x")
         class HalfSkip(Shortcut):
@@ -141,7 +143,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
 def test_backend_ray_without_ray_says_how_to_install_it(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray gives: ImportError
     fake = FakeTrainer()
-    argv = ["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--backend", "ray"]
+    argv = [*tiny_args(tiny), "--out", str(tmp_path / "o"), "--backend", "ray"]
     assert run.main(argv, train_fn=fake) == 2 and run.main(argv + ["--dry-run"], train_fn=fake) == 2
     err = capsys.readouterr().err
     assert err == "error: --backend ray needs Ray, which is not installed here: pip install -e '.[ray]'\n" * 2
@@ -167,7 +169,7 @@ def _exit_code(argv, train_fn):
 def test_bad_experiment_files_are_one_line_and_exit_2(tiny, edit, message, capsys, tmp_path):
     (tiny / "tiny.toml").write_text(tiny_toml().replace(*edit))
     fake = FakeTrainer()
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(tmp_path / "o")], train_fn=fake) == 2
+    assert run.main([*tiny_args(tiny), "--out", str(tmp_path / "o")], train_fn=fake) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not fake.calls
@@ -225,14 +227,14 @@ def test_depth_applies_to_single_depth_experiments_and_says_what_it_left(tmp_pat
                      "--out", str(tmp_path / "o")]) == 0
     captured = capsys.readouterr()
     grid = {line.split()[1]: line.split()[4] for line in captured.out.splitlines()[1:3]}
-    quick = ex.load_presets()["quick"]
+    quick = catalogue.load_presets()["quick"]
     assert grid == {"original": "resnet14", "plain-56": quick.arch_map["resnet56"]}
     assert "leaves the depth sweep of degradation" in captured.err
 
 
 def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
     out = tmp_path / "shared"
-    argv = [sys.executable, "-m", "ablation.run", "--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1",
+    argv = [sys.executable, "-m", "ablation.run", *tiny_args(tiny), "--out", str(out), "--jobs", "1",
             "--seeds", "3", "--set", "steps=60", "--set", "evals=3", "--set", "threads=1", "--quiet"]
     drivers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
@@ -250,15 +252,16 @@ def test_two_drivers_on_one_folder_train_each_run_once(tiny, tmp_path):
 
 
 def test_set_overrides_every_run_and_is_checked_before_anything_runs(tiny, tmp_path, capsys):
-    base = ["--experiments-dir", str(tiny), "--out", str(tmp_path / "o"), "--dry-run"]
+    base = [*tiny_args(tiny), "--out", str(tmp_path / "o"), "--dry-run"]
     assert run.main(base) == 0
     plain = capsys.readouterr().out
     assert run.main(base + ["--set", "lr=0.01", "--set", "width=null"]) == 0
     changed = capsys.readouterr().out
     hashes = lambda out: [line.split()[3] for line in out.splitlines()[1:3]]  # noqa: E731
     assert hashes(plain) != hashes(changed)  # a different config is a different run
-    runs = expansion.expand(ex.load_experiments(tiny), ex.load_experiments(tiny)["tiny"].variants,
-                     ex.load_presets(tiny)["quick"], settings={"lr": 0.01, "width": None})
+    exps = catalogue.load_experiments([tiny])
+    runs = expansion.expand(exps, exps["tiny"].variants, catalogue.load_presets([tiny])["tiny"],
+                            settings={"lr": 0.01, "width": None})
     assert all(r.config["lr"] == 0.01 and r.config["width"] is None for r in runs)
     assert sorted(hashes(changed)) == sorted(r.hash for r in runs)
     for bad, says in ((["--set", "lrr=0.1"], "did you mean 'lr'"), (["--set", "lr=fast"], "lr must be a number"),
@@ -280,7 +283,7 @@ def test_paper_dry_run_lists_every_row_with_its_source_and_cost(capsys, monkeypa
     assert run.main(["--preset", "paper", "--variants", "all", "--dry-run", "--seeds", "1",
                      "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    exps = ex.load_experiments()
+    exps = catalogue.load_experiments()
     rows = [v for e in exps.values() if not e.axis for v in e.variants]  # a ladder runs only when named
     lines = {tuple(line.split()[:2]): line for line in out.splitlines()[1:] if line.strip()}
     for v in rows:
@@ -323,17 +326,17 @@ def test_a_dataset_override_composes_with_the_quick_preset_and_the_readme_says_s
 
 def test_two_settings_started_together_on_a_new_folder_train_one(tiny, tmp_path):
     """Both plans see a new folder; the second to write its manifest is refused under the lock, before it trains."""
-    from ablation.api import session
+    from ablation.api import pipeline
     from ablation.core.errors import ConfigError
 
     out = tmp_path / "out"
-    plans = [session.plan(out=out, settings={"steps": s}, experiments_dir=tiny) for s in (4, 5)]
+    plans = [pipeline.plan(out=out, settings={"steps": s}, **tiny_options(tiny)) for s in (4, 5)]
     first, second = FakeTrainer(), FakeTrainer()
-    with session.open_backend(plans[0], jobs=1, train_fn=first) as b:
-        session.execute(plans[0], b, command="first", train_fn=first, quiet=True, jobs=1)
-    with pytest.raises(ConfigError, match=r"holds runs made with steps=4 \(preset quick\); this command sets steps=5"):
-        with session.open_backend(plans[1], jobs=1, train_fn=second) as b:
-            session.execute(plans[1], b, command="second", train_fn=second, quiet=True, jobs=1)
+    with pipeline.open_backend(plans[0], jobs=1, train_fn=first) as b:
+        pipeline.execute(plans[0], b, command="first", train_fn=first, quiet=True, jobs=1)
+    with pytest.raises(ConfigError, match=r"holds runs made with steps=4 \(preset tiny\); this command sets steps=5"):
+        with pipeline.open_backend(plans[1], jobs=1, train_fn=second) as b:
+            pipeline.execute(plans[1], b, command="second", train_fn=second, quiet=True, jobs=1)
     assert len(first.calls) == 2 and second.calls == []
     assert len(list((out / "runs").iterdir())) == 2
     assert json.loads((out / "manifest.json").read_text())["overrides"] == {"steps": 4}
@@ -341,7 +344,7 @@ def test_two_settings_started_together_on_a_new_folder_train_one(tiny, tmp_path)
 
 def test_a_folder_whose_manifest_predates_recorded_settings_is_judged_by_its_runs(tiny, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"]
+    argv = [*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--quiet"]
     assert run.main(argv, train_fn=FakeTrainer()) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["overrides"]  # as written before folders recorded their settings
@@ -359,7 +362,7 @@ def test_a_reference_folder_given_to_report_that_holds_none_of_its_preset_is_one
     from ablation import report
 
     out, other = tmp_path / "out", tmp_path / "other"
-    assert run.main(["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--quiet"],
+    assert run.main([*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--quiet"],
                     train_fn=FakeTrainer()) == 0
     (out / "reference.csv").write_text("left,from,before\n")  # an earlier comparison the README no longer shows
     other.mkdir()
@@ -370,7 +373,7 @@ def test_a_reference_folder_given_to_report_that_holds_none_of_its_preset_is_one
     (other / "paper-study" / "reference.toml").write_text('preset = "paper"\nmachine = "m"\nprecision = "p"\n'
                                                           'torch = "t"\n')
     assert report.main([str(out), "--reference", str(other)]) == 2
-    assert "holds no reference study of preset quick besides this folder, only paper-study (preset paper)" in \
+    assert "holds no reference study of preset tiny besides this folder, only paper-study (preset paper)" in \
         capsys.readouterr().err
     assert report.main([str(out), "--quiet"]) == 0  # the shipped references: no row of the tiny study in them
     assert not (out / "reference.csv").exists()

@@ -86,7 +86,7 @@ def study(tmp_path_factory):
     exps = root / "experiments"
     exps.mkdir()
     (exps / "same.toml").write_text(EXPERIMENT)
-    (exps / "presets.toml").write_text(f'[quick]\ndescription = "tiny"\ndata_dir = "{root / "data"}"\n')
+    (exps / "presets.toml").write_text(f'[tiny]\ndescription = "tiny"\ndata_dir = "{root / "data"}"\n')
     (root / "captured").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -94,10 +94,10 @@ def study(tmp_path_factory):
         # this process, which loaded the plugin and validated (so probed) every row of its plan before training
         mp.setenv("ABLATION_TEST_CONTEXT", "study")
         Study(experiment="same", variants="all", out=root / "study", plugins=[str(plugin)],
-              experiments_dir=exps).run(jobs=1, progress=False, train_fn=capture)
+              experiments=exps, preset="tiny").run(jobs=1, progress=False, train_fn=capture)
         # two worker processes, which load the plugin themselves
         mp.setenv("ABLATION_TEST_CONTEXT", "cli")
-        argv = ["--experiments-dir", str(exps), "--experiment", "same", "--variants", "all", "--out",
+        argv = ["--experiments", str(exps), "--preset", "tiny", "--experiment", "same", "--variants", "all", "--out",
                 str(root / "cli"), "--plugin", str(plugin), "--jobs", "2", "--quiet"]
         assert run.main(argv, train_fn=capture) == 0
     return {"root": root, "plugin": plugin, "exps": exps, "out": root / "study"}
@@ -111,11 +111,12 @@ def test_the_same_config_and_seed_build_the_same_net_in_four_contexts(study):
         configs[cfg["shortcut"]] = cfg
     assert sorted(configs) == sorted(SHORTCUTS)
     # a fresh process that has built nothing
-    code = (f"import sys, json; sys.path.insert(0, {str(TESTS)!r}); from ablation.nets.shortcuts import load_plugin; "
+    code = (f"import sys, json; from ablation.nets.registry import load_plugin; "
             f"load_plugin({str(plugin)!r}); import test_same_net as t; "
             f"print(json.dumps({{k: t.trainer_digest(c) for k, c in json.loads(sys.argv[1]).items()}}))")
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)  # this module, importable
     fresh = subprocess.run([sys.executable, "-c", code, json.dumps(configs)], capture_output=True, text=True,
-                           check=True, cwd=root)
+                           check=True, cwd=root, env={**os.environ, "PYTHONPATH": path})
     # this process, after building other nets and probing the plugin on other nets
     build_model("resnet14", "exclusive-gate", width=8, b=0.0)
     check_model_args("resnet20", "learned-scale", width=2, init=0.5)
@@ -155,8 +156,8 @@ def test_the_report_loads_the_studys_plugins_and_names_one_missing_or_changed(st
     assert "Not computed" not in out.readme.read_text()
 
     # the plugin gathered with the runs
-    assert gather_cli.main([str(out.path), "--out", str(tmp_path / "gathered"), "--experiments-dir",
-                            str(study["exps"]), "--experiment", "same", "--variants", "all"]) == 0
+    assert gather_cli.main([str(out.path), "--out", str(tmp_path / "gathered"), "--experiments", str(study["exps"]),
+                            "--preset", "tiny", "--experiment", "same", "--variants", "all"]) == 0
     assert ResultsDir(tmp_path / "gathered").read_manifest()["plugins"] == recorded
 
     source = plugin.read_text()

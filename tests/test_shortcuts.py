@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ablation import ConfigError, Shortcut, build_model, describe_shortcuts, list_shortcuts, register_shortcut
-from ablation.nets import shortcuts
-from ablation.nets.shortcuts import load_plugin
+from ablation.nets import registry
+from ablation.nets.registry import load_plugin
 
 PAPER_VARIANTS = ["identity", "zero-pad", "projection", "projection-all", "scale", "exclusive-gate",
                   "shortcut-gate", "dropout", "plain"]
@@ -105,7 +105,7 @@ def _installed(tmp_path, monkeypatch, dist: str, entry: str):
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[ablation.shortcuts]\n{entry}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(shortcuts, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
 
 
 def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkeypatch):
@@ -118,7 +118,7 @@ def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkey
         "    def forward(self, x, fx):\n"
         "        return fx + 2 * self.match(x)\n")
     _installed(tmp_path, monkeypatch, "gatepkg", "twice = gatepkg")
-    assert "entry-point-skip" in shortcuts.list_shortcuts()
+    assert "entry-point-skip" in registry.list_shortcuts()
     from ablation import build_model
 
     assert build_model("resnet8", "entry-point-skip", width=4) is not None
@@ -127,7 +127,7 @@ def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkey
 def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
     _installed(tmp_path, monkeypatch, "brokenpkg", "broken = no_such_module_here")
     with pytest.raises(ConfigError, match="'broken'.*failed to load"):
-        shortcuts.list_shortcuts()
+        registry.list_shortcuts()
 
 
 @pytest.mark.parametrize("rescale,expected", [(True, 1.0), (False, 0.5)])
@@ -149,7 +149,8 @@ def test_dropout_shortcut_scales_x_by_its_expectation_in_both_readings(rescale, 
 
 
 def test_projection_bn_is_dropped_only_when_asked():
-    from ablation.nets.shortcuts import ProjectionBN, create_shortcut
+    from ablation.nets.shortcut_base import ProjectionBN
+    from ablation.nets.registry import create_shortcut
 
     with_bn = create_shortcut("projection", 8, 16, 2)
     bare = create_shortcut("projection", 8, 16, 2, projection_bn=False)

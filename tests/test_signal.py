@@ -176,7 +176,7 @@ def test_signal_command_prints_a_table_and_writes_csv_and_plot(tmp_path, capsys)
     assert code == 0
     assert "transitions left out (geometric mean of 6): 0.5 (min 0.5, max 0.5)" in out
     table = pd.read_csv(csv)
-    assert list(table.columns) == list(S.FIELDS) and len(table) == 9
+    assert list(table.columns) == list(S.UNIT_SIGNAL_FIELDS) and len(table) == 9
     assert png.stat().st_size > 1000
 
 

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from ablation.reporting import ranking
+from ablation.reporting import claim_tests
 from ablation.reporting import stats as st
 
 LOW = [10.0, 10.2, 9.9, 10.1, 10.0]  # five seeds each, seed noise ~0.1 points
@@ -44,7 +45,7 @@ def test_holm_adjusts_in_step_down_order():
 
 
 def verdicts(claims, rows, metric="test"):
-    return [r["verdict"] for r in st.test_claims(claims, {metric: rows})]
+    return [r["verdict"] for r in claim_tests.test_claims(claims, {metric: rows})]
 
 
 def test_a_real_difference_holds_an_overlapping_one_does_not_a_reversed_one_is_contradicted():
@@ -53,7 +54,7 @@ def test_a_real_difference_holds_an_overlapping_one_does_not_a_reversed_one_is_c
               {"says": "a < c", "lower": ["a", "c"]},  # 0.26 apart, c's noise 2.5: not significant
               {"says": "b < a", "lower": ["b", "a"]}]  # the reverse of the first: contradicted
     assert verdicts(claims, rows) == [st.HOLDS, st.NOT_SIGNIFICANT, st.CONTRADICTED]
-    res = st.test_claims(claims, {"test": rows})
+    res = claim_tests.test_claims(claims, {"test": rows})
     assert res[0]["effect"] == pytest.approx(2.04) and res[0]["ci"][0] > 0
     assert res[2]["effect"] == pytest.approx(-2.04) and "the opposite by" in res[2]["detail"]
     assert "b - a = +2.04 points" in res[0]["detail"] and "n = 5 seeds per row" in res[0]["detail"]
@@ -68,7 +69,7 @@ def test_the_claims_of_an_experiment_are_corrected_together():
     assert verdicts(one, {"a": a, "b": b}) == [st.HOLDS]
     three = [{"says": f"x{i}", "lower": [f"a{i}", f"b{i}"]} for i in range(3)]
     rows = {**{f"a{i}": a for i in range(3)}, **{f"b{i}": b for i in range(3)}}
-    res = st.test_claims(three, {"test": rows})
+    res = claim_tests.test_claims(three, {"test": rows})
     assert [r["verdict"] for r in res] == [st.NOT_SIGNIFICANT] * 3
     assert [r["p_holm"] for r in res] == pytest.approx([3 * p] * 3)
     # an untestable claim (one seed) does not count in the family
@@ -78,7 +79,7 @@ def test_the_claims_of_an_experiment_are_corrected_together():
 
 def test_one_seed_cannot_be_tested_and_a_missing_row_is_not_run():
     claims = [{"says": "a < b", "lower": ["a", "b"]}, {"says": "a < z", "lower": ["a", "z"]}]
-    res = st.test_claims(claims, {"test": {"a": [10.0], "b": [30.0]}})
+    res = claim_tests.test_claims(claims, {"test": {"a": [10.0], "b": [30.0]}})
     assert [r["verdict"] for r in res] == [st.CANNOT, st.NOT_RUN]
     assert "one seed of a, b" in res[0]["detail"] and res[1]["detail"] == "needs z"
 
@@ -90,7 +91,7 @@ def test_lowest_is_an_intersection_union_test():
     # c is only 0.16 above a: every pair must hold, and this one does not
     assert verdicts([{"says": "", "lowest": ["a"], "among": ["a", "b", "c"]}], rows) == [st.NOT_SIGNIFICANT]
     # d is far lower than a: the claim is contradicted
-    res = st.test_claims([{"says": "", "lowest": ["a"]}], {"test": rows})
+    res = claim_tests.test_claims([{"says": "", "lowest": ["a"]}], {"test": rows})
     assert res[0]["verdict"] == st.CONTRADICTED and "ranks 2 of 4" in res[0]["detail"]
 
 
@@ -105,7 +106,7 @@ def test_close_is_an_equivalence_test():
 
 def test_training_error_claims_read_the_training_samples():
     claims = [{"says": "", "metric": "train", "lower": ["a", "b"]}]
-    res = st.test_claims(claims, {"test": {"a": HIGH, "b": LOW}, "train": {"a": LOW, "b": HIGH}})
+    res = claim_tests.test_claims(claims, {"test": {"a": HIGH, "b": LOW}, "train": {"a": LOW, "b": HIGH}})
     assert res[0]["verdict"] == st.HOLDS and "training error" in res[0]["detail"]
 
 

@@ -21,7 +21,7 @@ from ablation.training import data
 from ablation import train as trainer
 from ablation.core.layout import ResultsDir
 
-from conftest import FakeTrainer
+from conftest import FakeTrainer, tiny_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def study(experiments_dir, tmp_path, monkeypatch):
 
 
 def invoke(exps, out, fake=None, *extra):
-    return run.main(["--experiments-dir", str(exps), "--out", str(out), "--jobs", "1", "--quiet", *extra],
+    return run.main([*tiny_args(exps), "--out", str(out), "--jobs", "1", "--quiet", *extra],
                     train_fn=fake)
 
 

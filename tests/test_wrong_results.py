@@ -22,11 +22,11 @@ from ablation.reporting.tables import load_tables
 from ablation.study import expansion
 from ablation.training.loop import train
 
-from conftest import FakeTrainer
+from conftest import FakeTrainer, tiny_args
 
 
 def study(tiny, out, *extra, seeds=2, train_fn=None):
-    argv = ["--experiments-dir", str(tiny), "--out", str(out), "--jobs", "1", "--seeds", str(seeds), "--quiet", *extra]
+    argv = [*tiny_args(tiny), "--out", str(out), "--jobs", "1", "--seeds", str(seeds), "--quiet", *extra]
     return run.main(argv, train_fn=train_fn or FakeTrainer())
 
 
@@ -38,7 +38,7 @@ def test_the_runner_refuses_to_add_runs_of_other_settings_to_a_folder(tiny, tmp_
     assert study(tiny, out, "--variants", "identity", "--set", "steps=6") == 0
     capsys.readouterr()
     with pytest.raises(ConfigError, match=r"--out .*m holds runs made with steps=6.*this command sets steps=8, lr=0.2"):
-        run.run_cli(run.build_parser().parse_args(["--experiments-dir", str(tiny), "--out", str(out), "--variants",
+        run.run_cli(run.build_parser().parse_args([*tiny_args(tiny), "--out", str(out), "--variants",
                                                    "plain", "--set", "steps=8", "--set", "lr=0.2"]),
                     train_fn=FakeTrainer())
     # the same settings (and runtime keys, which change no number) may add rows

@@ -25,16 +25,16 @@ def _table(head: list[str], lines: list[list[str]]) -> str:
 def experiment_html(results, name: str) -> str:
     """One experiment: each row run, its statistic beside the paper's number, the fail marks, then its claims tested."""
     from ..core.text import paper_cell
-    from ..reporting import report
+    from ..reporting import paper_tables
 
     meta = results.manifest["experiments"][name]
     stats = results.statistics()
     rows = stats[(stats["experiment"] == name) & ((stats["seeds"] > 0) | (stats["errors"] > 0))]  # as the report's
-    lines = [[escape(str(d["label"])), escape(report.ours_cell(d)), escape(report.ci_cell(d)),
+    lines = [[escape(str(d["label"])), escape(paper_tables.ours_cell(d)), escape(paper_tables.ci_cell(d)),
               escape(paper_cell(d["paper"], d))] for d in rows.to_dict("records")]
     parts = [f"<h4>{escape(meta.get('title') or name)}</h4>",
              _table(["row", "ours (test error %)", "mean ± std [95% CI]", "paper"], lines)]
-    fails = report.fail_marks(meta, stats) if not meta.get("axis") else []
+    fails = paper_tables.fail_marks(meta, stats) if not meta.get("axis") else []
     if fails:
         parts.append("<ul>" + "".join(f"<li>fail marks: {escape(f)}</li>" for f in fails) + "</ul>")
     claims = results.claims().get(name, [])

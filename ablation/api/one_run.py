@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from ..core.errors import ConfigError
-from ..core.layout import RunDir, check_folder, refuse_reference
+from ..core.layout import RunDir, refuse_reference
+from ..core.folder_checks import check_folder
 from ..training.config import validate_config
 
 

@@ -48,7 +48,7 @@ def load(out, plugins=()) -> "Results":
                           + (f", or a shipped reference: {', '.join(shipped)}" if shipped else ""))
     folder = ResultsDir(path)
     manifest = folder.read_manifest()  # not a results folder: one line now
-    from .session import plugin_list
+    from .pipeline import plugin_list
 
     plugins = plugin_list(plugins)
     if plugins or manifest.get("plugins"):  # torch loads only then
@@ -118,11 +118,11 @@ class Results:
     def claims(self) -> dict:
         """Each experiment with a table: its claims tested (:func:`ablation.reporting.report.checked_claims`)."""
         def make():
-            from ..reporting import report
+            from ..reporting import paper_tables, report
             from ..reporting.init_identity import samples
 
             manifest, runs = self.manifest, self.tables()[1]
-            tables = report.experiment_tables(manifest, self.statistics())
+            tables = paper_tables.experiment_tables(manifest, self.statistics())
             return report.checked_claims(manifest, runs, tables, samples(self.path, manifest, runs))
 
         return self._get("checked", make)
@@ -140,10 +140,10 @@ class Results:
 
     def _figures(self) -> dict:
         def make():
-            from ..reporting import plots, report
+            from ..reporting import figure_style, report
 
             study = report.read_study(self.path, plugins=self.plugins)
-            with plots.capture() as kept:
+            with figure_style.capture() as kept:
                 report.draw(study, signal=False)  # the signal figures need a pass over every trained net
             return dict(kept)
 

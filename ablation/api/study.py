@@ -1,4 +1,4 @@
-"""A study from Python: :class:`Study`, the same calls as ``python -m ablation.run`` (:mod:`ablation.api.session`).
+"""A study from Python: :class:`Study`, the same calls as ``python -m ablation.run`` (:mod:`ablation.api.pipeline`).
 
     import ablation
     study = ablation.Study(variants="original,scale-0.5-1", seeds=2, set={"steps": 100})
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from . import session
+from . import pipeline
 from .results import Results
 
 
@@ -24,21 +24,23 @@ class Study(Results):
 
     ``variants``, ``experiment``, ``preset``, ``seeds``, ``dataset``, ``depth``, ``device`` and ``out`` are the
     options of ``python -m ablation.run`` of the same names, ``set`` its ``--set`` keys as a dict,
-    ``plugins`` its ``--plugin`` files or modules; ``experiments_dir`` a folder of experiment files in place of
-    the shipped ones.
+    ``plugins`` its ``--plugin`` files or modules; ``experiments`` its ``--experiments``: a folder of your own
+    experiment files (or a list of them), read beside the shipped ones (default: ``./experiments`` where there
+    is one).
     """
 
     def __init__(self, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
                  seeds: int | None = None, out=None, set: dict | None = None, dataset: str | None = None,
-                 depth: int | None = None, device: str | None = None, plugins=(), experiments_dir=None):
-        plugins = session.plugin_list(plugins)
-        session.load_plugins(plugins)
-        self.plan = session.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
+                 depth: int | None = None, device: str | None = None, plugins=(), experiments=None):
+        plugins = pipeline.plugin_list(plugins)
+        pipeline.load_plugins(plugins)
+        self.plan = pipeline.plan(variants=variants, experiment=experiment, preset=preset, seeds=seeds,
                                  dataset=dataset, depth=depth, device=device, out=out, settings=set,
-                                 plugins=plugins, experiments_dir=experiments_dir)
+                                 plugins=plugins, experiments=experiments)
         super().__init__(self.plan.out, plugins)
         given = {"variants": variants, "experiment": experiment, "preset": preset, "seeds": seeds, "out": out,
-                 "set": set, "dataset": dataset, "depth": depth, "device": device, "plugins": list(plugins) or None}
+                 "set": set, "dataset": dataset, "depth": depth, "device": device, "plugins": list(plugins) or None,
+                 "experiments": experiments}
         self._call = "ablation.Study(" + ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None) + ")"
         self.last_run: dict | None = None  # the counts of the last run(): trained, skipped, errors, wall_s, ...
 
@@ -51,20 +53,22 @@ class Study(Results):
         """One line per run (row, seed, hash, net, GFLOP, the paper's number, status); nothing is trained.
 
         ``attrs["cost"]`` holds what the runs left to train cost on that backend (run-hours, wall seconds,
-        the rate and where it came from), or None where nothing is left.
+        the rate and where it came from), or None where nothing is left; ``attrs["arch_map"]`` the architectures
+        the preset runs smaller than their rows name them (``quick runs resnet110 as resnet32 (...)``), or None.
         """
         import pandas as pd
 
-        from ..study.listing import grid_cost, grid_rows
+        from ..study.listing import arch_map_line, grid_cost, grid_rows
 
         p = self.plan
-        jobs = session.parse_jobs(jobs)
-        session.check_backend(backend, jobs, **ray)
-        with session.open_backend(p, backend, jobs, force, **ray) as b:
+        jobs = pipeline.parse_jobs(jobs)
+        pipeline.check_backend(backend, jobs, **ray)
+        with pipeline.open_backend(p, backend, jobs, force, **ray) as b:
             records = grid_rows(p.runs, p.results, {(v.experiment, v.name): v for v in p.rows})
             cost = grid_cost(p.runs, records, p.results, b)
         table = pd.DataFrame(records).drop(columns="train_flops")
         table.attrs["cost"] = cost
+        table.attrs["arch_map"] = arch_map_line(p.runs, p.preset.name)
         return table
 
     def run(self, jobs=None, backend: str = "local", force: bool = False, progress: bool = True, train_fn=None,
@@ -80,15 +84,15 @@ class Study(Results):
         """
         started = time.time()
         p = self.plan
-        n_jobs = session.parse_jobs(jobs)
-        session.check_backend(backend, jobs, **ray)
+        n_jobs = pipeline.parse_jobs(jobs)
+        pipeline.check_backend(backend, jobs, **ray)
         command = f"{self._call}.run(" + ", ".join(
             f"{k}={v!r}" for k, v in {"jobs": jobs, "backend": backend if backend != "local" else None,
                                      "force": force or None, **ray}.items() if v is not None) + ")"
         bar = _notebook_bar() if progress else _Silent
         try:
-            with session.open_backend(p, backend, n_jobs, force, train_fn, check_memory=True, **ray) as b:
-                result = session.execute(p, b, command=command, started=started, train_fn=train_fn, force=force,
+            with pipeline.open_backend(p, backend, n_jobs, force, train_fn, check_memory=True, **ray) as b:
+                result = pipeline.execute(p, b, command=command, started=started, train_fn=train_fn, force=force,
                                          quiet=not progress, jobs=n_jobs, bar=bar)
         finally:
             self.refresh()

@@ -103,7 +103,7 @@ def describe(claim: dict) -> str:
     return f"{who}, heartbeat {claim['age_s']:.0f}s ago"
 
 
-class Claim:
+class RunClaim:
     """This process's claim on one run folder; a context manager that heartbeats and releases."""
 
     def __init__(self, run_dir, ticket: str | None = None, device: str | None = None):
@@ -117,7 +117,7 @@ class Claim:
         self._thread = None
         self.lost = False
 
-    def acquire(self) -> "Claim":
+    def acquire(self) -> "RunClaim":
         """Take the claim, taking over a stale one; RunBusy if a live process holds it.
 
         A claim stamped in the future is watched, up to STALE_S: if it changes, its owner is alive

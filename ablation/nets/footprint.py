@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
-from .models import ResNet, arch_spec
+from .archs import arch_spec
+from .resnet import ResNet
 from .norms import DEFAULT_NORM
 
 

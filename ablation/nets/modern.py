@@ -6,7 +6,7 @@ Each is one line of algebra away from He 2016 Table 1's ``y = h(x) + F(x)``::
 
 with the branch multiplier ``lam`` a scalar or one value per channel, learnable or fixed, and what a
 design adds besides (an init rule, scalar biases, a drop rule, a pre-multiplier) given through the
-hooks every :class:`ablation.nets.shortcuts.Shortcut` has: ``init_unit(unit)`` (the unit carries ``index``
+hooks every :class:`ablation.nets.shortcut_base.Shortcut` has: ``init_unit(unit)`` (the unit carries ``index``
 l = 1..L and ``num_units`` L), ``init_net(net)`` and ``computes_branch()``. Each design is a registry
 entry; which normalisation the net has is the config key ``norm`` (:mod:`ablation.nets.norms`).
 
@@ -61,7 +61,8 @@ import torch.nn.functional as F_
 from torch import nn
 
 from ..core.errors import ConfigError
-from .shortcuts import Shortcut, register_shortcut
+from .shortcut_base import Shortcut
+from .registry import register_shortcut
 
 
 class BranchScale(Shortcut):
@@ -336,7 +337,7 @@ def keep_first_shortcut_raw(net) -> None:
     into F.
 
     The net shares a pre-activation order's ``f^`` between both paths of its first unit (He 2016,
-    resnet-pre-act.lua; :class:`ablation.nets.models.ResidualUnit`). nfnets' blocks (nf_resnet.py and
+    resnet-pre-act.lua; :class:`ablation.nets.resnet.ResidualUnit`). nfnets' blocks (nf_resnet.py and
     skipinit_resnet.py, ``NFResBlock.__call__``) share it only where the block projects, on a change of
     shape; elsewhere ``shortcut = x``. The first unit of a CIFAR net keeps its shape, so there the reference
     rule gives ``y = x + F(x)`` with ``f^`` inside F. ``first_preact = "shared"`` keeps He 2016's first unit.

@@ -1,7 +1,7 @@
 """The plugins a study ran with: recorded in its manifest, loaded again wherever the study is read.
 
 A plugin is a ``.py`` file or an importable module that registers shortcuts
-(:func:`ablation.nets.shortcuts.load_plugin`). The runner records each one it was given in the
+(:func:`ablation.nets.registry.load_plugin`). The runner records each one it was given in the
 manifest (``plugins``), as
 
     {"plugin": as given, "path": its source file (absolute), "sha256": of that file, "shortcuts": [names]}
@@ -11,7 +11,7 @@ finished study (the report, ``python -m ablation.gather``, :func:`ablation.load`
 :func:`load_recorded`, so that the nets of its plugin rows can be built again (the lesion study, the signal
 at initialisation and at the end) without ``--plugin``. A plugin found at neither its path nor as given, or
 whose source has changed since its runs trained, is not loaded: it is one line naming it, and its shortcuts
-say why wherever a net of theirs is asked for (:func:`ablation.nets.shortcuts.mark_unavailable`), so that
+say why wherever a net of theirs is asked for (:func:`ablation.nets.registry.mark_unavailable`), so that
 everything that needs no net is still reported. A plugin given again (``--plugin``) is loaded as it is now.
 """
 
@@ -22,7 +22,7 @@ import importlib.util
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from . import shortcuts
+from . import registry
 
 _SHORT = 12  # hex digits of a digest in messages
 
@@ -47,8 +47,8 @@ def digest(path: Path) -> str:
 def registered_from(source: Path) -> list[str]:
     """The shortcuts registered by the module whose file is ``source``."""
     names = []
-    for name in shortcuts.list_shortcuts():
-        origin = shortcuts.get_shortcut(name).origin
+    for name in registry.list_shortcuts():
+        origin = registry.get_shortcut(name).origin
         if origin and origin.endswith(".py") and Path(origin).resolve() == source:
             names.append(name)
     return names
@@ -75,7 +75,7 @@ def merged(old: list | None, new: list) -> list:
 def _load(spec: str, source: Path) -> None:
     """Import plugin ``spec`` unless this process already registered shortcuts from ``source``."""
     if not registered_from(source):
-        shortcuts.load_plugin(spec)
+        registry.load_plugin(spec)
 
 
 def load_recorded(manifest: dict | None, given=(), where: str = "the manifest") -> list[str]:
@@ -88,7 +88,7 @@ def load_recorded(manifest: dict | None, given=(), where: str = "the manifest") 
     for spec in given:
         source = source_of(spec)
         if source is None:
-            shortcuts.load_plugin(spec)  # its one-line error: not found, or does not import
+            registry.load_plugin(spec)  # its one-line error: not found, or does not import
             continue
         _load(spec, source)
         loaded.add(str(source))
@@ -101,7 +101,7 @@ def load_recorded(manifest: dict | None, given=(), where: str = "the manifest") 
             continue
         name = rec.get("plugin")
         for shortcut in rec.get("shortcuts") or []:
-            shortcuts.mark_unavailable(shortcut, f"shortcut {shortcut!r} is from plugin {name!r}, which {problem}")
+            registry.mark_unavailable(shortcut, f"shortcut {shortcut!r} is from plugin {name!r}, which {problem}")
         fix = (f"pass --plugin {name} to use it as it is now" if "changed" in problem
                else "put it back, or pass --plugin FILE_OR_MODULE")
         names = ", ".join(rec.get("shortcuts") or []) or "none recorded"

@@ -30,7 +30,7 @@ at random, unless real ones are given. With every residual branch zero-initialis
 Jacobian is 0, so ``dL/dx_l = lam dL/dx_{l+1}`` exactly wherever shapes agree: the ``lam^L`` of eq. 7
 with nothing added.
 
-The units are observed through their ``tap`` (:class:`ablation.nets.models.UnitTap`), which hands out
+The units are observed through their ``tap`` (:class:`ablation.nets.resnet.UnitTap`), which hands out
 the branch's output as it enters the combination; nothing here re-computes a unit.
 """
 
@@ -46,8 +46,8 @@ from ..core.errors import ConfigError
 
 # one record per unit: where it is, the forward statistics of its output and of its branch, the backward
 # one of its input. transition: the unit's shortcut is not x itself, as it changes the shape or applies a
-# pre-activation before its split (ablation.nets.models: the first unit and shape changes of pre-activation nets)
-FIELDS = ("unit", "stage", "shape_change", "transition", "out_sq_mean", "out_var", "branch_sq_mean", "branch_var",
+# pre-activation before its split (ablation.nets.resnet: the first unit and shape changes of pre-activation nets)
+UNIT_SIGNAL_FIELDS = ("unit", "stage", "shape_change", "transition", "out_sq_mean", "out_var", "branch_sq_mean", "branch_var",
           "grad_norm", "probe_grad_norm")
 # a table written before the head-independent backward lacks only this column (it reads as not measured)
 ADDED_FIELDS = ("probe_grad_norm",)
@@ -66,7 +66,7 @@ def channel_stats(t: torch.Tensor) -> tuple[float, float]:
 def zero_branches(model) -> None:
     """Start every residual branch at zero: the last BN inside each unit's F gets gamma = 0.
 
-    Every order of :data:`ablation.nets.models.ORDERS` has a BN in F whose output reaches the branch's end
+    Every order of :data:`ablation.nets.resnet.ORDERS` has a BN in F whose output reaches the branch's end
     only through ReLU and bias-free convolutions, so F(x) = 0 and dF/dx = 0 for any x.
     """
     for i, unit in enumerate(model.units()):
@@ -85,7 +85,7 @@ def gaussian_batch(batch: int, image: tuple, classes: int, seed: int = 0) -> tup
 
 def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True, probe_seed: int = 0) -> list[dict]:
     """One forward of ``(x, y)`` through ``model`` and two backward passes (through the loss, and from a fixed random
-    direction on the last unit's output, drawn with ``probe_seed``); one record of :data:`FIELDS` per unit.
+    direction on the last unit's output, drawn with ``probe_seed``); one record of :data:`UNIT_SIGNAL_FIELDS` per unit.
 
     ``train``: BN on the batch's statistics (and dropout on), as in a training step; BN's running
     averages move by one step, the weights do not change and no parameter gets a ``.grad``.
@@ -154,7 +154,7 @@ def measure(model, x: torch.Tensor, y: torch.Tensor, train: bool = True, probe_s
     for column, norms in scaled.items():
         for rec, value in zip(recs, _unscaled(norms)):
             rec[column] = value
-    return [{k: r.get(k, math.nan) for k in FIELDS} for r in recs]
+    return [{k: r.get(k, math.nan) for k in UNIT_SIGNAL_FIELDS} for r in recs]
 
 
 def _unscaled(scaled: list[float]) -> list[float]:

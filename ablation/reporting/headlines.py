@@ -36,6 +36,7 @@ from pathlib import Path
 
 from . import ladder_claims as lc
 from . import ranking
+from . import claim_tests
 from . import stats as st
 from ..core.errors import ConfigError
 from ..core.outcomes import FINISHED
@@ -90,7 +91,8 @@ def claims(s: FolderTables, *experiments: str) -> list[str]:
     for name in experiments:
         meta = s.experiment(name)
         sub = s.runs[s.runs["experiment"] == name]
-        tested = st.test_claims(mark_claims(meta, sub), {**st.samples(s.runs, name), "init": init.get(name, {})})
+        samples = {**st.samples(s.runs, name), "init": init.get(name, {})}
+        tested = claim_tests.test_claims(mark_claims(meta, sub), samples)
         lines += [_claim_line(r) for r in tested]
     return lines
 

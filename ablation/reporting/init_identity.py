@@ -9,7 +9,7 @@ step, and record per unit
     r_l = max |y_l - h(x_l)| / rms(h(x_l))
 
 and the net's ``max_l r_l``. The report's ``identity_at_init`` claims read these numbers
-(:func:`ablation.reporting.stats.check_identity`); they are kept in ``init_identity.csv`` so that results
+(:func:`ablation.reporting.claim_tests.check_identity`); they are kept in ``init_identity.csv`` so that results
 committed without their run folders still check them.
 """
 
@@ -21,7 +21,7 @@ from ..core.errors import OneLineError
 from ..core.layout import ResultsDir
 from .tables import keep_table, read_table
 
-FIELDS = ("hash", "max_residual")
+INIT_IDENTITY_FIELDS = ("hash", "max_residual")
 IMAGES = 8  # a batch for BN's statistics; the identity holds image by image
 
 
@@ -65,7 +65,7 @@ def samples(out, manifest: dict, runs, keep: bool = True) -> dict[str, dict[str,
               for c in meta.get("claims", []) for v in c.get("identity_at_init") or []}
     if not wanted:
         return {}
-    kept = read_table(results.init_identity_csv, FIELDS)
+    kept = read_table(results.init_identity_csv, INIT_IDENTITY_FIELDS)
     cache = {} if kept is None else dict(zip(kept["hash"], kept["max_residual"]))
     found, got = {}, {}
     for r in runs[["experiment", "variant", "hash"]].itertuples(index=False):
@@ -86,6 +86,6 @@ def samples(out, manifest: dict, runs, keep: bool = True) -> dict[str, dict[str,
             continue
         got.setdefault(r.experiment, {}).setdefault(r.variant, []).append(found[r.hash])
     if keep and found and found != cache:
-        lines = [",".join(FIELDS), *(f"{h},{v!r}" for h, v in sorted(found.items()))]
+        lines = [",".join(INIT_IDENTITY_FIELDS), *(f"{h},{v!r}" for h, v in sorted(found.items()))]
         keep_table(results, results.init_identity_csv, "\n".join(lines) + "\n")
     return got

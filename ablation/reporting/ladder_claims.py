@@ -3,7 +3,7 @@
 A ladder (:mod:`ablation.study.ladder`) runs the rows of one experiment at several values of one
 setting (the net's depth, the length of training). At each rung, every claim of that experiment is
 tested on the seeds of its rows at that rung alone, exactly as the report tests the experiment itself
-(:func:`ablation.reporting.stats.test_claims`: Welch's t on the means, Holm over the claims of one rung),
+(:func:`ablation.reporting.claim_tests.test_claims`: Welch's t on the means, Holm over the claims of one rung),
 giving per claim and rung the effect (a difference of means, positive as claimed) with its 95%
 interval and the verdict. From those:
 
@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 
 from . import ranking
+from . import claim_tests
 from . import stats as st
 from ..core.rungs import axis_of, rung_of, value_text
 from ..core.text import markdown_table
 
-FIGURES = ("claims_vs", "rank_vs", "errors_vs")  # drawn by ablation.reporting.ladder_plots, against the key
+LADDER_FIGURES = ("claims_vs", "rank_vs", "errors_vs")  # drawn by ablation.reporting.ladder_plots, against the key
 
 
 def figure_name(figure: str, ladder: str, key: str) -> str:
@@ -64,7 +65,7 @@ def at(axis: dict, value) -> str:
 def effects(manifest: dict, runs, name: str) -> list[dict]:
     """Every claim of the ladder's source at every rung: one dict per (claim, rung).
 
-    Each holds ``claim`` (its index), ``rung`` and what :func:`ablation.reporting.stats.test_claims` gives
+    Each holds ``claim`` (its index), ``rung`` and what :func:`ablation.reporting.claim_tests.test_claims` gives
     (``says``, ``verdict``, ``detail``, and where tested ``effect``, ``ci``, ``p_holm``, ``seeds``).
     """
     meta = manifest["experiments"][name]
@@ -74,7 +75,7 @@ def effects(manifest: dict, runs, name: str) -> list[dict]:
     for value in axis["values"]:
         here = {metric: {axis["rows"][v]: x for v, x in by.items() if rung.get(v) == value}
                 for metric, by in samples.items()}
-        for i, result in enumerate(st.test_claims(axis["claims"], here)):
+        for i, result in enumerate(claim_tests.test_claims(axis["claims"], here)):
             out.append({"claim": i, "rung": value, **result})
     return out
 
@@ -276,7 +277,7 @@ def readme_lines(manifest: dict, runs, stats, plots: list[str], rel, parts=PARTS
         if "ranks" in parts:
             lines += _rank_lines(stats, manifest, name, key)
         if whole:
-            stems = {figure_name(f, name, key) for f in FIGURES}
+            stems = {figure_name(f, name, key) for f in LADDER_FIGURES}
             mine = [p for p in plots if p.endswith(".png") and p.rsplit("/", 1)[-1][:-4] in stems]
             lines += [f"![{p.rsplit('/', 1)[-1][:-4]}]({rel(p)})" for p in mine]
             lines.append("")

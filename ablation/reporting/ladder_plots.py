@@ -20,8 +20,8 @@ from pathlib import Path
 from . import ladder_claims as dc
 from . import stats as st
 from ..core.rungs import axis_of, value_text
-from .plots import (draw_seeds, families, not_shown, row_colors, save_figure, seed_legend, setup_figures, spread,
-                    wrap)
+from .figure_style import (draw_seeds, families, not_shown, row_colors, save_figure, seed_legend, setup_figures, spread,
+                           wrap)
 
 VERDICT_COLORS = {st.HOLDS: "tab:green", st.NOT_SIGNIFICANT: "tab:gray", st.CONTRADICTED: "tab:red"}
 

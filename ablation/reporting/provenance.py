@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..core.text import isnan
 
-FIELDS = ("machine", "precision", "torch")
+PROVENANCE_FIELDS = ("machine", "precision", "torch")
 UNKNOWN = "unknown"
 
 
@@ -22,7 +22,7 @@ def row_provenance(runs) -> dict:
     """``machines``, ``precisions``, ``torch`` (each the distinct values of a row's finished runs, ``; ``-joined)
     and ``mixed`` (the seeds come from more than one machine, precision or torch) for rows.csv."""
     out = {}
-    for field, column in zip(FIELDS, ("machines", "precisions", "torch")):
+    for field, column in zip(PROVENANCE_FIELDS, ("machines", "precisions", "torch")):
         values = sorted({_value(v) for v in runs[field]}) if field in runs and len(runs) else []
         out[column] = "; ".join(values)
     out["mixed"] = mixed_kinds(out) != []
@@ -50,7 +50,7 @@ def readme_lines(done) -> list[str]:
     """The README's section on where the finished runs (``done``) ran: one line per machine, precision and torch."""
     if done.empty:
         return []
-    keys = [tuple(_value(r.get(f)) for f in FIELDS) for r in done.to_dict("records")]
+    keys = [tuple(_value(r.get(f)) for f in PROVENANCE_FIELDS) for r in done.to_dict("records")]
     groups = {}
     for key, r in zip(keys, done.to_dict("records")):
         groups.setdefault(key, {}).setdefault(f"{r['experiment']}:{r['variant']}", set()).add(int(r["seed"]))

@@ -20,118 +20,29 @@ from pathlib import Path
 from . import ladder_claims
 from . import ranking
 from . import reference as ref
+from . import claim_tests
 from . import stats as st
 from ..core.outcomes import FINISHED
 from ..core import text
-from ..core.text import isnan, num, paper_cell
+from ..core.text import isnan, num
 from ..core.files import write_atomic, write_failed
-from ..core.layout import ResultsDir, check_links, reference_writes, refuse_reference
+from ..core.layout import ResultsDir, reference_writes, refuse_reference
+from ..core.folder_checks import check_links
 from .comparable import mark_claims, readme_note
-from .provenance import cell_note, readme_lines as where_lines
+from .provenance import readme_lines as where_lines
 from .tables import load_tables
+from .paper_tables import experiment_tables, fail_marks
+
 
 def with_figure(manifest, figure: str) -> list[str]:
-    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``, :data:`FIGURES`)."""
+    """The experiments of the manifest whose file asks for ``figure`` (``figures = [...]``,
+    :data:`ablation.study.experiments.EXPERIMENT_FIGURES`)."""
     return [n for n, m in manifest["experiments"].items() if figure in (m.get("figures") or [])]
 
 
 def ranked(manifest) -> dict:
     """The experiments ranked against the paper's rows, each named by its source (the paper's table)."""
     return {n: manifest["experiments"][n].get("source") or n for n in with_figure(manifest, "ranking")}
-
-
-# --- tables -----------------------------------------------------------------------------------
-
-
-def ours_cell(s: dict) -> str:
-    """Our statistic that matches the paper's protocol, tagged with its name when there are several seeds."""
-    if not s["seeds"]:
-        return "error" if s["errors"] else "not run"
-    if s["seeds"] == 1:
-        return f"fail ({_fail_number(s)})" if s["failed"] else num(s["ours"])
-    notes = [s["stat"], *([f"{s['failed']}/{s['seeds']} failed"] if s["failed"] else []),
-             *([mixed] if (mixed := cell_note(s)) else [])]
-    if s["failed"] * 2 > s["seeds"]:
-        return f"fail: {_fail_number(s)} ({'; '.join(notes)})"
-    return f"{num(s['ours'])} ({'; '.join(notes)})"
-
-
-def _fail_number(s: dict, unit: str = "") -> str:
-    """A failed row's error, or "diverged" where most of its runs stopped on a non-finite loss
-    (the error of a net whose weights are NaN is that of a constant guess, not a measurement)."""
-    if s.get("diverged") and s["diverged"] * 2 > s["seeds"]:
-        return "diverged"
-    return num(s["ours"]) + unit
-
-
-def ci_cell(s: dict) -> str:
-    """mean ± std [95% CI of the mean], or a dash with fewer than two seeds."""
-    if s["seeds"] < 2 or s["test_std"] is None or isnan(s["test_std"]):
-        return "—"
-    return f"{num(s['test_mean'])} ± {num(s['test_std'])} [{num(s['test_ci_low'])}, {num(s['test_ci_high'])}]"
-
-
-def _cells(d: dict) -> list[str]:
-    return [ours_cell(d), ci_cell(d), num(d[f"train_{d['stat']}"]), paper_cell(d["paper"], d)]
-
-
-def markdown_table(meta: dict, stats) -> str:
-    """The experiment in the paper's layout: rows as printed, our statistic beside the paper's number."""
-    s = stats[stats["experiment"] == meta["name"]]
-    s = s[(s["seeds"] > 0) | (s["errors"] > 0)]
-    if s.empty:
-        return ""
-    columns = [c for c in dict.fromkeys(s["column"]) if c is not None and not isnan(c)]
-    if columns:
-        labels = list(dict.fromkeys(s["label"]))
-        # the nets as run may be smaller than the paper's: say which, per column or per row
-        col_arch = {c: set(s[s["column"] == c]["arch"]) for c in columns}
-        row_arch = {l: set(s[s["label"] == l]["arch"]) for l in labels}
-        per_col = all(len(a) == 1 for a in col_arch.values())
-        per_row = not per_col and all(len(a) == 1 for a in row_arch.values())
-        head = [""]
-        for c in columns:
-            run_as = f" ({next(iter(col_arch[c]))})" if per_col else ""
-            head += [f"{c}{run_as} ours", f"{c} mean ± std [95% CI]", f"{c} ours (train)", f"{c} paper"]
-        lines = [head]
-        for label in labels:
-            line = [f"{label} ({next(iter(row_arch[label]))})" if per_row else label]
-            for c in columns:
-                hit = s[(s["label"] == label) & (s["column"] == c)]
-                line += _cells(hit.iloc[0].to_dict()) if len(hit) else ["", "", "", ""]
-            lines.append(line)
-    else:
-        lines = [["", "arch (as run)", "ours", "mean ± std [95% CI]", "ours (train)", "paper", "seeds"]]
-        for d in s.to_dict("records"):
-            ours, ci, train, paper = _cells(d)
-            lines.append([d["label"], d["arch"], ours, ci, train, paper, str(d["seeds"])])
-    return text.markdown_table(lines) + "\n" + TABLE_NOTE + "\n"
-
-
-TABLE_NOTE = ("Errors in %. *ours*: the statistic of our seeds that matches how the paper reported the row "
-              "(best of seeds beside a paper's best, mean beside a mean, median beside a median or a single "
-              "run, and median where the protocol is not recorded), named in brackets; one seed: that run. "
-              f"*mean ± std [95% CI]*: over seeds, the interval of the mean by the {st.CI_METHOD} distribution. "
-              "*ours (train)*: the same statistic of the final training error.")
-
-
-# --- findings ---------------------------------------------------------------------------------
-
-
-def fail_marks(meta: dict, stats) -> list[str]:
-    """Where the paper printed "fail", did we fail too, and did we fail anywhere it did not?"""
-    s = stats[(stats["experiment"] == meta["name"]) & (stats["seeds"] > 0)]
-    lines = []
-    for d in s.to_dict("records"):
-        ours = d["failed"] * 2 > d["seeds"]
-        paper = d["paper"] == "fail"
-        if paper or ours:
-            reported = d["paper"] is not None and not isnan(d["paper"])
-            agree = ("as in the paper" if ours == paper else "unlike the paper") if reported else \
-                "the paper reports no number for this row"
-            lines.append(f"{d['label']}: paper {'fail' if paper else paper_cell(d['paper'])}, ours "
-                         f"{'fail' if ours else 'no fail'} ({_fail_number(d, '%')}) — {agree}")
-    return lines
 
 
 def agreement_lines(manifest, stats) -> list[str]:
@@ -142,16 +53,11 @@ def agreement_lines(manifest, stats) -> list[str]:
     return lines
 
 
-def experiment_tables(manifest, stats) -> dict[str, str]:
-    """Each experiment with rows to show: its markdown table (:func:`markdown_table`)."""
-    return {n: md for n, m in manifest["experiments"].items() if (md := markdown_table(m, stats))}
-
-
 def checked_claims(manifest, runs, tables, init: dict | None = None) -> dict[str, list[dict]]:
-    """Each experiment with a table: its claims tested (:func:`ablation.reporting.stats.test_claims`)."""
+    """Each experiment with a table: its claims tested (:func:`ablation.reporting.claim_tests.test_claims`)."""
     init = init or {}
-    return {name: st.test_claims(mark_claims(meta, runs[runs["experiment"] == name]),
-                                 {**st.samples(runs, name), "init": init.get(name, {})})
+    return {name: claim_tests.test_claims(mark_claims(meta, runs[runs["experiment"] == name]),
+                                          {**st.samples(runs, name), "init": init.get(name, {})})
             for name, meta in manifest["experiments"].items() if name in tables}
 
 
@@ -197,7 +103,7 @@ def findings(manifest, runs, stats, tables, init: dict | None = None) -> list[st
 
 
 @dataclass
-class Study:
+class ReportedStudy:
     """A results folder as the report reads it: its tables, the statistics per row and the lesion study."""
 
     results: ResultsDir
@@ -212,7 +118,7 @@ class Study:
     plugin_problems: list  # one line per recorded plugin that is missing or changed (ablation.nets.plugins)
 
 
-def read_study(out, reference=None, plugins=()) -> Study:
+def read_study(out, reference=None, plugins=()) -> ReportedStudy:
     """Everything the README and the figures are made of, read from the results folder ``out``.
 
     The lesion study is computed for finished runs not yet in ``lesion.csv`` (torch loads only then).
@@ -234,7 +140,7 @@ def read_study(out, reference=None, plugins=()) -> Study:
     tables = experiment_tables(manifest, stats)
     lesion, missing = lesion_study(results, runs)
     beside = ref.comparisons(out, runs, manifest.get("preset"), reference)
-    return Study(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
+    return ReportedStudy(results, manifest, runs, history, stats, tables, lesion, missing, beside, problems)
 
 
 REFUSED = ("the report of your own study is written into its own folder (python -m ablation.report results/quick); "
@@ -277,10 +183,11 @@ def _build(out, quiet: bool, reference, plugins) -> dict:
     return written
 
 
-def draw(study: Study, signal: bool = True) -> list[str]:
+def draw(study: ReportedStudy, signal: bool = True) -> list[str]:
     """Every figure of the study: those its experiment files ask for, then each experiment's own; with ``signal``
     the signal propagation of the trained runs too (computed where ``signal.csv`` lacks them)."""
     from . import ladder_plots
+    from . import mechanism_plots as M
     from . import plots as P  # matplotlib only when drawing
 
     manifest, runs, history, stats, out = study.manifest, study.runs, study.history, study.stats, study.results.plots
@@ -295,9 +202,9 @@ def draw(study: Study, signal: bool = True) -> list[str]:
         paths += P.plot_shortcut_curves(manifest, runs, history, out, name)
     paths += P.plot_ranking(stats, ranked(manifest), out)
     for name in manifest["experiments"]:
-        paths += P.plot_lesion(manifest, runs, study.lesion, name, out)
-        paths += P.plot_grad_flow(manifest, runs, history, name, out)
-        paths += P.plot_gates(manifest, runs, history, name, out)
+        paths += M.plot_lesion(manifest, runs, study.lesion, name, out)
+        paths += M.plot_grad_flow(manifest, runs, history, name, out)
+        paths += M.plot_gates(manifest, runs, history, name, out)
     paths += ladder_plots.draw(manifest, runs, stats, out)
     if not signal:
         return paths
@@ -307,7 +214,7 @@ def draw(study: Study, signal: bool = True) -> list[str]:
     return paths
 
 
-def _write_reference(study: Study) -> None:
+def _write_reference(study: ReportedStudy) -> None:
     if study.reference:
         write_atomic(study.results.reference_csv, ref.table(study.reference).to_csv(index=False))
     else:  # an earlier report's comparison, which the README no longer shows
@@ -354,7 +261,7 @@ def scale_lines(name: str, sub) -> list[str]:
     return list(lines)
 
 
-def readme(study: Study, plots: list[str]) -> str:
+def readme(study: ReportedStudy, plots: list[str]) -> str:
     """The results README: how the numbers were made, the scale, the tables, findings, mechanisms and figures."""
     results, manifest, runs, history, stats, tables = (study.results, study.manifest, study.runs, study.history,
                                                        study.stats, study.tables)

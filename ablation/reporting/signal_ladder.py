@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..nets.signal import ADDED_FIELDS, FIELDS
+from ..nets.signal import ADDED_FIELDS, UNIT_SIGNAL_FIELDS
 
 # (arch, order, match): He 2015 Sec. 4.2's CIFAR nets, post-activation with option A; He 2016's
 # pre-activation nets with projections where shapes change (resnet-pre-act.lua, as the README's table)
@@ -33,7 +33,7 @@ INITS = ("standard", "zero-branches")
 UNIT_KEYS = ("shortcut", "shortcut_args", "order", "match", "norm")  # what a row may set of the net it runs on
 SETTINGS = ("batch", "image", "seed")  # what else makes a measurement what it is
 LADDER_FIELDS = ("arch", "family", "order", "match", "norm", "variant", "shortcut", "shortcut_args", "init", *SETTINGS, "seconds",
-                 *FIELDS)
+                 *UNIT_SIGNAL_FIELDS)
 LADDER_CSV = "signal_ladder.csv"
 
 

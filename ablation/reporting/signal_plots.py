@@ -22,7 +22,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from ..core.files import write_atomic_with
-from .plots import save_figure, setup_figures
+from .figure_style import save_figure, setup_figures
 
 # (column, what the axis shows)
 OUT_VAR = ("out_var", "unit output x_{l+1}:\naverage channel variance")

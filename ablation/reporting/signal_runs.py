@@ -17,14 +17,14 @@ import torch
 from ..core.outcomes import FINISHED
 from ..core.errors import OneLineError
 from ..core.layout import ResultsDir
-from ..nets.signal import ADDED_FIELDS, FIELDS, measure
+from ..nets.signal import ADDED_FIELDS, UNIT_SIGNAL_FIELDS, measure
 from ..training.data import DataNotFound
 from .analysis import checkpoint_stamp, load_trained
 from .signal_ladder import read_signal_table
 from .tables import keep_table
 
 SIGNAL_IMAGES = 64  # the batch: enough for BN's batch statistics at the last stage of a 16x16 net
-SIGNAL_FIELDS = ("hash", "stamp", "when", *FIELDS)
+SIGNAL_FIELDS = ("hash", "stamp", "when", *UNIT_SIGNAL_FIELDS)
 WHEN = ("init", "end")
 
 

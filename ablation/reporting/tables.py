@@ -26,7 +26,7 @@ from ..core.text import nan_to_none
 from ..training.config import identity
 from .comparable import settings_of
 from .integrity import check_run_files
-from .provenance import FIELDS as PROVENANCE
+from .provenance import PROVENANCE_FIELDS as PROVENANCE
 
 SUMMARY_FIELDS = ("status", "reason", "outcome_rule", "final_test_error", "best_test_error", "final_train_error", "params", "flops",
                   "iterations", "epochs", "time_s", "images_per_s", "device", "threads", *PROVENANCE)

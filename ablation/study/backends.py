@@ -42,7 +42,7 @@ class Task:
     hash: str
     config: dict
     run_dir: str
-    ticket: str | None = None  # this study's name for the task, kept by a cluster's retries (locks.Claim)
+    ticket: str | None = None  # this study's name for the task, kept by a cluster's retries (locks.RunClaim)
 
 
 def train_task(task: Task, train_fn=None) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.errors import ConfigError
-from ..nets.models import arch_spec
+from ..nets.archs import arch_spec
 
 
 def check_depth(depth: int, what: str = "depth") -> int:

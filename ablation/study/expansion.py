@@ -40,13 +40,8 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
     (null included). ``keeps_depth``: the row's experiment sweeps depth, so ``--depth`` leaves it as it is
     (default: :func:`sweeps_depth` of ``exp``).
     """
-    cfg = _deep_merge(exp.base, preset.config)
+    cfg, arch_map = _before_arch_map(exp, variant, preset)
     local = exp.presets.get(preset.name)
-    arch_map = {**preset.arch_map, **(local.arch_map if local else {})}
-    if local:
-        cfg = _deep_merge(cfg, local.config)
-    cfg = _deep_merge(cfg, variant.config)  # the row's own keys are what it compares: no preset overrides them
-    cfg = _deep_merge(cfg, variant.presets.get(preset.name, {}))
     if "arch" in cfg:
         cfg["arch"] = arch_map.get(cfg["arch"], cfg["arch"])
     if variant.depth is not None:  # the row's depth is the point of the row: no preset shrinks it
@@ -74,6 +69,29 @@ def merged_config(exp: Experiment, variant: Variant, preset: Preset, overrides: 
         cfg["milestones"] = milestones_at(fractions, cfg.get("steps", schema.DEFAULTS["steps"]),
                                           cfg.get("schedule_unit", schema.DEFAULTS["schedule_unit"]))
     return cfg
+
+
+def _before_arch_map(exp: Experiment, variant: Variant, preset: Preset) -> tuple[dict, dict]:
+    """The row's config under the preset before the preset's ``arch_map``, and that map (the experiment's
+    ``[presets.<name>]`` refining it)."""
+    cfg = _deep_merge(exp.base, preset.config)
+    local = exp.presets.get(preset.name)
+    arch_map = {**preset.arch_map, **(local.arch_map if local else {})}
+    if local:
+        cfg = _deep_merge(cfg, local.config)
+    cfg = _deep_merge(cfg, variant.config)  # the row's own keys are what it compares: no preset overrides them
+    cfg = _deep_merge(cfg, variant.presets.get(preset.name, {}))
+    return cfg, arch_map
+
+
+def arch_asked(exp: Experiment, variant: Variant, preset: Preset, arch: str) -> str | None:
+    """The architecture the row names where the preset's ``arch_map`` runs it as ``arch`` (resnet110 for the quick
+    preset's resnet32); None where the row runs what it names, or where its depth or ``--depth`` set the net."""
+    cfg, arch_map = _before_arch_map(exp, variant, preset)
+    named = cfg.get("arch")
+    if variant.depth is not None or named is None or arch_map.get(named, named) == named:
+        return None
+    return named if arch_map[named] == arch else None
 
 
 def milestones_at(fractions, steps, unit: str = "iterations") -> list:
@@ -128,10 +146,12 @@ def expand(experiments: dict[str, Experiment], rows: list[Variant], preset: Pres
             cfg = merged_config(home, row, preset, overrides, settings, keeps_depth=sweeps_depth(exp))
         except ConfigError as e:
             raise ConfigError(f"{row.key}: {e}") from None
+        asked = arch_asked(home, row, preset, cfg.get("arch"))
         for seed in range(seeds):
             try:
                 full = validate({**cfg, "seed": seed})
             except ConfigError as e:
                 raise ConfigError(f"{row.key}: {e}") from None
-            runs.append(Run(experiment=row.experiment, variant=row.name, seed=seed, config=full, hash=config_hash(full)))
+            runs.append(Run(experiment=row.experiment, variant=row.name, seed=seed, config=full, hash=config_hash(full),
+                            arch_asked=asked))
     return runs

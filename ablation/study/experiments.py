@@ -1,4 +1,4 @@
-"""Experiments as data: the TOML files under ``ablation/experiments/``, read and checked into rows, presets and claims.
+"""Experiments as data: an experiment file and a preset, read and checked into rows, presets and claims.
 
 An experiment file names the paper's table, the setup it shares (``[base]``) and one
 ``[[variant]]`` per row. A row is a set of config keys
@@ -22,7 +22,7 @@ A row may add ``paper_mean`` and ``paper_std`` (the paper's mean +- std over its
 prints them beside a median or a best) and ``paper_above`` (the paper gives only a bound: error
 above this). ``protocol`` may also be set once for the whole file.
 
-A preset (``ablation/experiments/presets.toml``) changes only how every run is run: dataset,
+A preset (a table of a ``presets.toml``) changes only how every run is run: dataset,
 image size, width, a map from the paper's architectures to smaller ones, iterations,
 batch, precision and the fidelity options. It never changes which rows a name selects;
 ``all_rows = true`` only makes ``--variants all`` mean every row of every experiment
@@ -34,8 +34,9 @@ architecture to the one run at that scale). A row may also give ``depth`` (the d
 net under every preset, which the preset's ``arch_map`` does not change, as ``--depth`` does not) and
 ``presets = {NAME = {...}}`` (config of that row under one preset, merged after the row's own keys); a
 ladder file (:mod:`ablation.study.ladder`) writes them, and the row's ``rung``, for every row of another
-experiment at each value of the setting it varies. This module reads and checks the files; which rows run is :mod:`ablation.study.selection`,
-their runs :mod:`ablation.study.expansion`.
+experiment at each value of the setting it varies. This module reads and checks one file; where the files are
+found (the shipped ones and the user's) is :mod:`ablation.study.catalogue`, which rows run
+:mod:`ablation.study.selection`, their runs :mod:`ablation.study.expansion`.
 """
 
 from __future__ import annotations
@@ -50,12 +51,8 @@ from ..core.files import read_text
 from ..core.names import check_name
 from ..training import config as schema
 from ..training.config import has_type
-from . import ladder
 from .depth import check_depth, is_cifar_basic
-from .rules import refuse_study_keys
-
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # shipped as package data (pyproject.toml)
-PRESETS_FILE = "presets.toml"
+from .study_keys import refuse_study_keys
 
 EXPERIMENT_KEYS = {
     "name": str, "title": str, "paper_metric": str, "source": str, "notes": str,
@@ -68,7 +65,7 @@ EXPERIMENT_KEYS = {
 # error_vs_depth final error against depth of the same (one experiment per study)
 # row_curves    training curves of every row on one figure
 # ranking       our ranking of the rows against the paper's, with its rank correlations among the findings
-FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
+EXPERIMENT_FIGURES = ("depth_curves", "error_vs_depth", "row_curves", "ranking")
 VARIANT_META = {"name": str, "label": str, "column": str, "paper": (int, float, str), "source": str, "note": str,
                 "protocol": str, "paper_mean": (int, float), "paper_std": (int, float), "paper_above": (int, float),
                 "depth": int, "rung": (int, float, str), "rows_of": str, "presets": dict}
@@ -76,7 +73,7 @@ PRESET_META = {"description": str, "seeds": int, "arch_map": dict, "all_rows": b
                "milestones_at": list}
 # what a row's paper number is over the paper's runs of it: He 2016 prints the median of 5 runs;
 # He 2015 Table 6 the best of 5 for ResNet-110 (mean +- std beside it) and one number elsewhere
-PROTOCOLS = ("median", "best", "mean", "single")
+PAPER_PROTOCOLS = ("median", "best", "mean", "single")
 CLAIM_KEYS = {"says": str, "metric": str, "lower": list, "lowest": (str, list), "among": list,
               "close": list, "within": (int, float), "not_worse": list, "identity_at_init": list}
 CLAIM_KINDS = ("lower", "lowest", "close", "not_worse", "identity_at_init")
@@ -95,7 +92,7 @@ class Variant:
     paper: float | str | None = None  # a number, "fail", or None (not reported)
     source: str = ""
     note: str = ""
-    protocol: str | None = None  # one of PROTOCOLS: what `paper` is over the paper's runs
+    protocol: str | None = None  # one of PAPER_PROTOCOLS: what `paper` is over the paper's runs
     paper_mean: float | None = None  # the paper's mean and std over its runs, where printed
     paper_std: float | None = None
     paper_above: float | None = None  # the paper gives only a lower bound on the error
@@ -160,7 +157,7 @@ class Experiment:
     claims: list[Claim] = field(default_factory=list)
     path: str = ""
     protocol: str | None = None  # the rows' default protocol
-    figures: list[str] = field(default_factory=list)  # of FIGURES: what the report draws for it
+    figures: list[str] = field(default_factory=list)  # of EXPERIMENT_FIGURES: what the report draws for it
     axis: dict | None = None  # a ladder's axis (ablation.study.ladder): rows_of, key, values, paper_at, rows, claims
 
     def variant(self, name: str) -> Variant:
@@ -188,6 +185,7 @@ class Preset:
     # the rate's drops as fractions of the run's steps (the papers' 32k and 48k of 64k: 0.5, 0.75),
     # so that --set steps=N keeps the schedule's shape; a row or --set giving milestones wins
     milestones_at: list | None = None
+    path: str = ""  # the file it was read from
 
 
 @dataclass
@@ -199,6 +197,7 @@ class Run:
     seed: int
     config: dict
     hash: str
+    arch_asked: str | None = None  # the row's own arch, where the preset's arch_map runs config["arch"] instead
 
     @property
     def key(self) -> str:
@@ -221,7 +220,7 @@ def _check_keys(where: str, table: dict, keys: dict, config_keys=()) -> None:
             raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, [*keys, *config_keys])}")
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(read_text(path))  # TOML is UTF-8: another encoding is one line naming the file
     except tomllib.TOMLDecodeError as e:
@@ -233,25 +232,12 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path} cannot be read: {e.strerror}") from None
 
 
-def _config_keys(defaults: dict | None) -> list[str]:
+def known_config_keys(defaults: dict | None) -> list[str]:
     return list(schema.DEFAULTS if defaults is None else defaults)
 
 
-def load_presets(directory=None, defaults: dict | None = None) -> dict[str, Preset]:
-    path = Path(directory or EXPERIMENTS_DIR) / PRESETS_FILE
-    if not path.is_file():
-        raise ConfigError(f"no presets file at {path}")
-    keys = _config_keys(defaults)
-    presets = {}
-    for name, table in _read_toml(path).items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {name!r} must be a table [{name}]")
-        check_name(name, "preset name", str(path))
-        presets[name] = _preset(f"{path}: [{name}]", name, table, keys)
-    return presets
-
-
-def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
+def preset_from(where: str, name: str, table: dict, config_keys, path: str = "") -> Preset:
+    """A preset's table as a :class:`Preset`, or ConfigError naming ``where`` and the key; ``path``: its file."""
     _check_keys(where, table, PRESET_META, config_keys)
     refuse_study_keys(where, table)
     for k, v in table.get("arch_map", {}).items():
@@ -275,11 +261,11 @@ def _preset(where: str, name: str, table: dict, config_keys) -> Preset:
         config[key] = None
     return Preset(name=name, config=config, arch_map=dict(table.get("arch_map", {})), seeds=table.get("seeds", 1),
                   description=table.get("description", ""), all_rows=table.get("all_rows", False),
-                  milestones_at=fractions)
+                  milestones_at=fractions, path=path)
 
 
 def load_experiment(path, defaults: dict | None = None) -> Experiment:
-    return experiment_from(_read_toml(Path(path)), path, defaults)
+    return experiment_from(read_toml(Path(path)), path, defaults)
 
 
 def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows: bool = False) -> Experiment:
@@ -288,7 +274,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
     Its names must be safe (:mod:`ablation.core.names`); ``ladder_rows``: the rows are a ladder's,
     ``<row>@<value>``."""
     path = Path(path)
-    keys = _config_keys(defaults)
+    keys = known_config_keys(defaults)
     where = str(path)
     _check_keys(where, data, EXPERIMENT_KEYS)
     for required in ("name", "title", "paper_metric", "variant"):
@@ -297,8 +283,8 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
     check_name(data["name"], "experiment name", where)
     if not data["variant"]:
         raise ConfigError(f"{where}: experiment {data['name']!r} has no variants; add [[variant]] tables")
-    if data.get("protocol", PROTOCOLS[0]) not in PROTOCOLS:
-        raise ConfigError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {data['protocol']!r}")
+    if data.get("protocol", PAPER_PROTOCOLS[0]) not in PAPER_PROTOCOLS:
+        raise ConfigError(f"{where}: protocol must be one of {', '.join(PAPER_PROTOCOLS)}, got {data['protocol']!r}")
     base = data.get("base", {})
     _check_keys(f"{where}: [base]", base, {}, keys)
     refuse_study_keys(f"{where}: [base]", base)
@@ -323,9 +309,9 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
             if isinstance(row.get(key), float) and not math.isfinite(row[key]):
                 raise ConfigError(f"{vwhere}: {key} must be a finite number, got {row[key]}")
         protocol = row.get("protocol", data.get("protocol"))
-        if protocol is not None and protocol not in PROTOCOLS:
-            raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
-                              f"{did_you_mean(protocol, PROTOCOLS)}")
+        if protocol is not None and protocol not in PAPER_PROTOCOLS:
+            raise ConfigError(f"{vwhere}: protocol must be one of {', '.join(PAPER_PROTOCOLS)}, got {protocol!r}"
+                              f"{did_you_mean(protocol, PAPER_PROTOCOLS)}")
         seen.add(row["name"])
         _check_row_depth(vwhere, row, base)
         for pname, table in row.get("presets", {}).items():
@@ -347,7 +333,7 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: presets.{pname} must be a table")
         check_name(pname, "preset name", where)
-        presets[pname] = _preset(f"{where}: [presets.{pname}]", pname, table, keys)
+        presets[pname] = preset_from(f"{where}: [presets.{pname}]", pname, table, keys, where)
     in_all = data.get("in_all", False)
     in_all = [v.name for v in variants] if in_all is True else (in_all or [])
     for name in in_all:
@@ -355,9 +341,9 @@ def experiment_from(data: dict, path, defaults: dict | None = None, ladder_rows:
             raise ConfigError(f"{where}: in_all names unknown variant {name!r}{did_you_mean(name, seen)}")
     figures = data.get("figures", [])
     for figure in figures:
-        if figure not in FIGURES:
-            raise ConfigError(f"{where}: figures names unknown figure {figure!r}{did_you_mean(figure, FIGURES)}; "
-                              f"valid: {', '.join(FIGURES)}")
+        if figure not in EXPERIMENT_FIGURES:
+            raise ConfigError(f"{where}: figures names unknown figure {figure!r}{did_you_mean(figure, EXPERIMENT_FIGURES)}; "
+                              f"valid: {', '.join(EXPERIMENT_FIGURES)}")
     claims = []
     for c in data.get("claim", []):
         if not isinstance(c, dict):
@@ -412,46 +398,3 @@ def _check_claim(where: str, c: dict) -> None:
     names("among")
     if c.get("within", 1.0) < 0:
         raise ConfigError(f"{where}: within must be >= 0, got {c['within']!r}")
-
-
-def load_experiments(directory=None, defaults: dict | None = None) -> dict[str, Experiment]:
-    """Every ``*.toml`` but the presets file, by experiment name."""
-    directory = Path(directory or EXPERIMENTS_DIR)
-    out, tables, ladders = {}, {}, []
-    for path in sorted(directory.glob("*.toml")):
-        if path.name == PRESETS_FILE:
-            continue
-        data = _read_toml(path)
-        if ladder.is_ladder(data):  # built from the others' rows once they are all read
-            ladders.append((path, data))
-            continue
-        _add(out, experiment_from(data, path, defaults))
-        tables[data["name"]] = data
-    for path, data in ladders:
-        table, axis = ladder.expand(data, tables, str(path))
-        exp = experiment_from(table, path, defaults, ladder_rows=True)
-        exp.axis = {**axis, "claims": _ladder_claims(axis, out)}
-        _add(out, exp)
-    return out
-
-
-def _ladder_claims(axis: dict, experiments: dict) -> list[dict]:
-    """The claims of a ladder's sources whose rows it all runs; a ``lowest`` claim without ``among`` is among its
-    own experiment's rows (the ladder's other sources are not what its paper compared)."""
-    claims = []
-    for source in axis["rows_of"]:
-        own = [r for r, s in axis["sources"].items() if s == source]
-        included = list(dict.fromkeys(axis["rows"][r] for r in own))
-        for c in experiments[source].claims:
-            if set(c.variants()) <= set(included):
-                meta = c.meta()
-                if c.lowest and not c.among and len(axis["rows_of"]) > 1:
-                    meta["among"] = included
-                claims.append(meta)
-    return claims
-
-
-def _add(out: dict, exp: Experiment) -> None:
-    if exp.name in out:
-        raise ConfigError(f"{exp.path}: experiment name {exp.name!r} also used by {out[exp.name].path}")
-    out[exp.name] = exp

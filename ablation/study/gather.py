@@ -28,18 +28,18 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
 from ..core.files import temporary_for, write_failed
-from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir, check_links, reference_writes, \
-    refuse_reference
+from ..core.folder_checks import check_links
+from ..core.layout import CHECKPOINT, CONFIG, HISTORY, SUMMARY, ResultsDir, reference_writes, refuse_reference
 from ..core.locks import folder_lock
-from ..nets import shortcuts
+from ..nets import registry
 from ..nets.plugins import load_recorded, merged, record
-from . import experiments as ex
+from . import catalogue
 from .expansion import expand
 from .manifest import manifest
-from .rules import refuse_other_runs, refuse_other_settings
+from .folder_settings import refuse_other_runs, refuse_other_settings
 from .selection import select
 
-COPIED = (CONFIG, HISTORY, CHECKPOINT, SUMMARY)  # a finished run; its claim and lock belong to its own folder
+FINISHED_RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, SUMMARY)  # a finished run; its claim and lock belong to its own folder
 RESULT_FIELDS = ("status", "final_test_error", "best_test_error", "final_train_error", "iterations")
 MERGES = "merges"  # the manifest's record of the copies chosen over others
 
@@ -51,7 +51,7 @@ def copy_run(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            for name in COPIED:
+            for name in FINISHED_RUN_FILES:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp / name)
             shutil.rmtree(dst, ignore_errors=True)  # an unfinished attempt of the same run, or a copy passed over
@@ -132,7 +132,7 @@ def _choose(r, copies: list[_Copy], prefer: list[Path]) -> tuple[_Copy, list[_Co
 
 
 def gather(sources: list, out, experiment: str | None, variants: str | None, preset: str = "quick",
-           seeds: int | None = None, experiments_dir=None, tables=None, plugins=(), prefer=(),
+           seeds: int | None = None, experiments=None, tables=None, plugins=(), prefer=(),
            write_reference: bool = False) -> dict:
     """Copy the finished runs of the selected rows from ``sources`` into ``out`` and write its manifest.
 
@@ -140,7 +140,8 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
     (:func:`ablation.reporting.tables.stored_tables`, :func:`ablation.reporting.tables.carry_tables`)
     that the command passes in; None: run folders only. ``plugins``: as ``--plugin``, loaded first and recorded.
     ``prefer``: folders (sources, or ``out``) whose copy of a run wins where copies differ, first named first.
-    ``write_reference``: ``out`` may be a reference study.
+    ``write_reference``: ``out`` may be a reference study. ``experiments``: the user's folders of experiment files
+    (``--experiments``; None: ``./experiments`` where there is one).
     Returns counts: ``runs`` (selected), ``copied``, ``from_tables``, ``present`` (already finished in
     ``out``), ``missing``, ``chosen`` (runs whose copies differed, kept by ``prefer``), and ``plugin_problems``:
     a line for each recorded plugin that is missing or changed.
@@ -149,12 +150,13 @@ def gather(sources: list, out, experiment: str | None, variants: str | None, pre
     recorded = _recorded_plugins(homes)
     problems = load_recorded({"plugins": recorded}, plugins, "a source's manifest")
     recorded = merged(recorded, record(plugins))
-    experiments = ex.load_experiments(experiments_dir)
-    presets = ex.load_presets(experiments_dir)
+    folders = catalogue.user_folders(experiments)
+    experiments = catalogue.load_experiments(folders)
+    presets = catalogue.load_presets(folders)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     try:
-        rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), presets[preset].all_rows)
+        rows = select(experiments, experiment, variants, registry.list_shortcuts(), presets[preset].all_rows)
     except ConfigError as e:  # a row of a plugin that did not load: say why
         raise ConfigError("; ".join([str(e), *problems])) from None
     runs = expand(experiments, rows, presets[preset], seeds)

@@ -19,7 +19,7 @@ import uuid
 from ..core.errors import ConfigError
 from ..core.files import DiskFull
 from ..core.layout import ResultsDir
-from ..nets.models import arch_spec
+from ..nets.archs import arch_spec
 from .backends import Backend, Status, Task
 from .cost import images_seen
 from .pool import local_backend

@@ -40,7 +40,7 @@ from ..training.config import SCHEMA
 
 LADDER_KEYS = {"name": str, "title": str, "notes": str, "rows_of": (str, list), "rows": dict, "key": str,
                "values": list, "at": dict, "paper_at": (int, float, str)}
-COPIED = ("paper_metric", "source", "protocol", "fail_above", "base", "presets")  # from the source experiment
+FROM_SOURCE = ("paper_metric", "source", "protocol", "fail_above", "base", "presets")  # from the source experiment
 SEP = "@"
 
 
@@ -151,6 +151,6 @@ def expand(data: dict, sources: dict[str, dict], where: str) -> tuple[dict, dict
     notes = f"{', '.join(names)} at {key} {', '.join(map(value_text, values))}."
     first = sources[names[0]]
     table = {"name": data["name"], "title": data["title"], "notes": data.get("notes", notes), "variant": variants,
-             **{k: first[k] for k in COPIED if k in first}}
+             **{k: first[k] for k in FROM_SOURCE if k in first}}
     return table, {"rows_of": names, "key": key, "values": values, "paper_at": data.get("paper_at"),
                    "rows": rows, "sources": of}

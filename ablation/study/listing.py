@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ..core.layout import ResultsDir
 from ..core.text import paper_cell
+from .catalogue import origin
 from .experiments import Run
 
 
 def print_list(experiments: dict, presets: dict) -> None:
-    from ..nets.shortcuts import describe_shortcuts
+    """The shortcuts, the experiments with their rows and the presets, each experiment and preset with where it
+    comes from (``shipped``, or the user's file: :func:`ablation.study.catalogue.origin`)."""
+    from ..nets.registry import describe_shortcuts
 
     print("shortcuts (use in a [[variant]] as shortcut = NAME, shortcut_args = {...}):")
     for s in describe_shortcuts():
@@ -16,15 +19,15 @@ def print_list(experiments: dict, presets: dict) -> None:
         print(f"  {s['name']}{f'({params})' if params else ''}: {s['formula']}" + (f"  [{s['paper']}]" if s["paper"] else ""))
     print("\nexperiments (--experiment NAME; rows for --variants):")
     for e in experiments.values():
-        print(f"  {e.name}: {e.title}")
+        print(f"  {e.name}: {e.title}  [{origin(e.path)}]")
         for v in e.variants:
             paper = "not reported" if v.paper is None else v.paper
             mark = " *" if v.name in e.in_all else ""
             print(f"    {v.name}{mark}: {v.label} (paper: {paper})")
-    print("  (* = part of --variants all)")
+    print("  (* = part of --variants all; [where each comes from]: shipped with the package, or your file)")
     print("\npresets (--preset NAME):")
     for p in presets.values():
-        print(f"  {p.name}: {p.description} (seeds: {p.seeds})")
+        print(f"  {p.name}: {p.description} (seeds: {p.seeds})  [{origin(p.path)}]")
 
 
 def grid_rows(runs: list[Run], results: ResultsDir, rows: dict | None = None) -> list[dict]:
@@ -88,9 +91,30 @@ def _memory(unique: list[tuple]) -> tuple[str, list[tuple]]:
     return f"the biggest, {words}; {verdict}", [u for u in unique if u[2] <= limit]
 
 
-def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None = None) -> None:
-    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status),
-    then what the runs left to train cost on ``backend``."""
+def arch_map_line(runs: list[Run], preset: str) -> str | None:
+    """What the preset's ``arch_map`` changed, ``quick runs resnet110 as resnet32 (15 runs), ...``; None where
+    every run's net is the one its row names."""
+    mapped = {}
+    for r in runs:
+        if r.arch_asked is not None:
+            mapped.setdefault((r.arch_asked, r.config["arch"]), set()).add(r.hash)
+    if not mapped:
+        return None
+    each = [f"{asked} as {arch} ({len(hashes)} run{'s' if len(hashes) != 1 else ''})"
+            for (asked, arch), hashes in sorted(mapped.items(), key=lambda kv: _depth_order(kv[0][0]))]
+    return f"{preset} runs {', '.join(each)}: the preset's arch_map, for its scale"
+
+
+def _depth_order(arch: str) -> tuple:
+    digits = "".join(c for c in arch if c.isdigit())
+    return (int(digits) if digits else 0, arch)
+
+
+def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None = None,
+               preset: str | None = None) -> None:
+    """One line per run (its row, seed, hash, net, cost, the paper's number with its source, status), the
+    architectures the preset ``preset`` maps to smaller ones (:func:`arch_map_line`), then what the runs left to
+    train cost on ``backend``."""
     records = grid_rows(runs, results, rows)
     width = max([len("paper (source)"), *(len(g["paper"]) for g in records)])
     print(f"{'experiment':18} {'variant':24} {'seed':>4}  {'hash':12}  {'arch':10} {'params':>11} "
@@ -99,6 +123,9 @@ def print_grid(runs: list[Run], results: ResultsDir, backend, rows: dict | None 
         print(f"{g['experiment']:18} {g['variant']:24} {g['seed']:>4}  {g['hash']}  {g['arch']:10} {g['params']:>11,} "
               f"{g['gflop']:>9.1f}  {g['paper']:{width}}  {g['status']}")
     todo = {g["hash"]: g["train_flops"] for g in records if g["status"] != "done"}
+    mapped = arch_map_line(runs, preset) if preset else None
+    if mapped:
+        print(f"\n{mapped}")
     print(f"\n{len(runs)} rows, {len({r.hash for r in runs})} distinct runs, {len(todo)} to train: "
           f"{sum(todo.values()) / 1e12:.2f} TFLOP")
     plan = grid_cost(runs, records, results, backend)

@@ -28,10 +28,10 @@ def _worker(conn, parent_pid: int, plugins, train_fn, device: str | None) -> Non
     procs.die_with_parent(parent_pid)  # a SIGKILLed runner must not leave workers training
     failed = None
     try:
-        from ..nets import shortcuts
+        from ..nets import registry
 
         for spec in plugins:
-            shortcuts.load_plugin(spec)
+            registry.load_plugin(spec)
     except Exception as e:
         failed = {"status": Status.ERROR.value, "reason": f"the worker could not load its plugins: {e}"}
     while True:

@@ -64,11 +64,11 @@ _loaded_plugins: set = set()  # per worker process, which runs many tasks one af
 
 
 def _load_plugins(plugins) -> None:
-    from ..nets import shortcuts
+    from ..nets import registry
 
     for spec in plugins:
         if spec not in _loaded_plugins:
-            shortcuts.load_plugin(spec)
+            registry.load_plugin(spec)
             _loaded_plugins.add(spec)
 
 

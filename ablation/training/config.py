@@ -16,15 +16,16 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from .board import require_tensorboard
-from .clamps import refuse_clamped
+from .tensorboard_events import require_tensorboard
+from .clamp_refusals import refuse_clamped
 from .data import DATASETS, NORMALIZATIONS, PAD_FILLS
 from .feasibility import check_batch_norm
 from ..core.errors import ConfigError, did_you_mean
-from ..core.layout import check_names
-from ..nets.models import BOTTLENECK_STRIDES, FC_BIAS_INITS, check_builder_keys, check_model_args
+from ..core.folder_checks import check_names
+from ..nets.models import check_builder_keys, check_model_args
+from ..nets.resnet import BOTTLENECK_STRIDES, FC_BIAS_INITS
 from ..nets.norms import DEFAULT_NORM, NORMS
-from ..nets.shortcuts import get_shortcut
+from ..nets.registry import get_shortcut
 
 
 # torch's generators take seeds below 2**64; the augmentation generator uses seed + 1
@@ -167,7 +168,7 @@ def validate_config(cfg: dict, notes: list | None = None, own_images: bool = Fal
     """``cfg`` merged over :data:`DEFAULTS`, or ConfigError naming the first bad key or value.
 
     ``own_images``: the caller trains on images of its own (the benchmark), not on the dataset's
-    split, so the split does not bound the batch (:mod:`ablation.training.clamps`).
+    split, so the split does not bound the batch (:mod:`ablation.training.clamp_refusals`).
 
     Subset sizes larger than their split become null (the whole split: the same images
     in the same order, so the same numbers), with a line for ``notes`` where one is given.

@@ -1,7 +1,7 @@
 """How long a run is: its iterations, images and epochs, from its config and the size of its training split.
 
 The one place where a run's length is worked out: the schedule (:mod:`.schedule`), the refusal of
-values the trainer could only clamp (:mod:`.clamps`) and a study's cost (:mod:`ablation.study.cost`)
+values the trainer could only clamp (:mod:`.clamp_refusals`) and a study's cost (:mod:`ablation.study.cost`)
 all call :func:`run_length`. A step takes ``min(batch_size, n)`` of the ``n`` training images; an
 epoch is ``n // batch`` whole steps (the last, partial batch of an epoch is dropped, as the trainer
 draws a fresh order per epoch); ``steps`` counts iterations, or epochs with ``schedule_unit=epochs``.
@@ -30,7 +30,7 @@ def training_images(cfg: dict) -> int:
 @dataclass(frozen=True)
 class RunLength:
     """A run's length. ``scheduled`` is ``steps`` in iterations before the floor of one, which validation
-    refuses below 1 (:func:`ablation.training.clamps.refuse_clamped`)."""
+    refuses below 1 (:func:`ablation.training.clamp_refusals.refuse_clamped`)."""
 
     train_images: int  # n, the training split
     batch: int  # images per step

@@ -16,16 +16,16 @@ import time
 import torch
 from tqdm import tqdm
 
-from ..core.locks import Claim
+from ..core.locks import RunClaim
 from ..core.layout import RunDir, refuse_reference
 from . import data as datasets
-from .board import board_for
+from .tensorboard_events import board_for
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .config import validate_config
 from .feasibility import check_fits
 from .record import history_point, summary, unit_grad_norms
 from .runtime import bf16_runs, device_label, setup_runtime
-from .schedule import Plan, accumulate, learning_rate
+from .schedule import Schedule, accumulate, learning_rate
 from .step import LoopState, build, next_batch, step
 
 
@@ -50,7 +50,7 @@ def train(cfg: dict, run_dir, *, callback=None, finished_ok: bool = True, ticket
     device = setup_runtime(cfg)
     d = datasets.load_for(cfg).to(device)
     # the data is there: claim the run (another process may hold it) and only then write into it
-    with Claim(run.path, ticket=ticket, device=device_label(device)) as claim:
+    with RunClaim(run.path, ticket=ticket, device=device_label(device)) as claim:
         if run.is_finished():  # finished by another process while this one loaded the data
             return _finished(run, finished_ok)
         if run.outdated():  # an outcome an older rule decided: its checkpoint carries that rule's stop
@@ -64,9 +64,9 @@ def _finished(run: RunDir, finished_ok: bool) -> dict:
     return run.read_summary()
 
 
-def _train_claimed(cfg, run: RunDir, d, device, claim: Claim, callback) -> dict:
+def _train_claimed(cfg, run: RunDir, d, device, claim: RunClaim, callback) -> dict:
     run.write_config(cfg)
-    plan = Plan.of(cfg, len(d.train_y))
+    plan = Schedule.of(cfg, len(d.train_y))
     model, fwd, opt, s = _resume(run, cfg, d, device, plan)
     eval_idx = None if cfg["eval_subset"] is None else datasets.stratified(d.test_y, cfg["eval_subset"]).to(device)
     clock = _Clock(s, device)
@@ -134,7 +134,7 @@ def _fresh(cfg, d, device):
     return model, fwd, opt, LoopState.fresh(cfg, device)
 
 
-def _resume(run: RunDir, cfg, d, device, plan: Plan):
+def _resume(run: RunDir, cfg, d, device, plan: Schedule):
     """Model, compiled forward, optimiser and loop state: from the checkpoint if it reads, and its counters lie
     within the run's schedule (else it would end at once, as a finished run of a wrong length), else fresh."""
     run.sweep()

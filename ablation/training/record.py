@@ -11,7 +11,7 @@ from ..core.outcomes import OK, OUTCOME_RULE
 from ..nets.models import count_flops, count_params
 from .config import config_hash
 from .runtime import provenance
-from .schedule import Plan
+from .schedule import Schedule
 from .step import LoopState, evaluate
 from .verdict import unstable_test_loss, verdict
 
@@ -35,7 +35,7 @@ def gate_means(model) -> dict:
     return {k: sum(v) / len(v) for k, v in by_stage.items()}
 
 
-def history_point(cfg, plan: Plan, s: LoopState, model, d, eval_idx, lr, norms, amp, final) -> dict:
+def history_point(cfg, plan: Schedule, s: LoopState, model, d, eval_idx, lr, norms, amp, final) -> dict:
     """One history point; the interval sums restart. On the last point the whole test split is used."""
     gates = gate_means(model)
     x, y = (d.test_x, d.test_y) if eval_idx is None or final else (d.test_x[eval_idx], d.test_y[eval_idx])
@@ -68,7 +68,7 @@ def _finite(v):
     return v if math.isfinite(v) else None  # JSON has no NaN
 
 
-def summary(run: RunDir, s: LoopState, model, d, plan: Plan, device, cfg: dict, amp: bool) -> dict:
+def summary(run: RunDir, s: LoopState, model, d, plan: Schedule, device, cfg: dict, amp: bool) -> dict:
     """The run's summary: its final numbers, where they came from (:func:`provenance`) and the hash of its
     config, so that a summary that is not its folder's shows (:mod:`ablation.reporting.integrity`)."""
     hist = run.read_history()

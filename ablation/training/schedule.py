@@ -13,7 +13,7 @@ from .step import LoopState
 
 
 @dataclass
-class Plan:
+class Schedule:
     """The schedule in iterations: length, lr milestones, evaluation points, gradient-norm points."""
 
     ipe: int  # iterations per epoch
@@ -23,7 +23,7 @@ class Plan:
     grad_points: set
 
     @classmethod
-    def of(cls, cfg, n_train) -> "Plan":
+    def of(cls, cfg, n_train) -> "Schedule":
         """The plan of ``cfg`` on a training split of ``n_train`` images (its length: :mod:`.length`)."""
         length = run_length(cfg, n_train)
         total = length.iterations
@@ -35,7 +35,7 @@ class Plan:
 _WARMUP_WINDOW = 20  # iterations over which the warm-up training error is measured
 
 
-def learning_rate(cfg, plan: Plan, s: LoopState) -> float:
+def learning_rate(cfg, plan: Schedule, s: LoopState) -> float:
     if s.warm:
         return cfg["warmup_lr"]
     return cfg["lr"] * cfg["gamma"] ** sum(s.it >= m for m in plan.milestones)

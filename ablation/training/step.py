@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nets.models import seeded_model
-from ..nets.shortcuts import get_shortcut
+from ..nets.registry import get_shortcut
 from . import data as datasets
 from .config import model_options
 from .runtime import autocast

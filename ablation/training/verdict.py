@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from ..core.outcomes import DIVERGED, FAIL, TEST_NOT_FINITE
-from .schedule import Plan
+from .schedule import Schedule
 from .step import LoopState
 
 MIN_CHANCE_IMAGES = 100  # the least images on which an error estimate may end a run as "at chance"
@@ -38,7 +38,7 @@ def unstable_test_loss(rec: dict) -> bool:
     return rec.get("test_loss") is None or rec["test_loss"] > HUGE_TEST_LOSS
 
 
-def verdict(cfg, plan: Plan, s: LoopState, rec, classes, n_test, n_train=MIN_CHANCE_IMAGES, weights_finite=True,
+def verdict(cfg, plan: Schedule, s: LoopState, rec, classes, n_test, n_train=MIN_CHANCE_IMAGES, weights_finite=True,
             final=False):
     """Stop as ``diverged`` on a non-finite training loss or weight, mark a final non-finite test loss as
     ``test-not-finite``, stop as ``fail`` on error still at chance late enough into the schedule.

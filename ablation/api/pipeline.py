@@ -1,4 +1,4 @@
-"""One study from its options to its report: what ``python -m ablation.run`` and :class:`ablation.Study` both call.
+"""The pipeline of one study from its options to its report, shared by ``python -m ablation.run`` and ``ablation.Study``.
 
 :func:`plan` turns the options into runs (the rows selected, each run's config and hash) and checks
 every option first, each bad one a :class:`~ablation.ConfigError` with the command line's words;
@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import ConfigError, unknown_choice
-from ..core.layout import ResultsDir, check_folder, check_links, refuse_reference
+from ..core.layout import ResultsDir, refuse_reference
+from ..core.folder_checks import check_folder, check_links
 from ..core.locks import folder_lock
+from ..study import catalogue
 from ..study import experiments as ex
 from ..study.depth import check_depth
 from ..study.expansion import expand, sweeps_depth
@@ -26,7 +28,8 @@ from ..study.manifest import manifest
 from ..nets.plugins import record
 from ..study.backends import InProcess
 from ..study.pool import local_backend
-from ..study.rules import refuse_other_runs, refuse_other_settings, refuse_study_keys
+from ..study.folder_settings import refuse_other_runs, refuse_other_settings
+from ..study.study_keys import refuse_study_keys
 from ..study.selection import select
 from ..training.config import check_settings
 
@@ -74,10 +77,10 @@ def check_numbers(seeds: int | None, depth: int | None) -> None:
 def check_options(**options) -> None:
     """ConfigError, with the command line's words, for an option of another type than the command line gives:
     text for the names (``variants``, ``experiment``, ``preset``, ``dataset``, ``device``), a path for ``out``
-    and ``experiments_dir`` (None: the default)."""
+    (None: the default)."""
     for name, value in options.items():
         flag = f"--{name.replace('_', '-')}"
-        if name in ("out", "experiments_dir"):
+        if name == "out":
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"{flag} must name a folder, got {value!r}")
         elif (value is not None or name == "preset") and not isinstance(value, str):
@@ -104,30 +107,32 @@ _loaded: set = set()  # plugins this process has imported: a second study naming
 
 
 def load_plugins(plugins) -> None:
-    from ..nets import shortcuts
+    from ..nets import registry
 
     for spec in plugins:
         if spec not in _loaded:
-            shortcuts.load_plugin(spec)
+            registry.load_plugin(spec)
             _loaded.add(spec)
 
 
 def plan(*, variants: str | None = None, experiment: str | None = None, preset: str = "quick",
          seeds: int | None = None, dataset: str | None = None, depth: int | None = None, device: str | None = None,
-         out=None, settings: dict | None = None, plugins=(), experiments_dir=None) -> Plan:
+         out=None, settings: dict | None = None, plugins=(), experiments=None) -> Plan:
     """The runs of a study, every option checked; nothing is written or trained.
 
     ``plugins`` (loaded by the caller, :func:`load_plugins`) are what a worker process loads before it trains.
+    ``experiments``: the user's folders of experiment files, read beside the shipped ones (``--experiments``;
+    None: ``./experiments`` where there is one, :func:`ablation.study.catalogue.user_folders`).
     """
-    from ..nets import shortcuts
+    from ..nets import registry
 
-    check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out,
-                  experiments_dir=experiments_dir)
+    check_options(variants=variants, experiment=experiment, preset=preset, dataset=dataset, device=device, out=out)
     check_numbers(seeds, depth)
     settings = check_settings({} if settings is None else settings)
     refuse_study_keys("--set", settings, "=")
-    experiments = ex.load_experiments(experiments_dir)
-    presets = ex.load_presets(experiments_dir)
+    folders = catalogue.user_folders(experiments)
+    experiments = catalogue.load_experiments(folders)
+    presets = catalogue.load_presets(folders)
     if preset not in presets:
         raise unknown_choice("preset", preset, presets)
     chosen = presets[preset]
@@ -141,7 +146,7 @@ def plan(*, variants: str | None = None, experiment: str | None = None, preset: 
     # an unreadable manifest is one line now, not after the data loads; one folder holds one setting
     old = ResultsDir(folder).read_manifest(missing_ok=True)
     refuse_other_settings(old, chosen.name, changed_settings(overrides, settings), f"--out {folder}")
-    rows = select(experiments, experiment, variants, shortcuts.list_shortcuts(), chosen.all_rows)
+    rows = select(experiments, experiment, variants, registry.list_shortcuts(), chosen.all_rows)
     refuse_laddered_settings(experiments, rows, settings)
     notes = []
     sweeps = sorted({v.experiment for v in rows if sweeps_depth(experiments[v.experiment])})
@@ -248,7 +253,7 @@ def open_backend(p: Plan, backend: str = "local", jobs: int | None = None, force
 def refuse_main_shortcuts(configs: list[dict], why: str, instead: str = "--backend local --jobs 1") -> None:
     """ConfigError, before anything trains, where a run's shortcut was registered in ``__main__`` (a notebook, a
     script's own code): this process alone knows it, so a worker process would fail on every such run."""
-    from ..nets.shortcuts import get_shortcut
+    from ..nets.registry import get_shortcut
 
     for cfg in configs:
         entry = get_shortcut(cfg["shortcut"])

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ablation.training import board
+from ablation.training import tensorboard_events as board
 from ablation.training import config as C
 from ablation.training import loop as T
 from ablation.core.errors import ConfigError

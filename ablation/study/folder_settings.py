@@ -1,8 +1,4 @@
-"""What a study sets itself and so may not be given (the seed), and what one results folder holds (one setting).
-
-The seeds of a study are 0..N-1 by design (``--seeds N``; a run's hash includes its seed), so a seed
-given by ``--set``, an experiment's ``[base]``, a row or a preset would be overwritten by the study's
-own and the run reported as what it was not. It is refused in one line that names ``--seeds``.
+"""What one results folder holds: runs of one setting.
 
 A results folder holds runs of one preset and one set of command-line settings (``--dataset``,
 ``--depth``, ``--set``), which its README states: a claim compares its rows under those settings.
@@ -18,21 +14,6 @@ import json
 
 from ..core.errors import ConfigError
 from ..training.config import RUNTIME_KEYS
-
-STUDY_KEYS = ("seed",)
-
-
-def refuse_study_keys(said: str, table: dict, assign: str = " = ") -> None:
-    """ConfigError where ``table`` (a ``--set``, a file's table) gives a key that the study sets itself.
-
-    ``said`` is where it was given (``--set``, ``FILE: variant 'x'``); ``assign`` how it was written there.
-    """
-    for key in STUDY_KEYS:
-        if key in table:
-            sep = " " if said == "--set" else ": "
-            raise ConfigError(f"{said}{sep}{key}{assign}{json.dumps(table[key])}: the seeds of a study are 0..N-1, "
-                              f"set by --seeds (a run's hash includes its seed); use --seeds N, or "
-                              f"python -m ablation.train seed=S for one run")
 
 
 def _numbers(settings: dict) -> dict:

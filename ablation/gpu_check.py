@@ -1,7 +1,7 @@
-"""Smoke check of the ``paper`` preset on a GPU: every row of He 2016 Table 1 at full size, briefly.
+"""Check the ``paper`` preset on a GPU: every row of He 2016 Table 1 at full size, briefly, with its speed and memory.
 
-    python experiments/gpu_check.py                                  # a GPU machine: 300 iterations per row
-    python experiments/gpu_check.py --device cpu --preset quick --steps 3 --warmup 1   # what a CPU can check
+    python -m ablation.gpu_check                                  # a GPU machine: 300 iterations per row
+    python -m ablation.gpu_check --device cpu --preset quick --steps 3 --warmup 1   # what a CPU can check
 
 Each row of an experiment (default ``identity_mappings``, He 2016 Table 1) is expanded under the
 preset exactly as ``python -m ablation.run`` would expand it (net, shortcut, precision, data
@@ -15,26 +15,26 @@ minutes on one H200; that, like the speed and memory figures, has not been measu
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":
+    from .core.errors import interrupt_quietly_while_starting
+
+    interrupt_quietly_while_starting()
+
 import math
 import sys
 import time
 import traceback
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-from ablation.training import data as datasets  # noqa: E402
-from ablation.study import experiments as ex  # noqa: E402
-from ablation.study import expansion  # noqa: E402
-from ablation.study import selection  # noqa: E402
-from ablation.training import runtime, step  # noqa: E402
-from ablation.core.errors import ConfigError  # noqa: E402
-from ablation.nets.models import count_params  # noqa: E402
-from ablation.training.config import parse_settings  # noqa: E402
-from ablation.nets.shortcuts import list_shortcuts  # noqa: E402
+from .core.errors import ArgumentParser, ConfigError, run_main, unknown_choice
+from .nets.models import count_params
+from .nets.registry import list_shortcuts
+from .study import expansion, selection
+from .study import catalogue
+from .training import data as datasets
+from .training import runtime, step
+from .training.config import parse_settings
 
 
 def random_data(cfg: dict, n: int) -> datasets.Data:
@@ -77,32 +77,42 @@ def _sync(device):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m ablation.gpu_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--experiment", default="identity_mappings")
     ap.add_argument("--rows", help="comma list of the experiment's rows (default: all)")
+    ap.add_argument("--experiments", action="append", metavar="DIR", help="a folder of your own experiment files "
+                    "(as python -m ablation.run; repeatable; default: ./experiments where there is one)")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--steps", type=int, default=300, help="iterations per row (default 300)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                     help="a config key for every row, e.g. --set width=4 (repeatable)")
     args = ap.parse_args(argv)
+    return run_main(lambda: _check(args))
+
+
+def _runs(args) -> list:
+    """The rows asked for, expanded under the preset as the runner expands them; ConfigError for bad input."""
+    if not 0 <= args.warmup < args.steps:
+        raise ConfigError(f"--warmup ({args.warmup}) must be below --steps ({args.steps})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("no CUDA device here; --device cpu checks that every row runs")
+    folders = catalogue.user_folders(args.experiments)
+    exps, presets = catalogue.load_experiments(folders), catalogue.load_presets(folders)
+    if args.preset not in presets:
+        raise unknown_choice("preset", args.preset, presets)
+    if args.experiment not in exps:
+        raise unknown_choice("experiment", args.experiment, exps)
+    rows = (selection.select(exps, args.experiment, args.rows, list_shortcuts()) if args.rows
+            else exps[args.experiment].variants)
+    return expansion.expand(exps, rows, presets[args.preset], seeds=1, overrides={"device": args.device},
+                            settings=parse_settings(args.settings))
+
+
+def _check(args) -> int:
     started = time.perf_counter()
-    try:
-        if not 0 <= args.warmup < args.steps:
-            raise ConfigError(f"--warmup ({args.warmup}) must be below --steps ({args.steps})")
-        exps, presets = ex.load_experiments(), ex.load_presets()
-        if args.preset not in presets:
-            raise ConfigError(f"unknown preset {args.preset!r}; valid: {', '.join(presets)}")
-        if args.experiment not in exps:
-            raise ConfigError(f"unknown experiment {args.experiment!r}; valid: {', '.join(exps)}")
-        rows = (selection.select(exps, args.experiment, args.rows, list_shortcuts()) if args.rows
-                else exps[args.experiment].variants)
-        runs = expansion.expand(exps, rows, presets[args.preset], seeds=1, overrides={"device": args.device},
-                         settings=parse_settings(args.settings))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    runs = _runs(args)
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"{args.experiment} under --preset {args.preset} on {gpu}: {args.steps} iterations per row, "
           f"images/s over the last {args.steps - args.warmup}")
