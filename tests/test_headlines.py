@@ -73,3 +73,17 @@ def test_a_bad_block_is_one_line(tmp_path, marker, message, capsys):
     assert cli.main([str(page)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_made_counts_each_machine_and_says_which_runs_recorded_none():
+    """A folder gathered from runs of two machines, some trained before the machine was recorded, names each with
+    its count rather than the one that was recorded."""
+    import pandas as pd
+
+    class Folder:
+        runs = pd.DataFrame({"status": ["ok", "ok", "ok", "fail"], "time_s": [3600.0, 1800.0, 1800.0, 0.0],
+                             "machine": ["Xeon", None, None, "Xeon"], "precision": ["float32"] * 4})
+
+    line = headlines.made(Folder())[0]
+    assert line.startswith("4 finished runs; machine: Xeon (2 runs), not recorded (2 runs); precision: float32;")
+    assert "2.0 hours" in line

@@ -181,11 +181,19 @@ def gates(s: FolderTables, name: str) -> list[str]:
 
 def made(s: FolderTables) -> list[str]:
     done = s.runs[s.runs["status"].isin(FINISHED)]
-    machines = sorted({str(m) for m in done.get("machine", []) if isinstance(m, str)}) or ["not recorded"]
-    precisions = sorted({str(p) for p in done.get("precision", []) if isinstance(p, str)}) or ["not recorded"]
-    seconds = float(done["time_s"].fillna(0).sum())
-    return [f"{len(done)} finished runs; machine: {', '.join(machines)}; precision: {', '.join(precisions)}; "
-            f"{seconds / 3600:.1f} hours of training summed over runs (their own clocks)."]
+    return [f"{len(done)} finished runs; machine: {_counted(done, 'machine')}; precision: "
+            f"{_counted(done, 'precision')}; {float(done['time_s'].fillna(0).sum()) / 3600:.1f} hours of training "
+            f"summed over runs (their own clocks)."]
+
+
+def _counted(done, column: str) -> str:
+    """Each value of ``column`` among the runs with its count where there is more than one (runs trained before
+    the column was recorded: "not recorded")."""
+    values = [v if isinstance(v, str) and v else "not recorded" for v in done.get(column, [None] * len(done))]
+    counts = {v: values.count(v) for v in sorted(set(values))}
+    if len(counts) <= 1:
+        return next(iter(counts), "not recorded")
+    return ", ".join(f"{v} ({n} runs)" for v, n in counts.items())
 
 
 KINDS = {"claims": claims, "rows": rows, "ranking": ranking_lines, "ladder": ladder, "rungs": rungs, "gates": gates,
