@@ -52,11 +52,13 @@ def _rung_axis(ax, axis: dict, extra=()):
 
 
 def _scale(runs, name: str) -> str:
+    """``fashion-mnist, 500 iterations, seeds per row: 3``; a ladder over the length names every length it ran."""
     sub = runs[(runs["experiment"] == name) & runs["status"].isin(st.DONE)]
     if sub.empty:
         return ""
     d = sub.iloc[0]
-    return f"{d['dataset']}, {d['steps']:g} {d['schedule_unit']}, seeds per row: " \
+    steps = ", ".join(f"{s:g}" for s in sorted(set(sub["steps"])))
+    return f"{d['dataset']}, {steps} {d['schedule_unit']}, seeds per row: " \
            f"{'/'.join(map(str, sorted(set(sub.groupby('variant').size()))))}"
 
 
