@@ -11,6 +11,15 @@ from __future__ import annotations
 DEPTH = "depth"  # the ladder key that sets the net's depth rather than a config key
 
 
+RUNG_NOUNS = {DEPTH: ("depth", "depths"), "steps": ("length", "lengths")}  # the rest: the key itself
+
+
+def rung_noun(key: str, plural: bool = False) -> str:
+    """What one rung of a ladder over ``key`` is called in text: a depth, a length (of training) for ``steps``."""
+    one, many = RUNG_NOUNS.get(key, (key, key if key.endswith("s") else f"{key}s"))
+    return many if plural else one
+
+
 def value_text(value) -> str:
     """A rung's value as it appears in row names, columns and tables: 110, 2000, 0.05, fashion-mnist."""
     return f"{value:g}" if isinstance(value, float) else str(value)

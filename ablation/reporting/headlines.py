@@ -40,6 +40,7 @@ from . import claim_tests
 from . import stats as st
 from ..core.errors import ConfigError
 from ..core.outcomes import FINISHED
+from ..core.rungs import rung_noun
 from ..core.text import markdown_table, num, paper_cell
 
 ROOT = Path(__file__).resolve().parents[2]  # the project's root, where results/reference lives
@@ -157,7 +158,7 @@ def rungs(s: FolderTables, name: str, *rows: str) -> list[str]:
     table += [[labels[r], *(cells[r].get(v, "—") for v in axis["values"])] for r in chosen]
     stat = lc.stat_name(s.stats, name)
     return [*markdown_table(table).splitlines(), "",
-            f"Final test error / final training error in %, {stat} of seeds at each {axis['key']}; in brackets the "
+            f"Final test error / final training error in %, {stat} of seeds at each {rung_noun(axis['key'])}; in brackets the "
             "runs the trainer ended as failed."]
 
 

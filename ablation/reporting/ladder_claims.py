@@ -31,7 +31,7 @@ import math
 from . import ranking
 from . import claim_tests
 from . import stats as st
-from ..core.rungs import axis_of, rung_of, value_text
+from ..core.rungs import axis_of, rung_noun, rung_of, value_text
 from ..core.text import markdown_table
 
 LADDER_FIGURES = ("claims_vs", "rank_vs", "errors_vs")  # drawn by ablation.reporting.ladder_plots, against the key
@@ -104,15 +104,16 @@ def _values(values) -> str:
 
 def holds_from_text(h: dict, key: str = "depth") -> str:
     """One line: from which rung the claim holds, or that it does not at this scale."""
+    noun = rung_noun(key)
     if not h["tested"]:
-        return f"not tested at any {key}"
+        return f"not tested at any {noun}"
     tested = _values(h["tested"])
     if h["from"] == h["tested"][0]:
-        text = f"holds at every {key} tested ({tested})"
+        text = f"holds at every {noun} tested ({tested})"
     elif h["from"] is not None:
         text = f"holds from {key} {value_text(h['from'])} (tested at {tested})"
     elif h["holds_at"]:
-        text = f"never holds at the last {key}s: holds at {_values(h['holds_at'])} only (tested at {tested})"
+        text = f"never holds at the last {rung_noun(key, True)}: holds at {_values(h['holds_at'])} only (tested at {tested})"
     else:
         text = f"never holds at this scale (tested at {tested})"
     if h["contradicted_at"]:
@@ -288,8 +289,9 @@ def _claims_table(meta, axis, res) -> list[str]:
     key, values = axis["key"], axis["values"]
     paper = paper_numbers(meta)
     where_paper = f"{key} {value_text(axis['paper_at'])}" if axis.get("paper_at") is not None else "its scale"
-    lines = [f"Each claim of {', '.join(axis['rows_of'])} tested at each {key} on the seeds of that {key} alone "
-             f"(Holm over the {len(axis['claims'])} claims of one {key}). Cells: the effect in points of "
+    noun = rung_noun(key)
+    lines = [f"Each claim of {', '.join(axis['rows_of'])} tested at each {noun} on the seeds of that {noun} alone "
+             f"(Holm over the {len(axis['claims'])} claims of one {noun}). Cells: the effect in points of "
              f"test error, a difference of means (positive: as claimed; for `close`, the gap), its 95% CI, "
              f"and the verdict (Holm-adjusted p < {st.ALPHA}). *paper*: the same difference on the paper's "
              f"numbers, at {where_paper} (> : a bound, from a \"fail\" row).", ""]
@@ -304,7 +306,7 @@ def _claims_table(meta, axis, res) -> list[str]:
 
 
 def _where_lines(axis, res) -> list[str]:
-    lines = [f"Where each claim holds (HOLDS: Holm-adjusted p < {st.ALPHA} over the claims of one {axis['key']}):", ""]
+    lines = [f"Where each claim holds (HOLDS: Holm-adjusted p < {st.ALPHA} over the claims of one {rung_noun(axis['key'])}):", ""]
     for i, claim in enumerate(axis["claims"]):
         h = holds_from({r["rung"]: r["verdict"] for r in res if r["claim"] == i})
         lines.append(f"- {claim['says']}: {holds_from_text(h, axis['key'])}")
@@ -324,9 +326,9 @@ def _fail_lines(meta, axis, stats, manifest, name, dataset) -> list[str]:
     if line is None:
         lines = [f"Rows the paper marks \"fail\" (test error above {meta['fail_above']:g}% on "
                  f"{meta.get('dataset') or 'its dataset'}); that line is not drawn on {dataset}, whose errors are "
-                 f"on another scale. Our {stat} of seeds at each {key}, and the runs the trainer ended as failed:",
+                 f"on another scale. Our {stat} of seeds at each {rung_noun(key)}, and the runs the trainer ended as failed:",
                  ""] if meta.get("fail_above") is not None else [
-                 f"Rows the paper marks \"fail\": our {stat} of seeds at each {key}, and the runs the trainer ended "
+                 f"Rows the paper marks \"fail\": our {stat} of seeds at each {rung_noun(key)}, and the runs the trainer ended "
                  "as failed:", ""]
         for row in fails:
             lines.append(f"- {row}: {_rung_cells(values[row], failed.get(row, {}), value_text)}")
@@ -350,9 +352,9 @@ def _rank_lines(stats, manifest, name: str, key: str) -> list[str]:
     if not agree:
         return []
     source = axis_of(manifest["experiments"][name])["rows_of"][0]
-    lines = [f"Our ranking of the rows of {source} against the paper's at each {key}, on our {stat_name(stats, name)} "
+    lines = [f"Our ranking of the rows of {source} against the paper's at each {rung_noun(key)}, on our {stat_name(stats, name)} "
              f"of seeds (the statistic of the tables; {ranking.TIES}); p two-sided, Holm-adjusted over the "
-             f"{len(agree)} {key}s:", ""]
+             f"{len(agree)} {rung_noun(key, True)}:", ""]
     lines += [f"- {key} {value_text(v)}: {ranking.describe(a)}" for v, a in agree.items()]
     return [*lines, ""]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import ladder_claims as dc
 from . import stats as st
-from ..core.rungs import axis_of, value_text
+from ..core.rungs import axis_of, rung_noun, value_text
 from .figure_style import (draw_seeds, families, not_shown, row_colors, save_figure, seed_legend, setup_figures, spread,
                            wrap)
 
@@ -110,7 +110,7 @@ def plot_claims(manifest, runs, name: str, out: Path) -> list[str]:
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(f"Claims of {', '.join(axis['rows_of'])} against {key}: effect (difference of means; positive = as claimed; "
                  f"`close`: the gap, dotted: the margin) with 95% CI\nours: {_scale(runs, name)}; verdict per "
-                 f"{key}: Holm-adjusted p < {st.ALPHA} over the claims of that {key}", fontsize=10)
+                 f"{rung_noun(key)}: Holm-adjusted p < {st.ALPHA} over the claims of that {rung_noun(key)}", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     return save_figure(fig, out, dc.figure_name("claims_vs", name, key))
 
@@ -136,8 +136,8 @@ def plot_ranks(manifest, runs, stats, name: str, out: Path) -> list[str]:
     ax.set_ylabel("rank correlation with the paper's order")
     n = "/".join(str(len(a.rows)) for a in agree.values())
     stat = dc.stat_name(stats, name)
-    ax.set_title(f"Our ranking of the rows of {axis['rows_of'][0]} ({stat} of seeds) against the paper's, per {key} "
-                 f"({n} rows)\nours: {_scale(runs, name)}; p: Holm-adjusted over the {len(rungs)} {key}s", fontsize=9)
+    ax.set_title(f"Our ranking of the rows of {axis['rows_of'][0]} ({stat} of seeds) against the paper's, per {rung_noun(key)} "
+                 f"({n} rows)\nours: {_scale(runs, name)}; p: Holm-adjusted over the {len(rungs)} {rung_noun(key, True)}", fontsize=9)
     ax.legend(fontsize=8)
     return save_figure(fig, out, dc.figure_name("rank_vs", name, key))
 
