@@ -64,9 +64,10 @@ STATUS = {("dropout-0.5", 0): "fail", ("exclusive-gate-b-6", 2): "diverged", ("d
 DEPTHS = (20, 32, 56, 110)
 
 
-def _ladder(tmp_path, exps, presets, rows, seeds, gates=False):
+def _ladder(tmp_path, exps, presets, rows, seeds, gates=False, own_iterations=False):
     """A made-up results folder of the depth ladder: ``rows`` at every depth, ``seeds`` each, per-unit gradient
-    norms and (``gates``) gate means in the history, as a finished study leaves them."""
+    norms and (``gates``) gate means in the history, as a finished study leaves them; ``own_iterations``: each
+    depth records at iterations of its own, as the rungs of a length ladder do."""
     lad = exps["depth_ladder"]
     variants = [lad.variant(f"{r}@{d}") for d in DEPTHS for r in rows]
     runs = expand(exps, variants, presets["quick"], seeds=seeds)
@@ -81,7 +82,8 @@ def _ladder(tmp_path, exps, presets, rows, seeds, gates=False):
         d = out / "runs" / r.hash
         d.mkdir(parents=True)
         (d / "config.json").write_text(json.dumps(r.config))
-        hist = [{"iteration": i * 10, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": test,
+        every = 10 * (DEPTHS.index(int(depth)) + 1 if own_iterations else 1)
+        hist = [{"iteration": i * every, "epoch": i / 10, "lr": 0.1, "train_loss": 1.0, "train_error": test,
                  "test_loss": 1.0, "test_error": test, "wall_time": float(i),
                  "grad_norms": [0.1 * (u + 1) for u in range(units)],
                  **({"gate_mean": {"0": 0.01, "1": 0.02, "2": 0.03}} if gates and "gate" in row else {})}
@@ -176,6 +178,17 @@ def test_no_figure_of_a_48_row_ladder_is_wider_than_2000_px(tmp_path, exps, pres
         png = tmp_path / f"{name}.png"
         fig.savefig(png, dpi=figure_style.DPI, bbox_inches="tight")
         assert Image.open(png).size[0] <= MAX_PX, name
+
+
+def test_each_rung_of_the_gradient_flow_shows_its_own_iterations_and_no_empty_panel(tmp_path, exps, presets):
+    out = _ladder(tmp_path, exps, presets, ["original", "conv1x1"], 1, own_iterations=True)
+    man, runs, history = load_tables(out)
+    with figure_style.capture() as figs:
+        mechanism_plots.plot_grad_flow(man, runs, history, "depth_ladder", out)
+    shown = [ax for ax in figs["grad_flow_depth_ladder"].axes if ax.get_visible()]
+    assert len(shown) == 2 * len(DEPTHS)  # two recorded iterations per rung, not the eight of all rungs
+    assert all(ax.lines for ax in shown)
+    assert {ax.get_title().split("iteration ")[1].split(" ")[0] for ax in shown} == {"0", "10", "20", "30", "40"}
 
 
 @pytest.mark.parametrize("values, says", [

@@ -71,12 +71,17 @@ def plot_grad_flow(manifest, runs, history, experiment: str, out: Path) -> list[
     plt, sns = setup_figures()
     colors = variant_colors(manifest, runs, experiment)
     source = source_rows(manifest["experiments"][experiment])
-    its = sorted(f["iteration"].unique())
     panels = facets(manifest, experiment, dict.fromkeys(f["variant"]))
-    width = min(4.2, MAX_WIDTH / len(its))
-    fig, axes = plt.subplots(len(panels), len(its), figsize=(width * len(its), 3.9 * len(panels)), sharey=True,
+    # rungs of a length ladder record at other iterations: each row of panels takes its own, so that no
+    # column stands empty for the rungs that never reached it
+    its_of = [sorted(f.loc[f["variant"].isin(variants), "iteration"].unique()) for _, variants in panels]
+    columns = max(len(its) for its in its_of)
+    width = min(4.2, MAX_WIDTH / columns)
+    fig, axes = plt.subplots(len(panels), columns, figsize=(width * columns, 3.9 * len(panels)), sharey=True,
                              squeeze=False, layout="constrained")
-    for (title, variants), axs in zip(panels, axes):
+    for (title, variants), axs, its in zip(panels, axes, its_of):
+        for ax in axs[len(its):]:
+            ax.set_visible(False)
         for ax, it in zip(axs, its):
             at = f[(f["iteration"] == it) & f["variant"].isin(variants)]
             for variant, g in at.groupby("variant", sort=False):
