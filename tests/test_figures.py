@@ -234,3 +234,26 @@ def test_a_title_wider_than_its_figure_is_wrapped_not_left_to_widen_the_image(tm
     fig.tight_layout()
     figure_style.save_figure(fig, tmp_path, "wide")
     assert Image.open(tmp_path / "wide.png").size[0] <= 8 * figure_style.DPI + 40  # the panels, with their margins
+
+
+def test_the_rotated_labels_of_a_ladders_bars_do_not_run_into_each_other():
+    """The shipped length ladder has 18 rows a panel, the designs' labels the longest: each rotated label's lines,
+    stacked across the slope, fit in the distance between two bars measured across the same slope."""
+    from ablation.reporting.headlines import folder
+
+    where = folder("length-quick-intel-xeon")
+    man, runs, _ = load_tables(where)
+    stats = st.row_stats(man, runs)
+    with figure_style.capture() as figs:
+        plots.plot_bars(man, runs, stats, "length_ladder", where / "plots")
+    fig = figs["length_ladder_errors"]
+    fig.canvas.draw()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        if len(labels) < 2:
+            continue
+        x0, x1 = (ax.transData.transform((x, 0))[0] for x in ax.get_xticks()[:2])
+        across = abs(x1 - x0) * math.sin(math.radians(labels[0].get_rotation()))
+        line = labels[0].get_fontsize() * fig.dpi / 72 * 1.2  # matplotlib's line spacing
+        widest = max(t.get_text().count("\n") + 1 for t in labels)
+        assert widest * line <= across, (widest, line, across)
