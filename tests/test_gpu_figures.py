@@ -41,7 +41,15 @@ def test_every_row_of_the_gpu_check_is_the_logs(log, block):
     assert len(rows) == 12 and all(status == "ok" for _, _, status in rows.values())
     table = {name: (ips, peak) for name, ips, peak in re.findall(r"\| ([a-z][\w.-]*) \| (\d+) \| ([\d.]+) \|", block)}
     assert table == {name: (ips, peak) for name, (ips, peak, _) in rows.items()}
-    assert re.search(r"4 rows, 0 failed, (\d+) s in all", log).group(1) + " s in a second call" in block
+    rest = int(re.search(r"4 rows, 0 failed, (\d+) s in all", log).group(1))
+    assert f"{rest} s in a second call" in block
+    # the first call's eight rows: from its gpu_check heading to the next part's, as the script stamped them
+    stamps = re.findall(r"^=== (gpu_check|bench)[^\n]*\((\d+):(\d+):(\d+)\)$", log, re.M)
+    start, end = ((int(h) * 3600 + int(m) * 60 + int(s)) for _, h, m, s in stamps)
+    assert f"after eight rows ({end - start} s" in block
+    assert f"take about {('three', 'four', 'five')[round((end - start + rest) / 60) - 3]} minutes" in block
+    loss = float(re.search(r"^dropout-0\.5\s+resnet110\s.*?\s([\d.]+)\s+ok$", log, re.M).group(1))
+    assert f"about {loss:.1e}".replace("e+", "e") in block
 
 
 def test_the_benchmark_sentence_is_the_logs(log, block):
